@@ -1,0 +1,234 @@
+//! Test support for Colloquy's integration tests (dev-only, not published).
+//!
+//! Every integration test talks to real services. [`amqp_url`] and [`database_url`] find them: the URL in
+//! `AMQP_URL` / `DATABASE_URL` when set, else the service on its default local port, else a container started
+//! with testcontainers where a Docker engine answers, else a panic that says what to do. A missing service is a
+//! failing test, never a skipped one.
+//!
+//! Each test names its own queues, exchanges and databases with [`unique_name`] and waits for conditions with
+//! [`wait_until`], a bounded poll: no fixed sleeps.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let url = colloquy_testkit::amqp_url().await;
+//! let queue = colloquy_testkit::unique_name("queue");
+//! assert!(url.starts_with("amqp"));
+//! # let _ = queue;
+//! # }
+//! ```
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, Executor, PgConnection};
+use testcontainers_modules::testcontainers::runners::AsyncRunner;
+use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt};
+use tokio::sync::OnceCell;
+
+/// The local RabbitMQ that CI and the development machines run.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// The local PostgreSQL that CI and the development machines run.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+static RABBITMQ: OnceCell<(
+    String,
+    Option<ContainerAsync<testcontainers_modules::rabbitmq::RabbitMq>>,
+)> = OnceCell::const_new();
+static POSTGRES: OnceCell<(
+    String,
+    Option<ContainerAsync<testcontainers_modules::postgres::Postgres>>,
+)> = OnceCell::const_new();
+
+/// The RabbitMQ to test against (see the crate doc for the order of choices).
+pub async fn amqp_url() -> String {
+    RABBITMQ
+        .get_or_init(|| async {
+            if let Ok(url) = std::env::var("AMQP_URL") {
+                return (url, None);
+            }
+            if port_answers(5672) {
+                return (DEFAULT_AMQP_URL.to_owned(), None);
+            }
+            if docker_answers() {
+                let container = testcontainers_modules::rabbitmq::RabbitMq::default()
+                    .with_tag("3.10-management")
+                    .start()
+                    .await
+                    .expect("starting a RabbitMQ container");
+                let port = container.get_host_port_ipv4(5672).await.expect("RabbitMQ container port");
+                return (format!("amqp://guest:guest@127.0.0.1:{port}/%2f"), Some(container));
+            }
+            panic!(
+                "no RabbitMQ for the integration tests: set AMQP_URL, or start one on 127.0.0.1:5672 \
+                 (`rabbitmq-server -detached`), or run a Docker engine for testcontainers"
+            )
+        })
+        .await
+        .0
+        .clone()
+}
+
+/// The PostgreSQL server to test against (see the crate doc for the order of choices).
+pub async fn database_url() -> String {
+    POSTGRES
+        .get_or_init(|| async {
+            if let Ok(url) = std::env::var("DATABASE_URL") {
+                return (url, None);
+            }
+            if port_answers(5432) {
+                return (DEFAULT_DATABASE_URL.to_owned(), None);
+            }
+            if docker_answers() {
+                let container = testcontainers_modules::postgres::Postgres::default()
+                    .start()
+                    .await
+                    .expect("starting a PostgreSQL container");
+                let port = container.get_host_port_ipv4(5432).await.expect("PostgreSQL container port");
+                return (format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres"), Some(container));
+            }
+            panic!(
+                "no PostgreSQL for the integration tests: set DATABASE_URL, or start one on 127.0.0.1:5432 \
+                 (`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`), \
+                 or run a Docker engine for testcontainers"
+            )
+        })
+        .await
+        .0
+        .clone()
+}
+
+/// A fresh, empty PostgreSQL database of its own for one test; [`TestDatabase::drop_database`] removes it.
+pub async fn fresh_database() -> TestDatabase {
+    let server_url = database_url().await;
+    let name = unique_name("colloquy_test").replace('-', "_");
+    let mut admin = PgConnection::connect(&server_url)
+        .await
+        .expect("connecting to PostgreSQL");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .await
+        .expect("creating a test database");
+    TestDatabase {
+        url: with_database(&server_url, &name),
+        server_url,
+        name,
+    }
+}
+
+/// A database created for one test. Call [`TestDatabase::drop_database`] at the end of the test to remove it.
+#[derive(Debug, Clone)]
+pub struct TestDatabase {
+    /// The URL of the new database.
+    pub url: String,
+    /// Its name.
+    pub name: String,
+    server_url: String,
+}
+
+impl TestDatabase {
+    /// Drops the database (terminating any connection still open to it).
+    pub async fn drop_database(self) {
+        let mut admin = PgConnection::connect(&self.server_url)
+            .await
+            .expect("connecting to PostgreSQL");
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            )))
+            .await
+            .expect("dropping a test database");
+    }
+}
+
+fn with_database(server_url: &str, name: &str) -> String {
+    let (base, query) = match server_url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (server_url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// A name no other test uses: `prefix` plus a random suffix.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Polls `condition` until it returns true, at most until `timeout` has passed; panics naming `what` then.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs `rabbitmqctl` with `args` (fault injection); panics with its output when it fails.
+pub fn rabbitmqctl(args: &[&str]) {
+    let output = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("running rabbitmqctl");
+    assert!(
+        output.status.success(),
+        "rabbitmqctl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn port_answers(port: u16) -> bool {
+    TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(500),
+    )
+    .is_ok()
+}
+
+fn docker_answers() -> bool {
+    Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_the_database_in_a_url() {
+        assert_eq!(
+            with_database("postgres://u@h:5432/test", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:5432/test?sslmode=disable", "x"),
+            "postgres://u@h:5432/x?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:5432", "x"),
+            "postgres://u@h:5432/x"
+        );
+    }
+}

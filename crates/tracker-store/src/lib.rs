@@ -1,0 +1,1 @@
+//! colloquy-tracker-store
