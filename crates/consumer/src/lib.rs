@@ -1,1 +1,39 @@
-//! colloquy-consumer
+//! `colloquy-consumer`: the consumer service. It reads Rasa events from a broker subscription and stores them
+//! in a database with Rasa's `events` schema (PostgreSQL, or SQLite as the embedded default), so that Rasa's
+//! own `SQLTrackerStore` — and ours — can read the result.
+//!
+//! Guarantees: a batch is acknowledged only after its transaction committed (at-least-once from the broker),
+//! and each event is inserted at most once thanks to its `event_id` (header `colloquy-event-id`, else the
+//! SHA-256 of `sender_id` and body): together, every event is stored exactly once. Within a conversation, rows
+//! get ascending ids in the order the queue delivered the events. A message that is not an event is stored in
+//! `dead_letters` with its raw bytes, properties and the reason, then acknowledged: nothing is dropped.
+//!
+//! Invariant: this crate knows no transport details (it consumes any [`colloquy_broker::Subscription`]) and
+//! reads no environment or configuration files (the `colloquy` binary does).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use colloquy_consumer::{Consumer, ConsumerOptions, Database};
+//!
+//! let database = Database::connect_lazy("sqlite::memory:")?;
+//! database.migrate().await?;
+//! let consumer = Consumer::new(Arc::new(database), ConsumerOptions::default());
+//! assert_eq!(consumer.metrics().events_stored(), 0);
+//! // consumer.run(subscription, shutdown_signal).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod database;
+mod decode;
+mod error;
+mod http;
+mod metrics;
+mod service;
+
+pub use database::{Database, EventSink, StoredDeadLetter, redact};
+pub use error::{Error, Result};
+pub use metrics::Metrics;
+pub use service::{Consumer, ConsumerOptions, RunSummary};

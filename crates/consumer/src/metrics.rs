@@ -1,0 +1,175 @@
+//! What the consumer counts, and its Prometheus text form.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The consumer's counters and health flags. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    events_stored: Counter,
+    duplicates_skipped: Counter,
+    dead_letters: Counter,
+    batches: Counter,
+    batch_seconds: Histogram,
+    lag_seconds: Gauge<f64, AtomicU64>,
+    broker_connected: Gauge,
+    database_connected: Gauge,
+    broker_ready: AtomicBool,
+    database_ready: AtomicBool,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("events_stored", &self.events_stored())
+            .field("duplicates_skipped", &self.duplicates_skipped())
+            .field("dead_letters", &self.dead_letters())
+            .finish()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Fresh metrics, all zero, not connected.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("colloquy");
+        let inner = Inner {
+            events_stored: Counter::default(),
+            duplicates_skipped: Counter::default(),
+            dead_letters: Counter::default(),
+            batches: Counter::default(),
+            // 0.5 ms .. ~16 s
+            batch_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            lag_seconds: Gauge::default(),
+            broker_connected: Gauge::default(),
+            database_connected: Gauge::default(),
+            broker_ready: AtomicBool::new(false),
+            database_ready: AtomicBool::new(false),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "events_stored",
+            "Events inserted into the events table",
+            inner.events_stored.clone(),
+        );
+        registry.register(
+            "duplicates_skipped",
+            "Events not inserted because their event_id was stored already (redeliveries, re-sends)",
+            inner.duplicates_skipped.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Messages stored in dead_letters instead of events",
+            inner.dead_letters.clone(),
+        );
+        registry.register("batches", "Transactions committed", inner.batches.clone());
+        registry.register(
+            "batch_commit_seconds",
+            "Time to store and commit one batch, retries included",
+            inner.batch_seconds.clone(),
+        );
+        registry.register(
+            "lag_seconds",
+            "Now minus the timestamp of the newest event stored in the last batch",
+            inner.lag_seconds.clone(),
+        );
+        registry.register(
+            "broker_connected",
+            "1 while connected to the broker",
+            inner.broker_connected.clone(),
+        );
+        registry.register(
+            "database_connected",
+            "1 while the database answers",
+            inner.database_connected.clone(),
+        );
+        Self {
+            inner: Arc::new(Inner { registry, ..inner }),
+        }
+    }
+
+    /// Records a committed batch.
+    pub(crate) fn record_batch(
+        &self,
+        inserted: u64,
+        events: usize,
+        dead_letters: usize,
+        took: Duration,
+        newest: Option<f64>,
+    ) {
+        let duplicates = (events as u64).saturating_sub(inserted);
+        self.inner.events_stored.inc_by(inserted);
+        self.inner.duplicates_skipped.inc_by(duplicates);
+        self.inner.dead_letters.inc_by(dead_letters as u64);
+        self.inner.batches.inc();
+        self.inner.batch_seconds.observe(took.as_secs_f64());
+        if let Some(newest) = newest {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
+            self.inner.lag_seconds.set((now - newest).max(0.0));
+        }
+    }
+
+    /// Sets whether the broker is connected.
+    pub(crate) fn set_broker_ready(&self, ready: bool) {
+        self.inner.broker_ready.store(ready, Ordering::Relaxed);
+        self.inner.broker_connected.set(i64::from(ready));
+    }
+
+    /// Sets whether the database answers.
+    pub(crate) fn set_database_ready(&self, ready: bool) {
+        self.inner.database_ready.store(ready, Ordering::Relaxed);
+        self.inner.database_connected.set(i64::from(ready));
+    }
+
+    /// Whether the broker was connected at the last check.
+    pub fn broker_ready(&self) -> bool {
+        self.inner.broker_ready.load(Ordering::Relaxed)
+    }
+
+    /// Whether the database answered at the last check.
+    pub fn database_ready(&self) -> bool {
+        self.inner.database_ready.load(Ordering::Relaxed)
+    }
+
+    /// Events inserted so far.
+    pub fn events_stored(&self) -> u64 {
+        self.inner.events_stored.get()
+    }
+
+    /// Events skipped as duplicates so far.
+    pub fn duplicates_skipped(&self) -> u64 {
+        self.inner.duplicates_skipped.get()
+    }
+
+    /// Dead letters stored so far.
+    pub fn dead_letters(&self) -> u64 {
+        self.inner.dead_letters.get()
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        encode(&mut text, &self.inner.registry).expect("writing to a String cannot fail");
+        text
+    }
+}
