@@ -7,6 +7,9 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+mod tracker;
+pub use tracker::Tracker;
+
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -127,16 +130,32 @@ pub struct EventId(String);
 impl EventId {
     /// The id of an event at position `seq` of its conversation, whose Rasa body is `body`.
     pub fn for_tracked(sender_id: &str, seq: u64, body: &[u8]) -> Self {
-        Self(format!("{sender_id}-{seq}-{}", body.len()))
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(sender_id.as_bytes());
+        h.update([0]);
+        h.update(seq.to_string().as_bytes());
+        h.update([0]);
+        h.update(body);
+        Self(hex(&h.finalize()))
     }
     /// The id of a message that carries no id of its own: SHA-256 of `sender_id` and the body.
     pub fn for_message(sender_id: &str, body: &[u8]) -> Self {
-        Self(format!("{sender_id}-{}", body.len()))
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(sender_id.as_bytes());
+        h.update([0]);
+        h.update(body);
+        Self(hex(&h.finalize()))
     }
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl From<String> for EventId {
