@@ -194,7 +194,7 @@ pub enum EventKind {
         /// `entities`.
         entities: Vec<Entity>,
     },
-    /// Any other type (Rasa Pro, future versions, `topic`): all its keys are in [`Event::extra`].
+    /// Any other type (Rasa Pro, future versions, `topic`): all its keys are in the `extra` field of [`Event`].
     Other(String),
 }
 
@@ -996,8 +996,10 @@ pub(crate) fn is_iso_date_time(s: &str) -> bool {
     {
         return false;
     }
-    if !matches!(b.get(10), Some(b'T' | b' '))
-        || !(digits(11..13) && b.get(13) == Some(&b':') && digits(14..16))
+    if !(matches!(b.get(10), Some(b'T' | b' '))
+        && digits(11..13)
+        && b.get(13) == Some(&b':')
+        && digits(14..16))
     {
         return false;
     }

@@ -113,12 +113,11 @@ fn push_float(out: &mut String, value: f64) {
         return;
     }
     let digits = &digits[..len];
-    let ascii = |d: &[u8]| std::str::from_utf8(d).unwrap_or_default().to_owned();
     if point <= -4 || point > 16 {
         out.push(digits[0] as char);
         if len > 1 {
             out.push('.');
-            out.push_str(&ascii(&digits[1..]));
+            out.push_str(ascii_digits(&digits[1..]));
         }
         let e = point - 1;
         let _ = write!(
@@ -132,21 +131,25 @@ fn push_float(out: &mut String, value: f64) {
         for _ in 0..-point {
             out.push('0');
         }
-        out.push_str(&ascii(digits));
+        out.push_str(ascii_digits(digits));
     } else {
         let point = point as usize;
         if point >= len {
-            out.push_str(&ascii(digits));
+            out.push_str(ascii_digits(digits));
             for _ in len..point {
                 out.push('0');
             }
             out.push_str(".0");
         } else {
-            out.push_str(&ascii(&digits[..point]));
+            out.push_str(ascii_digits(&digits[..point]));
             out.push('.');
-            out.push_str(&ascii(&digits[point..]));
+            out.push_str(ascii_digits(&digits[point..]));
         }
     }
+}
+
+fn ascii_digits(digits: &[u8]) -> &str {
+    std::str::from_utf8(digits).unwrap_or_default()
 }
 
 /// A streaming writer; the typed event model writes through it without building a `Value`.

@@ -492,12 +492,12 @@ impl Tracker {
                     active.rejected = true;
                 }
             }
-            EventKind::EntitiesAdded { entities } => {
-                if state.latest_action_name() == Some(ACTION_LISTEN) {
-                    for entity in entities {
-                        if !state.latest_entities.contains(entity) {
-                            state.latest_entities.push(entity.clone());
-                        }
+            EventKind::EntitiesAdded { entities }
+                if state.latest_action_name() == Some(ACTION_LISTEN) =>
+            {
+                for entity in entities {
+                    if !state.latest_entities.contains(entity) {
+                        state.latest_entities.push(entity.clone());
                     }
                 }
             }
