@@ -115,7 +115,12 @@ impl MessageProperties {
             headers: value
                 .get("headers")
                 .and_then(Value::as_object)
-                .map(|headers| headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
                 .unwrap_or_default(),
         }
     }

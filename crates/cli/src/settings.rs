@@ -87,15 +87,17 @@ pub fn database_url(args: &DatabaseArgs, endpoints: Option<&Endpoints>) -> Resul
     if let Some(url) = &args.database_url {
         return Ok(url.clone());
     }
-    if let Some(endpoints) = endpoints {
-        if let Some(url) = tracker_store_url(&endpoints.text).with_context(|| {
+    let from_endpoints = match endpoints {
+        Some(endpoints) => tracker_store_url(&endpoints.text).with_context(|| {
             format!(
                 "invalid tracker_store section in {}",
                 endpoints.path.display()
             )
-        })? {
-            return Ok(url);
-        }
+        })?,
+        None => None,
+    };
+    if let Some(url) = from_endpoints {
+        return Ok(url);
     }
     Ok(DEFAULT_DATABASE_URL.to_owned())
 }
@@ -105,7 +107,12 @@ pub fn database_url(args: &DatabaseArgs, endpoints: Option<&Endpoints>) -> Resul
 /// URL), `port`, `db` (default `rasa.db`), `username`, `password`, `query` (a mapping of URL parameters).
 fn tracker_store_url(text: &str) -> Result<Option<String>> {
     let root: serde_norway::Value = serde_norway::from_str(text).context("not valid YAML")?;
-    let Some(section) = root.get("tracker_store").filter(|section| !section.is_null()) else { return Ok(None) };
+    let Some(section) = root
+        .get("tracker_store")
+        .filter(|section| !section.is_null())
+    else {
+        return Ok(None);
+    };
     let field = |key: &str| -> Result<Option<String>> {
         match section.get(key) {
             None | Some(serde_norway::Value::Null) => Ok(None),
@@ -134,12 +141,19 @@ fn tracker_store_url(text: &str) -> Result<Option<String>> {
                 _ => String::new(),
             };
             let host = host.unwrap_or_else(|| "localhost".to_owned());
-            let port = field("port")?.map(|port| format!(":{port}")).unwrap_or_default();
+            let port = field("port")?
+                .map(|port| format!(":{port}"))
+                .unwrap_or_default();
             let mut url = format!("postgres://{credentials}{host}{port}/{db}");
-            if let Some(query) = section.get("query").and_then(serde_norway::Value::as_mapping) {
+            if let Some(query) = section
+                .get("query")
+                .and_then(serde_norway::Value::as_mapping)
+            {
                 let pairs: Vec<String> = query
                     .iter()
-                    .filter_map(|(key, value)| Some(format!("{}={}", key.as_str()?, value.as_str()?)))
+                    .filter_map(|(key, value)| {
+                        Some(format!("{}={}", key.as_str()?, value.as_str()?))
+                    })
                     .collect();
                 if !pairs.is_empty() {
                     url = format!("{url}?{}", pairs.join("&"));
@@ -147,7 +161,9 @@ fn tracker_store_url(text: &str) -> Result<Option<String>> {
             }
             url
         }
-        other => bail!("tracker_store dialect `{other}` is not supported (use postgresql or sqlite)"),
+        other => {
+            bail!("tracker_store dialect `{other}` is not supported (use postgresql or sqlite)")
+        }
     };
     Ok(Some(url))
 }
@@ -159,7 +175,9 @@ fn substitute_env(text: &str) -> Result<String> {
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else { bail!("unterminated `${{` in `{text}`") };
+        let Some(end) = after.find('}') else {
+            bail!("unterminated `${{` in `{text}`")
+        };
         let name = &after[..end];
         let Some(value) = env_lookup(name) else {
             bail!("environment variable `{name}` used in the endpoints file is not set")

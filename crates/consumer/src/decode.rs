@@ -8,7 +8,7 @@ use colloquy_tracker_store::schema::{DeadLetterRow, EventRow};
 #[derive(Debug)]
 pub(crate) enum Decoded {
     /// A valid event (known or unknown type).
-    Event(ReceivedEvent),
+    Event(Box<ReceivedEvent>),
     /// A message that is not an event, kept whole.
     DeadLetter(DeadLetterRow),
 }
@@ -37,12 +37,12 @@ impl ReceivedEvent {
 /// Decodes one delivery's body and properties. `max_body_bytes` bounds what is accepted as an event.
 pub(crate) fn decode(delivery: &Delivery, max_body_bytes: usize) -> Decoded {
     match event_row(&delivery.body, &delivery.properties, max_body_bytes) {
-        Ok(row) => Decoded::Event(ReceivedEvent {
+        Ok(row) => Decoded::Event(Box::new(ReceivedEvent {
             row,
             source: delivery.source.clone(),
             body: delivery.body.clone(),
             properties: delivery.properties.clone(),
-        }),
+        })),
         Err(error) => Decoded::DeadLetter(DeadLetterRow {
             source: delivery.source.clone(),
             body: delivery.body.clone(),

@@ -84,7 +84,7 @@ struct Batch {
 impl Batch {
     fn push(&mut self, decoded: Decoded, acker: Acker) {
         match decoded {
-            Decoded::Event(event) => self.events.push(event),
+            Decoded::Event(event) => self.events.push(*event),
             Decoded::DeadLetter(dead_letter) => {
                 tracing::warn!(source = %dead_letter.source, reason = %dead_letter.error, "Dead-lettering a message.");
                 self.dead_letters.push(dead_letter);
@@ -447,7 +447,7 @@ where
                 }
                 attempt += 1;
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                if attempt == 1 || attempt % 10 == 0 {
+                if attempt == 1 || attempt.is_multiple_of(10) {
                     tracing::warn!(%error, attempt, retry_in_ms = delay.as_millis() as u64, "The database is unavailable; retrying the batch.");
                 }
                 tokio::time::sleep(delay).await;

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use colloquy_broker::{AmqpBroker, EventBroker};
 use colloquy_events::{Envelope, EventId, Tracker};
-use support::{Harness, StoredRow, TestStore, data_of, interleave, rasa_conversation};
+use colloquy_testkit::{data_of, interleave, rasa_conversation};
+use support::{Harness, StoredRow, TestStore};
 
 /// Checks that `rows` are exactly `bodies` (each once), in per-conversation order, with Rasa's column values.
 fn assert_stored_exactly(rows: &[StoredRow], bodies: &[Vec<u8>]) {
