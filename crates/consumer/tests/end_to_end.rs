@@ -96,9 +96,10 @@ async fn a_message_published_twice_is_stored_once() {
     harness.publish_like_rasa(&bodies).await;
     harness.wait_for_events(bodies.len() as i64).await;
     let metrics = harness.metrics();
+    let expected_duplicates = bodies.len() as u64;
     colloquy_testkit::wait_until("duplicates counted", support::STORE_TIMEOUT, || {
         let metrics = metrics.clone();
-        async move { metrics.duplicates_skipped() == bodies.len() as u64 }
+        async move { metrics.duplicates_skipped() == expected_duplicates }
     })
     .await;
     assert_stored_exactly(&harness.rows().await, &bodies);

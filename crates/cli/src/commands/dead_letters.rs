@@ -84,7 +84,7 @@ pub async fn run(command: DeadLettersCommand, endpoints: Option<&Endpoints>) -> 
                     .collect();
                 for letter in &chosen {
                     let properties =
-                        MessageProperties::from_json(&letter.properties).unwrap_or_default();
+                        MessageProperties::from_json(&serde_json::from_str(&letter.properties).unwrap_or_default());
                     broker
                         .publish_raw(letter.body.clone(), &properties)
                         .await
