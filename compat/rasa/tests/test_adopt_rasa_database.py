@@ -31,11 +31,11 @@ def test_colloquy_adopts_a_database_rasa_created(tmp_path, amqp_names, fresh_dat
             ],
         )
     )
-    # turns[0] is the session start; then one list per user turn.
+    # turns[0] is the session start; then one list per user turn (the last one is not used).
 
     # 1. Rasa alone: its own table creation, then two saves.
     store = rasa_store(endpoints)
-    tracker = DialogueStateTracker.from_events(sender_id, [])
+    tracker = DialogueStateTracker.from_events(sender_id, [], corpus.domain().slots)
     for turn in turns[:2]:
         for event in turn:
             tracker.update(event)
@@ -76,5 +76,5 @@ def test_colloquy_adopts_a_database_rasa_created(tmp_path, amqp_names, fresh_dat
     full = asyncio.run(store.retrieve_full_tracker(sender_id))
     assert full is not None
     assert [e.as_dict() for e in full.events] == [e.as_dict() for e in tracker.events]
-    assert len(rows(fresh_database, sender_id)) == sum(len(turn) for turn in turns)
+    assert len(rows(fresh_database, sender_id)) == sum(len(turn) for turn in turns[:4])
     assert list(asyncio.run(store.keys())) == [sender_id]
