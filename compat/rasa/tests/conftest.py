@@ -22,6 +22,9 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
+# Rasa 3.6 uses the SQLAlchemy 1.4 API; its 2.0 migration banner says nothing about us.
+os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+
 REPO = Path(__file__).resolve().parents[3]
 COLLOQUY_BIN = Path(os.environ.get("COLLOQUY_BIN", REPO / "target" / "release" / "colloquy"))
 RASA_BYTES_BIN = Path(os.environ.get("RASA_BYTES_BIN", REPO / "target" / "release" / "examples" / "rasa_bytes"))
