@@ -415,3 +415,104 @@ async fn health_and_metrics_over_http() {
     assert_eq!(wait_for_exit(&mut consumer).await.code(), Some(0));
     setup.cleanup().await;
 }
+
+#[tokio::test]
+async fn migrate_then_dead_letters_list_and_requeue() {
+    let setup = Setup::new().await;
+    let migrate = Command::new(BINARY)
+        .args(["migrate", "--database-url", &setup.database.url])
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    assert_eq!(setup.count().await, 0, "migrate creates the events table");
+
+    let mut consumer = setup.consume(&[]);
+    setup.wait_for_queue().await;
+    let bad = b"{not json".to_vec();
+    publish_like_rasa(&setup.amqp_url, &setup.exchange, &[bad.clone()]).await;
+    let letters = || async {
+        let mut connection = PgConnection::connect(&setup.database.url)
+            .await
+            .expect("connecting");
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM dead_letters")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap()
+    };
+    wait_until("one dead letter", TIMEOUT, || async {
+        letters().await == 1
+    })
+    .await;
+
+    let list = Command::new(BINARY)
+        .args([
+            "dead-letters",
+            "list",
+            "--json",
+            "--database-url",
+            &setup.database.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let line: serde_json::Value =
+        serde_json::from_slice(list.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(line["source"], setup.queue.as_str());
+    assert_eq!(line["body"]["text"], "{not json");
+    assert!(line["error"].as_str().unwrap().contains("JSON"), "{line}");
+    let first_id = line["id"].as_i64().unwrap();
+
+    // Requeue it: it comes back through the queue and is dead-lettered again, once.
+    let requeue = Command::new(BINARY)
+        .args([
+            "dead-letters",
+            "requeue",
+            "--database-url",
+            &setup.database.url,
+            "--amqp-url",
+            &setup.amqp_url,
+        ])
+        .args(["--exchange", &setup.exchange, "--queue", &setup.queue])
+        .output()
+        .unwrap();
+    assert!(
+        requeue.status.success(),
+        "{}",
+        String::from_utf8_lossy(&requeue.stderr)
+    );
+    assert!(String::from_utf8_lossy(&requeue.stdout).contains("requeued 1"));
+    let newer = || async {
+        let mut connection = PgConnection::connect(&setup.database.url)
+            .await
+            .expect("connecting");
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM dead_letters WHERE id > $1")
+            .bind(first_id)
+            .fetch_one(&mut connection)
+            .await
+            .unwrap()
+    };
+    wait_until(
+        "the requeued message dead-lettered again",
+        TIMEOUT,
+        || async { newer().await == 1 },
+    )
+    .await;
+    assert_eq!(letters().await, 1, "the requeued dead letter was deleted");
+    let mut connection = PgConnection::connect(&setup.database.url).await.unwrap();
+    let body: Vec<u8> = sqlx::query_scalar("SELECT body FROM dead_letters")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(body, bad);
+    signal(&consumer, "TERM");
+    assert_eq!(wait_for_exit(&mut consumer).await.code(), Some(0));
+    setup.cleanup().await;
+}
