@@ -89,7 +89,8 @@ impl AmqpBroker {
     /// publisher task. Fails with a clear error on bad credentials, an incompatible existing topology, or when
     /// the broker stays unreachable. Must be called within a Tokio runtime.
     pub async fn connect(config: AmqpConfig) -> Result<Self> {
-        let (connection, channel) = connection::open_channel_with_retries(&config, "publisher").await?;
+        let (connection, channel) =
+            connection::open_channel_with_retries(&config, "publisher").await?;
         enable_confirms(&channel).await?;
         Ok(Self::start(config, Some((connection, channel))))
     }

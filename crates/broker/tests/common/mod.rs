@@ -135,11 +135,17 @@ pub async fn drain(
     timeout: Duration,
 ) -> Vec<Delivery> {
     config = config.with_connection_name(colloquy_testkit::unique_name("drain"));
-    let mut subscription = AmqpSubscription::connect(config).await.expect("subscription");
+    let mut subscription = AmqpSubscription::connect(config)
+        .await
+        .expect("subscription");
     let mut deliveries: Vec<Delivery> = Vec::with_capacity(at_least);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let wait = if deliveries.len() >= at_least { idle } else { Duration::from_secs(5) };
+        let wait = if deliveries.len() >= at_least {
+            idle
+        } else {
+            Duration::from_secs(5)
+        };
         assert!(
             tokio::time::Instant::now() < deadline,
             "timed out draining: {} of at least {at_least} messages",
@@ -178,7 +184,11 @@ pub fn assert_every_event_once_in_order(expected: &[StampedEnvelope], deliveries
     for delivery in deliveries {
         let id = delivery.properties.event_id().expect("event id header");
         let body = std::str::from_utf8(&delivery.body).unwrap();
-        assert_eq!(wanted.get(id).map(String::as_str), Some(body), "unexpected message {id}");
+        assert_eq!(
+            wanted.get(id).map(String::as_str),
+            Some(body),
+            "unexpected message {id}"
+        );
         if !seen.insert(id.to_owned()) {
             duplicates += 1;
             continue;
@@ -186,10 +196,18 @@ pub fn assert_every_event_once_in_order(expected: &[StampedEnvelope], deliveries
         let envelope = Envelope::from_json(&delivery.body).unwrap();
         let seq = delivery.properties.seq().expect("seq header");
         if let Some(previous) = last_seq.insert(envelope.sender_id.clone(), seq) {
-            assert!(seq > previous, "conversation {} out of order: {seq} after {previous}", envelope.sender_id);
+            assert!(
+                seq > previous,
+                "conversation {} out of order: {seq} after {previous}",
+                envelope.sender_id
+            );
         }
     }
-    assert_eq!(seen.len(), wanted.len(), "missing events ({duplicates} duplicates)");
+    assert_eq!(
+        seen.len(),
+        wanted.len(),
+        "missing events ({duplicates} duplicates)"
+    );
     eprintln!("{} events, {duplicates} duplicates", seen.len());
 }
 
@@ -199,7 +217,10 @@ pub fn close_connections_named(name: &str) -> usize {
         .args(["list_connections", "-q", "pid", "client_properties"])
         .output()
         .expect("running rabbitmqctl");
-    assert!(output.status.success(), "rabbitmqctl list_connections failed");
+    assert!(
+        output.status.success(),
+        "rabbitmqctl list_connections failed"
+    );
     let listing = String::from_utf8_lossy(&output.stdout);
     let pids: Vec<String> = listing
         .lines()
