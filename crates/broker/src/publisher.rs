@@ -89,8 +89,10 @@ impl AmqpBroker {
     /// publisher task. Fails with a clear error on bad credentials, an incompatible existing topology, or when
     /// the broker stays unreachable. Must be called within a Tokio runtime.
     pub async fn connect(config: AmqpConfig) -> Result<Self> {
-        let session = connection::open_channel_with_retries(&config, "publisher").await?;
-        Ok(Self::start(config, Some(session)))
+        let (connection, channel) =
+            connection::open_channel_with_retries(&config, "publisher").await?;
+        enable_confirms(&channel).await?;
+        Ok(Self::start(config, Some((connection, channel))))
     }
 
     /// Starts the publisher task without waiting for a connection: events handed over before the broker is
@@ -104,7 +106,7 @@ impl AmqpBroker {
         let (sender, receiver) = mpsc::channel(config.buffer_capacity().get());
         let (progress_sender, progress) = watch::channel(Progress::default());
         let shared = Arc::new(Shared {
-            ready: AtomicBool::new(false),
+            ready: AtomicBool::new(session.is_some()),
             shutdown: watch::channel(false).0,
         });
         let task = PublisherTask {
@@ -341,10 +343,7 @@ impl PublisherTask {
 
     async fn open(&mut self) -> Result<(Connection, Channel)> {
         let (connection, channel) = connection::open_channel(&self.config, "publisher").await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| channel_error("enabling publisher confirms", e))?;
+        enable_confirms(&channel).await?;
         Ok((connection, channel))
     }
 
@@ -493,6 +492,13 @@ impl PublisherTask {
         }
         outcome
     }
+}
+
+async fn enable_confirms(channel: &Channel) -> Result<()> {
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| channel_error("enabling publisher confirms", e))
 }
 
 async fn front_confirm(pending: &mut VecDeque<Pending>) -> lapin::Result<Confirmation> {
