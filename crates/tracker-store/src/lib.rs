@@ -37,11 +37,13 @@
 //! # }
 //! ```
 
+pub mod config;
 pub mod error;
 pub mod memory;
 pub mod schema;
 pub mod store;
 
+pub use config::{PostgresConfig, RelayConfig};
 pub use error::{Error, Result};
 pub use memory::InMemoryStore;
 pub use store::{TrackerStore, latest_session};

@@ -65,8 +65,10 @@ impl RecordingBroker {
     /// The published events of one conversation, by position, duplicates (same id) removed.
     pub fn positions_of(&self, sender_id: &str) -> Vec<u64> {
         let mut seen = std::collections::HashSet::new();
-        self.published()
-            .into_iter()
+        self.published
+            .lock()
+            .unwrap()
+            .iter()
             .filter(|e| e.envelope.sender_id == sender_id)
             .filter(|e| seen.insert(e.id.clone()))
             .map(|e| e.seq.expect("a tracked event"))
