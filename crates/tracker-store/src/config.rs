@@ -78,8 +78,9 @@ impl PostgresConfig {
             ));
         }
         // Validate once, here; the message of a parse error never contains the URL (it may hold a password).
-        PgConnectOptions::from_str(url)
-            .map_err(|error| Error::Config(format!("invalid PostgreSQL URL ({})", kind_of(&error))))?;
+        PgConnectOptions::from_str(url).map_err(|error| {
+            Error::Config(format!("invalid PostgreSQL URL ({})", kind_of(&error)))
+        })?;
         Ok(Self {
             url: url.to_owned(),
             login_db: None,
@@ -101,7 +102,9 @@ impl PostgresConfig {
         let section = document
             .get("tracker_store")
             .filter(|section| !section.is_null())
-            .ok_or_else(|| Error::Config("the endpoints file has no `tracker_store` section".into()))?;
+            .ok_or_else(|| {
+                Error::Config("the endpoints file has no `tracker_store` section".into())
+            })?;
         let section: SqlSection = serde_norway::from_value(section.clone())
             .map_err(|error| Error::Config(format!("`tracker_store`: {error}")))?;
         section.into_config()
@@ -127,7 +130,9 @@ impl PostgresConfig {
 
     pub(crate) fn connect_options(&self) -> Result<PgConnectOptions> {
         Ok(PgConnectOptions::from_str(&self.url)
-            .map_err(|error| Error::Config(format!("invalid PostgreSQL URL ({})", kind_of(&error))))?
+            .map_err(|error| {
+                Error::Config(format!("invalid PostgreSQL URL ({})", kind_of(&error)))
+            })?
             .application_name("colloquy-tracker-store"))
     }
 }
@@ -201,10 +206,9 @@ impl SqlSection {
         };
         let port = match (url_port, &self.port) {
             (Some(port), _) => port,
-            (None, Some(port)) => port
-                .text()
-                .parse::<u16>()
-                .map_err(|_| Error::Config(format!("`port` `{}` is not a port number", port.text())))?,
+            (None, Some(port)) => port.text().parse::<u16>().map_err(|_| {
+                Error::Config(format!("`port` `{}` is not a port number", port.text()))
+            })?,
             (None, None) => 5432,
         };
         let db = self.db.unwrap_or_else(|| "rasa.db".to_owned());
@@ -226,7 +230,9 @@ impl SqlSection {
         let query: Vec<String> = self
             .query
             .iter()
-            .map(|(key, value)| format!("{}={}", percent_encode(key), percent_encode(&value.text())))
+            .map(|(key, value)| {
+                format!("{}={}", percent_encode(key), percent_encode(&value.text()))
+            })
             .collect();
         if !query.is_empty() {
             url.push('?');
@@ -273,7 +279,10 @@ fn percent_encode(text: &str) -> String {
 }
 
 /// Replaces `${VAR}` in every string of the document (Rasa's env-var expansion).
-fn substitute_env(value: &mut serde_norway::Value, env: &impl Fn(&str) -> Option<String>) -> Result<()> {
+fn substitute_env(
+    value: &mut serde_norway::Value,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<()> {
     match value {
         serde_norway::Value::String(text) => {
             if text.contains("${") {
@@ -336,7 +345,8 @@ mod tests {
 
     #[test]
     fn reads_rasas_tracker_store_section() {
-        let check = |yaml: &str, expected: &str| assert_eq!(url_of(yaml).unwrap(), expected, "{yaml}");
+        let check =
+            |yaml: &str, expected: &str| assert_eq!(url_of(yaml).unwrap(), expected, "{yaml}");
         check(
             "tracker_store:\n  type: sql\n  dialect: postgresql\n  url: localhost\n  db: rasa\n  username: postgres\n",
             "postgres://postgres@localhost:5432/rasa",
@@ -371,11 +381,20 @@ mod tests {
     fn refuses_what_it_cannot_use_with_clear_messages() {
         let check = |yaml: &str, needle: &str| {
             let error = url_of(yaml).unwrap_err().to_string();
-            assert!(error.contains(needle), "{error:?} should mention {needle:?}");
+            assert!(
+                error.contains(needle),
+                "{error:?} should mention {needle:?}"
+            );
         };
         check("event_broker: {}\n", "no `tracker_store` section");
-        check("tracker_store:\n  type: mongod\n", "type `mongod` is not supported");
-        check("tracker_store:\n  type: sql\n", "dialect `sqlite` is not supported");
+        check(
+            "tracker_store:\n  type: mongod\n",
+            "type `mongod` is not supported",
+        );
+        check(
+            "tracker_store:\n  type: sql\n",
+            "dialect `sqlite` is not supported",
+        );
         check(
             "tracker_store:\n  type: sql\n  dialect: postgresql\n  password: ${NOPE}\n",
             "`NOPE` is not set",

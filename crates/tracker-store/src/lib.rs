@@ -40,10 +40,13 @@
 pub mod config;
 pub mod error;
 pub mod memory;
+pub mod outbox;
+pub mod postgres;
 pub mod schema;
 pub mod store;
 
 pub use config::{PostgresConfig, RelayConfig};
 pub use error::{Error, Result};
 pub use memory::InMemoryStore;
+pub use postgres::PostgresStore;
 pub use store::{TrackerStore, latest_session};
