@@ -1,26 +1,70 @@
-//! PROVISIONAL API SKELETON — the broker helper fills in the implementations; the public items below are the
-//! contract the other crates code against (they may gain items, not lose or change these).
+//! `colloquy-broker`: the [`EventBroker`] abstraction (the publish side), the [`Subscription`] abstraction (the
+//! consuming side of the same transports), and their implementations:
 //!
-//! `colloquy-broker`: the `EventBroker` abstraction (publish side), the consuming side of the same transports,
-//! and their implementations: AMQP (RabbitMQ, Rasa's `PikaEventBroker` wire format), file, in-process.
-//! Knows nothing about SQL.
+//! - [`AmqpBroker`] / [`AmqpSubscription`]: RabbitMQ through lapin, wire-compatible with Rasa's
+//!   `PikaEventBroker` (same topology, same body bytes) and built so that no event is lost: publisher confirms
+//!   through a bounded window, reconnects with capped exponential backoff, re-sending in the original order
+//!   with the same ids, back-pressure instead of dropping.
+//! - [`FileBroker`]: Rasa's `FileEventBroker` format (one JSON body per line).
+//! - [`InProcessBroker`] / [`InProcessSubscription`] ([`in_process`]): a bounded channel, for tests and
+//!   embedding.
+//!
+//! # Invariants
+//! - This crate knows nothing about SQL or the tracker store: it moves bodies and properties.
+//! - It never reads the process environment or configuration files itself: the caller passes a URL, or the
+//!   text of `endpoints.yml` and an environment lookup ([`AmqpConfig::from_endpoints_yaml`]).
+//! - No transport type (lapin) appears in the traits.
+//!
+//! # Example
+//! ```
+//! use std::num::NonZeroUsize;
+//! use colloquy_broker::{EventBroker, Subscription, in_process};
+//! use colloquy_events::{Envelope, StampedEnvelope};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (broker, mut subscription) = in_process(NonZeroUsize::new(16).unwrap());
+//! let body = br#"{"sender_id": "default", "event": "slot", "timestamp": 1700000002.0, "name": "cuisine", "value": "indian"}"#;
+//! let event = StampedEnvelope::unsequenced(Envelope::from_json(body)?)?;
+//! broker.publish(event.clone()).await?;
+//! broker.flush().await?;
+//!
+//! let delivery = subscription.next().await?.expect("one delivery");
+//! assert_eq!(delivery.body, event.envelope.to_rasa_json()?.into_bytes());
+//! assert_eq!(delivery.properties.event_id(), Some(event.id.as_str()));
+//! delivery.acker.ack().await?;
+//! broker.close().await?;
+//! assert!(subscription.next().await?.is_none());
+//! # Ok(())
+//! # }
+//! ```
 
-use std::collections::BTreeMap;
+mod config;
+mod connection;
+mod delivery;
+mod error;
+mod file;
+mod in_process;
+mod properties;
+mod publisher;
+mod subscription;
+mod topology;
 
 use async_trait::async_trait;
 use colloquy_events::StampedEnvelope;
 
-/// Errors of this crate.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Placeholder.
-    #[error("{0}")]
-    Other(String),
-}
-
-/// Result with this crate's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use config::{AmqpConfig, AmqpName, DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL, TlsFiles};
+pub use delivery::{AckOutcome, Acker, Delivery};
+pub use error::{Error, Result};
+pub use file::{DEFAULT_EVENT_LOG, FileBroker};
+pub use in_process::{
+    AckCounts, IN_PROCESS_SOURCE, InProcessBroker, InProcessSubscription, in_process,
+};
+pub use properties::{
+    EVENT_ID_HEADER, HeaderValue, JSON_CONTENT_TYPE, MessageProperties, PERSISTENT, SEQ_HEADER,
+};
+pub use publisher::AmqpBroker;
+pub use subscription::AmqpSubscription;
 
 /// The publish side of a broker. Object-safe: use it as `Arc<dyn EventBroker>`.
 #[async_trait]
@@ -36,83 +80,6 @@ pub trait EventBroker: Send + Sync {
     async fn close(&self) -> Result<()>;
     /// Whether the broker is connected and not blocked by flow control.
     fn is_ready(&self) -> bool;
-}
-
-/// A message property value, as the consumer stores it (JSON) in `dead_letters.properties`.
-pub type HeaderValue = serde_json::Value;
-
-/// The properties of a received message.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MessageProperties {
-    /// `message_id`.
-    pub message_id: Option<String>,
-    /// `content_type`.
-    pub content_type: Option<String>,
-    /// `app_id`.
-    pub app_id: Option<String>,
-    /// `delivery_mode` (2 = persistent).
-    pub delivery_mode: Option<u8>,
-    /// `timestamp` (unix seconds).
-    pub timestamp: Option<u64>,
-    /// Headers, converted to JSON values.
-    pub headers: BTreeMap<String, HeaderValue>,
-}
-
-impl MessageProperties {
-    /// Header `colloquy-event-id`, when present and a string.
-    pub fn event_id(&self) -> Option<&str> {
-        self.headers.get("colloquy-event-id")?.as_str()
-    }
-    /// All properties as one JSON object (for `dead_letters.properties`).
-    pub fn to_json(&self) -> serde_json::Value {
-        todo!()
-    }
-}
-
-/// What became of an acknowledgement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AckOutcome {
-    /// The broker took the ack.
-    Acked,
-    /// The delivery came from a channel that has since closed: nothing was sent (acking it on a new channel
-    /// would close that channel); the broker redelivers the message, so the consumer must be idempotent.
-    Stale,
-}
-
-/// The handle that acknowledges one delivery. Cheap to clone; can be used from another task.
-#[derive(Debug, Clone)]
-pub struct Acker {
-    _private: (),
-}
-
-impl Acker {
-    /// Acknowledges this delivery only.
-    pub async fn ack(&self) -> Result<AckOutcome> {
-        todo!()
-    }
-    /// Acknowledges this delivery and every earlier unacknowledged one of the same channel (one multiple-ack).
-    pub async fn ack_up_to(&self) -> Result<AckOutcome> {
-        todo!()
-    }
-    /// Rejects this delivery without requeue (the broker dead-letters it if the queue has a DLX, else drops it).
-    pub async fn reject(&self) -> Result<AckOutcome> {
-        todo!()
-    }
-}
-
-/// One received message.
-#[derive(Debug)]
-pub struct Delivery {
-    /// The raw body.
-    pub body: Vec<u8>,
-    /// Its properties.
-    pub properties: MessageProperties,
-    /// Whether the broker delivered it before (to a consumer that did not ack it).
-    pub redelivered: bool,
-    /// Where it came from (the queue name), for `dead_letters.source`.
-    pub source: String,
-    /// Acknowledges it.
-    pub acker: Acker,
 }
 
 /// The consuming side of a transport: a stream of deliveries that survives reconnects.

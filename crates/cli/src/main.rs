@@ -1,1 +1,65 @@
-fn main() {}
+//! `colloquy`: the command-line service. Thin by design: it parses flags, environment and Rasa's
+//! endpoints.yml, sets up logging, wires the library crates together and maps failures to exit codes.
+//!
+//! Exit codes: 0 success; 1 failure at run time (the message says what and what to do); 2 bad usage or
+//! configuration.
+
+mod cli;
+mod commands;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, LogFormat};
+
+/// Exit code for bad usage or configuration (clap uses 2 as well).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code for a failure at run time.
+pub const EXIT_FAILURE: u8 = 1;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let result = runtime.block_on(async {
+        let endpoints = settings::Endpoints::load(cli.endpoints.as_deref())?;
+        match cli.command {
+            Command::Consume(args) => commands::consume::run(args, endpoints.as_ref()).await,
+            Command::Migrate(args) => commands::migrate::run(args, endpoints.as_ref()).await,
+            Command::DeadLetters(command) => {
+                commands::dead_letters::run(command, endpoints.as_ref()).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("error: {error:#}");
+            ExitCode::from(commands::exit_code(&error))
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

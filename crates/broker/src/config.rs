@@ -1,0 +1,793 @@
+//! AMQP settings, validated once at the edge: from a URL, or from the `event_broker` section of Rasa's
+//! `endpoints.yml`. The library never reads the process environment or configuration files itself: the caller
+//! passes the YAML text and an environment lookup.
+
+use std::fmt;
+use std::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lapin::types::ShortString;
+use lapin::uri::{AMQPScheme, AMQPUri};
+use serde_norway::Value;
+
+use crate::error::{Error, Result};
+
+/// The URL used when none is given: the local RabbitMQ with the default account and vhost.
+pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// Rasa's default exchange name.
+pub const DEFAULT_EXCHANGE: &str = "rasa-exchange";
+/// Rasa's default queue name.
+pub const DEFAULT_QUEUE: &str = "rasa_core_events";
+
+const MAX_AMQP_NAME_BYTES: usize = 255;
+
+/// An AMQP name (exchange, queue, `app_id`): at most 255 bytes, which is checked once when it is made.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AmqpName(String);
+
+impl AmqpName {
+    /// Checks that `name` fits an AMQP short string (at most 255 bytes).
+    pub fn new(name: impl Into<String>) -> Result<Self> {
+        let name = name.into();
+        // `ShortString::try_new` is the check the protocol layer uses; `From` would panic instead.
+        ShortString::try_new(name.clone()).map_err(|_| {
+            Error::Config(format!(
+                "AMQP name of {} bytes is too long (at most {MAX_AMQP_NAME_BYTES}): `{}...`",
+                name.len(),
+                name.chars().take(40).collect::<String>()
+            ))
+        })?;
+        Ok(Self(name))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub(crate) fn short(&self) -> ShortString {
+        // Length checked in `new`.
+        ShortString::from(self.0.as_str())
+    }
+}
+
+impl fmt::Display for AmqpName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for AmqpName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// Paths of TLS material (read at each connect; used with `amqps://` only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM file with the CA certificate(s) that signed the server's certificate (default: the system's roots).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (Rasa: `RABBITMQ_SSL_CLIENT_CERTIFICATE`).
+    pub client_certificate: Option<PathBuf>,
+    /// PEM PKCS#8 client key (Rasa: `RABBITMQ_SSL_CLIENT_KEY`).
+    pub client_key: Option<PathBuf>,
+}
+
+/// Settings of the AMQP broker and subscription. Build with [`AmqpConfig::from_url`] or
+/// [`AmqpConfig::from_endpoints_yaml`], then adjust with the `with_*` methods (each validates its input).
+/// `Debug` never prints the password.
+#[derive(Clone)]
+pub struct AmqpConfig {
+    uri: AMQPUri,
+    exchange: AmqpName,
+    queues: Vec<AmqpName>,
+    app_id: Option<AmqpName>,
+    connection_name: Option<String>,
+    buffer_capacity: NonZeroUsize,
+    confirm_window: NonZeroUsize,
+    fail_when_full: bool,
+    connect_timeout: Duration,
+    min_retry_delay: Duration,
+    max_retry_delay: Duration,
+    connection_attempts: NonZeroU32,
+    prefetch: NonZeroU16,
+    tls: TlsFiles,
+}
+
+impl fmt::Debug for AmqpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AmqpConfig")
+            .field("target", &self.target())
+            .field("exchange", &self.exchange)
+            .field("queues", &self.queues)
+            .field("app_id", &self.app_id)
+            .field("connection_name", &self.connection_name)
+            .field("buffer_capacity", &self.buffer_capacity)
+            .field("confirm_window", &self.confirm_window)
+            .field("fail_when_full", &self.fail_when_full)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("min_retry_delay", &self.min_retry_delay)
+            .field("max_retry_delay", &self.max_retry_delay)
+            .field("connection_attempts", &self.connection_attempts)
+            .field("prefetch", &self.prefetch)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        Self::from_url(DEFAULT_URL).expect("the default URL is valid")
+    }
+}
+
+fn nz_usize(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).expect("non-zero constant")
+}
+
+impl AmqpConfig {
+    /// Settings for the broker at `url` (`amqp://` or `amqps://`, user, password, host, port, vhost), with Rasa's
+    /// topology names and Colloquy's defaults. A `cacertfile`, `certfile` and `keyfile` query parameter
+    /// (RabbitMQ's URI spec) set the TLS files.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let uri = parse_url(url)?;
+        let tls = TlsFiles {
+            ca_file: query_param(url, "cacertfile").map(PathBuf::from),
+            client_certificate: query_param(url, "certfile").map(PathBuf::from),
+            client_key: query_param(url, "keyfile").map(PathBuf::from),
+        };
+        let config = Self {
+            uri,
+            exchange: AmqpName::new(DEFAULT_EXCHANGE)?,
+            queues: vec![AmqpName::new(DEFAULT_QUEUE)?],
+            app_id: None,
+            connection_name: None,
+            buffer_capacity: nz_usize(10_000),
+            confirm_window: nz_usize(1_000),
+            fail_when_full: false,
+            connect_timeout: Duration::from_secs(10),
+            min_retry_delay: Duration::from_millis(100),
+            max_retry_delay: Duration::from_secs(30),
+            connection_attempts: NonZeroU32::new(20).expect("non-zero"),
+            prefetch: NonZeroU16::new(1_000).expect("non-zero"),
+            tls,
+        };
+        config.check_tls_support()?;
+        Ok(config)
+    }
+
+    /// Settings from the `event_broker` section of Rasa's `endpoints.yml` (`type: pika`), with `${VAR}`
+    /// substituted through `env` (the CLI passes `|name| std::env::var(name).ok()`). Keys: `url` (a host or a
+    /// full URL), `username`, `password`, `port`, `queues` (list or string), `queue` (Rasa 1.x), `exchange_name`,
+    /// `connection_attempts`, `retry_delay_in_seconds`, `raise_on_failure` (= [`AmqpConfig::with_fail_when_full`]),
+    /// `should_keep_unpublished_messages` (accepted; Colloquy always keeps unpublished events). Other keys are
+    /// ignored, as Rasa does.
+    pub fn from_endpoints_yaml(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let root: Value = serde_norway::from_str(text)
+            .map_err(|e| Error::Config(format!("endpoints file is not valid YAML: {e}")))?;
+        let section = root
+            .get("event_broker")
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| Error::Config("endpoints file has no `event_broker` section".into()))?;
+        let section = section
+            .as_mapping()
+            .ok_or_else(|| Error::Config("`event_broker` is not a mapping".into()))?;
+        let get = |key: &str| -> Result<Option<Value>> {
+            match section.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(value) => substitute_value(value, &env).map(Some),
+            }
+        };
+        let broker_type = get("type")?
+            .map(|v| scalar_string("type", &v))
+            .transpose()?
+            .unwrap_or_default();
+        if !matches!(
+            broker_type.as_str(),
+            "pika" | "rasa.core.brokers.pika.PikaEventBroker"
+        ) {
+            return Err(Error::Config(format!(
+                "event_broker type `{broker_type}` is not supported here (expected `pika`)"
+            )));
+        }
+        let username = get("username")?
+            .map(|v| scalar_string("username", &v))
+            .transpose()?;
+        let password = get("password")?
+            .map(|v| scalar_string("password", &v))
+            .transpose()?;
+        let port = get("port")?
+            .map(|v| scalar_u64("port", &v))
+            .transpose()?
+            .map(|port| {
+                u16::try_from(port)
+                    .ok()
+                    .filter(|port| *port != 0)
+                    .ok_or_else(|| Error::Config(format!("port {port} is out of range (1-65535)")))
+            })
+            .transpose()?;
+        let url = get("url")?
+            .map(|v| scalar_string("url", &v))
+            .transpose()?
+            .unwrap_or_else(|| "localhost".to_owned());
+        let full_url = if url.contains("://") {
+            // A full URL carries its own credentials and port (as with Rasa); explicit keys override them.
+            url
+        } else {
+            format!(
+                "amqp://{}:{}@{}:{}/%2f",
+                percent_encode(username.as_deref().unwrap_or("guest")),
+                percent_encode(password.as_deref().unwrap_or("guest")),
+                url,
+                port.unwrap_or(5672)
+            )
+        };
+        let mut config = Self::from_url(&full_url)?;
+        if let Some(username) = username {
+            config.uri.authority.userinfo.username = username;
+        }
+        if let Some(password) = password {
+            config.uri.authority.userinfo.password = password;
+        }
+        if let Some(port) = port {
+            config.uri.authority.port = port;
+        }
+        let queues = match (get("queues")?, get("queue")?) {
+            (Some(Value::Sequence(items)), _) => items
+                .iter()
+                .map(|item| scalar_string("queues", item))
+                .collect::<Result<Vec<_>>>()?,
+            (Some(single), _) | (None, Some(single)) => vec![scalar_string("queues", &single)?],
+            (None, None) => vec![DEFAULT_QUEUE.to_owned()],
+        };
+        config = config.with_queues(queues)?;
+        if let Some(exchange) = get("exchange_name")? {
+            config = config.with_exchange(&scalar_string("exchange_name", &exchange)?)?;
+        }
+        if let Some(attempts) = get("connection_attempts")? {
+            let attempts = scalar_u64("connection_attempts", &attempts)?;
+            let attempts = u32::try_from(attempts)
+                .ok()
+                .and_then(NonZeroU32::new)
+                .ok_or_else(|| {
+                    Error::Config(format!("connection_attempts {attempts} must be 1 or more"))
+                })?;
+            config = config.with_connection_attempts(attempts);
+        }
+        if let Some(delay) = get("retry_delay_in_seconds")? {
+            let seconds = scalar_f64("retry_delay_in_seconds", &delay)?;
+            let delay = Duration::try_from_secs_f64(seconds).map_err(|_| {
+                Error::Config(format!(
+                    "retry_delay_in_seconds {seconds} is not a valid duration"
+                ))
+            })?;
+            let max = config.max_retry_delay.max(delay);
+            config = config.with_retry_delays(delay, max)?;
+        }
+        if let Some(raise) = get("raise_on_failure")? {
+            config = config.with_fail_when_full(scalar_bool("raise_on_failure", &raise)?);
+        }
+        if let Some(keep) = get("should_keep_unpublished_messages")? {
+            scalar_bool("should_keep_unpublished_messages", &keep)?;
+        }
+        Ok(config)
+    }
+
+    /// Uses `name` for the fanout exchange (default `rasa-exchange`).
+    pub fn with_exchange(mut self, name: &str) -> Result<Self> {
+        if name.is_empty() {
+            return Err(Error::Config(
+                "the exchange name is empty (the default exchange cannot be declared)".into(),
+            ));
+        }
+        self.exchange = AmqpName::new(name)?;
+        Ok(self)
+    }
+
+    /// Uses these queues (at least one; default `rasa_core_events`).
+    pub fn with_queues<I, S>(mut self, queues: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let queues = queues
+            .into_iter()
+            .map(|q| {
+                let q = q.as_ref();
+                if q.is_empty() {
+                    Err(Error::Config("a queue name is empty".into()))
+                } else {
+                    AmqpName::new(q)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if queues.is_empty() {
+            return Err(Error::Config("no queue configured".into()));
+        }
+        self.queues = queues;
+        Ok(self)
+    }
+
+    /// Sets the `app_id` property of published messages (the CLI passes `RASA_ENVIRONMENT`).
+    pub fn with_app_id(mut self, app_id: Option<&str>) -> Result<Self> {
+        self.app_id = app_id.map(AmqpName::new).transpose()?;
+        Ok(self)
+    }
+
+    /// Names the connections (client property `connection_name`, shown by `rabbitmqctl list_connections`).
+    pub fn with_connection_name(mut self, name: impl Into<String>) -> Self {
+        self.connection_name = Some(name.into());
+        self
+    }
+
+    /// How many events the publisher buffers beyond its confirm window (back-pressure when full).
+    pub fn with_buffer_capacity(mut self, capacity: NonZeroUsize) -> Self {
+        self.buffer_capacity = capacity;
+        self
+    }
+
+    /// How many published events may wait for their confirm at once.
+    pub fn with_confirm_window(mut self, window: NonZeroUsize) -> Self {
+        self.confirm_window = window;
+        self
+    }
+
+    /// When true, publishing into a full buffer fails at once ([`Error::BufferFull`]) instead of waiting (Rasa's
+    /// `raise_on_failure`).
+    pub fn with_fail_when_full(mut self, fail: bool) -> Self {
+        self.fail_when_full = fail;
+        self
+    }
+
+    /// The timeout of each connection attempt (TCP, TLS and AMQP handshake, topology).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Result<Self> {
+        if timeout.is_zero() {
+            return Err(Error::Config(
+                "the connect timeout must be greater than zero".into(),
+            ));
+        }
+        self.connect_timeout = timeout;
+        Ok(self)
+    }
+
+    /// The reconnect backoff: exponential from `min` to at most `max`, with jitter.
+    pub fn with_retry_delays(mut self, min: Duration, max: Duration) -> Result<Self> {
+        if min.is_zero() || max < min {
+            return Err(Error::Config(format!(
+                "retry delays must satisfy 0 < min <= max (got min {min:?}, max {max:?})"
+            )));
+        }
+        self.min_retry_delay = min;
+        self.max_retry_delay = max;
+        Ok(self)
+    }
+
+    /// Consecutive failed connection attempts after which `connect` gives up and `flush` reports the events it
+    /// could not deliver (they are kept and retried).
+    pub fn with_connection_attempts(mut self, attempts: NonZeroU32) -> Self {
+        self.connection_attempts = attempts;
+        self
+    }
+
+    /// The subscription's prefetch (`basic.qos`).
+    pub fn with_prefetch(mut self, prefetch: NonZeroU16) -> Self {
+        self.prefetch = prefetch;
+        self
+    }
+
+    /// The TLS files (for `amqps://`).
+    pub fn with_tls_files(mut self, tls: TlsFiles) -> Result<Self> {
+        self.tls = tls;
+        self.check_tls_support()?;
+        Ok(self)
+    }
+
+    /// The broker's address without the password, e.g. `amqp://guest@127.0.0.1:5672/%2f`.
+    pub fn target(&self) -> String {
+        format!(
+            "{}://{}@{}:{}/{}",
+            self.uri.scheme,
+            self.uri.authority.userinfo.username,
+            self.uri.authority.host,
+            self.uri.authority.port,
+            percent_encode(&self.uri.vhost)
+        )
+    }
+
+    /// The virtual host.
+    pub fn vhost(&self) -> &str {
+        &self.uri.vhost
+    }
+
+    /// The exchange name.
+    pub fn exchange(&self) -> &AmqpName {
+        &self.exchange
+    }
+
+    /// The queue names.
+    pub fn queues(&self) -> &[AmqpName] {
+        &self.queues
+    }
+
+    /// The `app_id` property.
+    pub fn app_id(&self) -> Option<&AmqpName> {
+        self.app_id.as_ref()
+    }
+
+    /// The connection name, when set.
+    pub fn connection_name(&self) -> Option<&str> {
+        self.connection_name.as_deref()
+    }
+
+    /// The buffer capacity.
+    pub fn buffer_capacity(&self) -> NonZeroUsize {
+        self.buffer_capacity
+    }
+
+    /// The confirm window.
+    pub fn confirm_window(&self) -> NonZeroUsize {
+        self.confirm_window
+    }
+
+    /// Whether publishing into a full buffer fails at once.
+    pub fn fail_when_full(&self) -> bool {
+        self.fail_when_full
+    }
+
+    /// The timeout of each connection attempt.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The reconnect backoff bounds `(min, max)`.
+    pub fn retry_delays(&self) -> (Duration, Duration) {
+        (self.min_retry_delay, self.max_retry_delay)
+    }
+
+    /// The number of connection attempts.
+    pub fn connection_attempts(&self) -> NonZeroU32 {
+        self.connection_attempts
+    }
+
+    /// The subscription's prefetch.
+    pub fn prefetch(&self) -> NonZeroU16 {
+        self.prefetch
+    }
+
+    /// The TLS files.
+    pub fn tls_files(&self) -> &TlsFiles {
+        &self.tls
+    }
+
+    pub(crate) fn uri(&self) -> &AMQPUri {
+        &self.uri
+    }
+
+    pub(crate) fn is_tls(&self) -> bool {
+        self.uri.scheme == AMQPScheme::AMQPS
+    }
+
+    fn check_tls_support(&self) -> Result<()> {
+        if self.is_tls() && !cfg!(feature = "tls") {
+            return Err(Error::Config(
+                "amqps:// needs colloquy-broker built with the `tls` feature".into(),
+            ));
+        }
+        if self.tls.client_certificate.is_some() != self.tls.client_key.is_some() {
+            return Err(Error::Config(
+                "a TLS client certificate needs its key, and a key its certificate".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_url(url: &str) -> Result<AMQPUri> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(Error::Config(format!(
+            "`{}` is not an AMQP URL (expected amqp://user:password@host:port/vhost)",
+            redact(url)
+        )));
+    };
+    if !matches!(scheme, "amqp" | "amqps") {
+        return Err(Error::Config(format!(
+            "unsupported URL scheme `{scheme}` (expected `amqp` or `amqps`)"
+        )));
+    }
+    let mut uri: AMQPUri = url
+        .parse()
+        .map_err(|e: String| Error::Config(format!("invalid AMQP URL `{}`: {e}", redact(url))))?;
+    // amq-protocol-uri only reads DNS names and falls back to `localhost` for IP addresses: take the host from
+    // the URL itself.
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = if host_port.starts_with('[') {
+        host_port.split_inclusive(']').next().unwrap_or_default()
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    if host.is_empty() {
+        return Err(Error::Config(format!(
+            "the AMQP URL `{}` has no host",
+            redact(url)
+        )));
+    }
+    uri.authority.host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    if uri.authority.port == 0 {
+        return Err(Error::Config(format!(
+            "port 0 in `{}` is not valid",
+            redact(url)
+        )));
+    }
+    Ok(uri)
+}
+
+/// The URL with any password replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+fn query_param(url: &str, key: &str) -> Option<String> {
+    let query = url.split_once('?')?.1.split('#').next()?;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02x}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Replaces every `${VAR}` in the string scalars of `value` (Rasa's endpoints substitution).
+fn substitute_value(value: &Value, env: &impl Fn(&str) -> Option<String>) -> Result<Value> {
+    Ok(match value {
+        Value::String(text) => Value::String(substitute(text, env)?),
+        Value::Sequence(items) => Value::Sequence(
+            items
+                .iter()
+                .map(|item| substitute_value(item, env))
+                .collect::<Result<_>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+fn substitute(text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(Error::Config(format!("unterminated `${{` in `{text}`")));
+        };
+        let name = &after[..end];
+        let value = env(name).ok_or_else(|| {
+            Error::Config(format!(
+                "environment variable `{name}` used in the endpoints file is not set"
+            ))
+        })?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn scalar_string(key: &str, value: &Value) -> Result<String> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        _ => Err(Error::Config(format!("`{key}` must be a string"))),
+    }
+}
+
+fn scalar_u64(key: &str, value: &Value) -> Result<u64> {
+    match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| Error::Config(format!("`{key}` must be a non-negative integer")))
+}
+
+fn scalar_f64(key: &str, value: &Value) -> Result<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .filter(|n: &f64| n.is_finite() && *n >= 0.0)
+    .ok_or_else(|| Error::Config(format!("`{key}` must be a non-negative number")))
+}
+
+fn scalar_bool(key: &str, value: &Value) -> Result<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Some(true),
+            "false" | "no" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+    .ok_or_else(|| Error::Config(format!("`{key}` must be true or false")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn url_defaults_and_ip_host() {
+        let config = AmqpConfig::from_url("amqp://u:secret@10.1.2.3:5673/my%2fvhost").unwrap();
+        assert_eq!(config.target(), "amqp://u@10.1.2.3:5673/my%2fvhost");
+        assert_eq!(config.vhost(), "my/vhost");
+        assert_eq!(config.exchange().as_str(), DEFAULT_EXCHANGE);
+        assert_eq!(config.queues()[0].as_str(), DEFAULT_QUEUE);
+        assert!(!format!("{config:?}").contains("secret"));
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        let cases = [
+            ("http://h/", "unsupported URL scheme `http`"),
+            ("amqp://h:99999/", "invalid AMQP URL"),
+            ("amqp://h:0/", "port 0"),
+            ("h:5672", "is not an AMQP URL"),
+            (
+                "amqp://u:pw@h:port/",
+                "invalid AMQP URL `amqp://u:***@h:port/`",
+            ),
+        ];
+        for (url, expected) in cases {
+            let error = AmqpConfig::from_url(url).unwrap_err().to_string();
+            assert!(error.contains(expected), "{url}: {error}");
+            assert!(!error.contains("pw"), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn names_over_255_bytes_are_refused() {
+        let long = "q".repeat(256);
+        let error = AmqpConfig::default()
+            .with_queues([&long])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("256 bytes is too long"), "{error}");
+        assert!(
+            AmqpConfig::default()
+                .with_exchange(&"e".repeat(255))
+                .is_ok()
+        );
+        assert!(AmqpConfig::default().with_exchange("").is_err());
+    }
+
+    #[test]
+    fn endpoints_with_host_and_keys() {
+        let yaml = "
+event_broker:
+  type: pika
+  url: ${RABBIT_HOST}
+  username: ${RABBIT_USER}
+  password: p@ss
+  port: 5673
+  queues: [a, b]
+  exchange_name: ex
+  connection_attempts: 3
+  retry_delay_in_seconds: 2
+  raise_on_failure: true
+  should_keep_unpublished_messages: false
+tracker_store:
+  type: sql
+";
+        let env = |name: &str| match name {
+            "RABBIT_HOST" => Some("rabbit.local".to_owned()),
+            "RABBIT_USER" => Some("alice".to_owned()),
+            _ => None,
+        };
+        let config = AmqpConfig::from_endpoints_yaml(yaml, env).unwrap();
+        assert_eq!(config.target(), "amqp://alice@rabbit.local:5673/%2f");
+        assert_eq!(config.uri().authority.userinfo.password, "p@ss");
+        let queues: Vec<_> = config.queues().iter().map(AmqpName::as_str).collect();
+        assert_eq!(queues, ["a", "b"]);
+        assert_eq!(config.exchange().as_str(), "ex");
+        assert_eq!(config.connection_attempts().get(), 3);
+        assert_eq!(config.retry_delays().0, Duration::from_secs(2));
+        assert!(config.fail_when_full());
+    }
+
+    #[test]
+    fn endpoints_with_full_url_and_old_queue_key() {
+        let yaml = "event_broker:\n  type: pika\n  url: amqp://bob:pw@host:5674/v\n  queue: old\n";
+        let config = AmqpConfig::from_endpoints_yaml(yaml, no_env).unwrap();
+        assert_eq!(config.target(), "amqp://bob@host:5674/v");
+        assert_eq!(config.queues()[0].as_str(), "old");
+        let yaml = "event_broker:\n  type: pika\n  url: localhost\n  queues: single\n";
+        let config = AmqpConfig::from_endpoints_yaml(yaml, no_env).unwrap();
+        assert_eq!(config.queues()[0].as_str(), "single");
+        assert_eq!(config.target(), "amqp://guest@localhost:5672/%2f");
+    }
+
+    #[test]
+    fn endpoints_errors_are_clear() {
+        let cases = [
+            ("tracker_store: {}\n", "no `event_broker` section"),
+            (
+                "event_broker:\n  type: kafka\n",
+                "type `kafka` is not supported",
+            ),
+            (
+                "event_broker:\n  type: pika\n  url: ${NOPE}\n",
+                "`NOPE` used in the endpoints file is not set",
+            ),
+            (
+                "event_broker:\n  type: pika\n  port: 70000\n",
+                "port 70000 is out of range",
+            ),
+            (
+                "event_broker:\n  type: pika\n  url: http://x\n",
+                "unsupported URL scheme `http`",
+            ),
+            ("event_broker: [\n", "not valid YAML"),
+        ];
+        for (yaml, expected) in cases {
+            let error = AmqpConfig::from_endpoints_yaml(yaml, no_env)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(expected), "{yaml}: {error}");
+        }
+    }
+}

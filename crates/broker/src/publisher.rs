@@ -1,0 +1,503 @@
+//! [`AmqpBroker`]: the AMQP publisher. One task owns the connection and channel; callers hand events over
+//! through a bounded queue. Publisher confirms are pipelined through a bounded window, each message keeping its
+//! own confirm future, so a Nack is retried and never counted as success. After a connection loss the
+//! unconfirmed events and the queued ones go out again in their original order, with the same ids.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use colloquy_events::StampedEnvelope;
+use futures_util::{FutureExt, StreamExt};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::ShortString;
+use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::EventBroker;
+use crate::config::AmqpConfig;
+use crate::connection;
+use crate::error::{Error, Result, channel_error, connect_error};
+use crate::properties::{MessageProperties, event_amqp_properties};
+
+/// One message to publish: the body and its properties, kept until confirmed.
+struct Outgoing {
+    body: Vec<u8>,
+    properties: BasicProperties,
+}
+
+/// A message taken from the queue by the publisher task; `confirm` is set while it is in flight on the current
+/// channel.
+struct Pending {
+    message: Outgoing,
+    confirm: Option<PublisherConfirm>,
+}
+
+/// What flush waits on: the number of messages confirmed in order since the start, and, while the broker has
+/// been unreachable for the configured number of attempts, the last error.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    confirmed: u64,
+    unreachable: Option<Arc<str>>,
+}
+
+/// State shared between the handle and the task.
+struct Shared {
+    /// Connected and not blocked by flow control.
+    ready: AtomicBool,
+    /// Set to true by `close`. Held here (the task holds `Shared` too) so that the task never sees the sender
+    /// dropped.
+    shutdown: watch::Sender<bool>,
+}
+
+/// The AMQP (RabbitMQ) event broker, wire-compatible with Rasa's `PikaEventBroker`.
+///
+/// Events are kept until RabbitMQ confirms them: before the first connection, while disconnected (in a bounded
+/// buffer, back-pressure when full), and after a Nack. Properties: `delivery_mode` 2, `content_type`
+/// `application/json`, `app_id` when configured, `message_id` = the event id, headers `colloquy-event-id` and
+/// `colloquy-seq`. Call [`EventBroker::close`] before dropping it: a dropped broker still delivers what it holds
+/// if connected, and gives up (logging an error) after the configured number of failed connection attempts.
+pub struct AmqpBroker {
+    config: Arc<AmqpConfig>,
+    app_id: Option<ShortString>,
+    sender: mpsc::Sender<Outgoing>,
+    /// Held while handing over so that the order of the queue is the order of `handed_over`: flush can then wait
+    /// for "the first N messages" (why: concurrent publishers would otherwise interleave count and queue order).
+    send_lock: tokio::sync::Mutex<()>,
+    handed_over: AtomicU64,
+    progress: watch::Receiver<Progress>,
+    shared: Arc<Shared>,
+    closed: AtomicBool,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for AmqpBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpBroker")
+            .field("target", &self.config.target())
+            .field("ready", &self.is_ready())
+            .field("unconfirmed", &self.unconfirmed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AmqpBroker {
+    /// Connects (up to the configured number of attempts, with backoff), declares the topology and starts the
+    /// publisher task. Fails with a clear error on bad credentials, an incompatible existing topology, or when
+    /// the broker stays unreachable. Must be called within a Tokio runtime.
+    pub async fn connect(config: AmqpConfig) -> Result<Self> {
+        let session = connection::open_channel_with_retries(&config, "publisher").await?;
+        Ok(Self::start(config, Some(session)))
+    }
+
+    /// Starts the publisher task without waiting for a connection: events handed over before the broker is
+    /// reachable are kept and published once it is. Must be called within a Tokio runtime.
+    pub fn spawn(config: AmqpConfig) -> Self {
+        Self::start(config, None)
+    }
+
+    fn start(config: AmqpConfig, session: Option<(Connection, Channel)>) -> Self {
+        let config = Arc::new(config);
+        let (sender, receiver) = mpsc::channel(config.buffer_capacity().get());
+        let (progress_sender, progress) = watch::channel(Progress::default());
+        let shared = Arc::new(Shared {
+            ready: AtomicBool::new(false),
+            shutdown: watch::channel(false).0,
+        });
+        let task = PublisherTask {
+            config: config.clone(),
+            receiver,
+            pending: VecDeque::with_capacity(config.confirm_window().get()),
+            in_flight: 0,
+            progress: progress_sender,
+            shared: shared.clone(),
+            shutdown: shared.shutdown.subscribe(),
+        };
+        let handle = tokio::spawn(task.run(session));
+        Self {
+            app_id: config.app_id().map(|name| name.short()),
+            config,
+            sender,
+            send_lock: tokio::sync::Mutex::new(()),
+            handed_over: AtomicU64::new(0),
+            progress,
+            shared,
+            closed: AtomicBool::new(false),
+            task: Mutex::new(Some(handle)),
+        }
+    }
+
+    /// Publishes a raw body with the given properties (e.g. re-publishing a dead letter), confirmed like events:
+    /// [`EventBroker::flush`] waits for it. A missing `delivery_mode` becomes persistent.
+    pub async fn publish_raw(&self, body: Vec<u8>, properties: &MessageProperties) -> Result<()> {
+        self.hand_over(vec![Outgoing {
+            body,
+            properties: properties.to_amqp(),
+        }])
+        .await
+    }
+
+    /// How many events were handed over and are not confirmed yet.
+    pub fn unconfirmed(&self) -> u64 {
+        self.handed_over
+            .load(Ordering::SeqCst)
+            .saturating_sub(self.progress.borrow().confirmed)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AmqpConfig {
+        &self.config
+    }
+
+    fn outgoing(&self, event: &StampedEnvelope) -> Result<Outgoing> {
+        let body = event.envelope.to_rasa_json().map_err(Error::Serialize)?;
+        Ok(Outgoing {
+            body: body.into_bytes(),
+            properties: event_amqp_properties(event, self.app_id.as_ref()),
+        })
+    }
+
+    async fn hand_over(&self, messages: Vec<Outgoing>) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        let count = messages.len();
+        let _order = self.send_lock.lock().await;
+        if self.config.fail_when_full() {
+            // All or nothing: only the task takes from the queue while we hold the lock, so the capacity can
+            // only grow between this check and the sends.
+            if self.sender.capacity() < count {
+                return Err(Error::BufferFull {
+                    capacity: self.config.buffer_capacity().get(),
+                    rejected: count,
+                });
+            }
+            for message in messages {
+                self.sender.try_send(message).map_err(|_| Error::Closed)?;
+                self.handed_over.fetch_add(1, Ordering::SeqCst);
+            }
+        } else {
+            for message in messages {
+                self.sender.send(message).await.map_err(|_| Error::Closed)?;
+                self.handed_over.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventBroker for AmqpBroker {
+    async fn publish(&self, event: StampedEnvelope) -> Result<()> {
+        let message = self.outgoing(&event)?;
+        self.hand_over(vec![message]).await
+    }
+
+    async fn publish_batch(&self, events: Vec<StampedEnvelope>) -> Result<()> {
+        let messages = events
+            .iter()
+            .map(|event| self.outgoing(event))
+            .collect::<Result<Vec<_>>>()?;
+        self.hand_over(messages).await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        let target = self.handed_over.load(Ordering::SeqCst);
+        let mut progress = self.progress.clone();
+        let reached = progress
+            .wait_for(|p| p.confirmed >= target || p.unreachable.is_some())
+            .await
+            .map(|p| p.clone());
+        match reached {
+            Ok(p) if p.confirmed >= target => Ok(()),
+            Ok(p) => Err(Error::Unconfirmed {
+                pending: target - p.confirmed,
+                reason: p.unreachable.as_deref().unwrap_or_default().to_owned(),
+            }),
+            // The task has ended: what it confirmed is final.
+            Err(_) if progress.borrow().confirmed >= target => Ok(()),
+            Err(_) => Err(Error::Closed),
+        }
+    }
+
+    async fn close(&self) -> Result<()> {
+        let flushed = self.flush().await;
+        self.closed.store(true, Ordering::SeqCst);
+        self.shared.shutdown.send_replace(true);
+        let task = self.task.lock().expect("task lock").take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        flushed
+    }
+
+    fn is_ready(&self) -> bool {
+        self.shared.ready.load(Ordering::SeqCst)
+    }
+}
+
+/// Why the connected loop ended.
+enum Outcome {
+    /// `close` was called.
+    Shutdown,
+    /// Every handle is gone and everything is confirmed.
+    Finished,
+    /// The connection or channel failed.
+    Lost(Error),
+}
+
+// A short-lived value on the task's stack; boxing the confirmation would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    Shutdown,
+    Event(Option<lapin::Event>),
+    Confirm(lapin::Result<Confirmation>),
+    Received(usize),
+}
+
+struct PublisherTask {
+    config: Arc<AmqpConfig>,
+    receiver: mpsc::Receiver<Outgoing>,
+    /// Taken from the queue, not yet confirmed, in hand-over order; at most `confirm_window` long.
+    pending: VecDeque<Pending>,
+    /// The first `in_flight` entries of `pending` are published on the current channel.
+    in_flight: usize,
+    progress: watch::Sender<Progress>,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl PublisherTask {
+    async fn run(mut self, mut session: Option<(Connection, Channel)>) {
+        let attempts = self.config.connection_attempts().get();
+        let mut failures = 0u32;
+        let mut delays = connection::backoff(&self.config);
+        loop {
+            if *self.shutdown.borrow() {
+                return self.stop();
+            }
+            let (connection, channel) = match session.take() {
+                Some(session) => session,
+                None => match self.open().await {
+                    Ok(session) => session,
+                    Err(error) => {
+                        failures += 1;
+                        let chain = error.chain();
+                        warn!(
+                            target = %self.config.target(), attempt = failures, error = %chain,
+                            unconfirmed = self.pending.len() + self.receiver.len(),
+                            "Cannot connect the publisher to RabbitMQ; retrying."
+                        );
+                        if failures >= attempts {
+                            self.progress
+                                .send_modify(|p| p.unreachable = Some(chain.into()));
+                            if self.receiver.is_closed() {
+                                return self.stop();
+                            }
+                        }
+                        let delay = delays.next().unwrap_or(self.config.retry_delays().1);
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = self.shutdown.changed() => {}
+                        }
+                        continue;
+                    }
+                },
+            };
+            if failures > 0 || self.progress.borrow().unreachable.is_some() {
+                info!(target = %self.config.target(), after_failures = failures, "Publisher reconnected to RabbitMQ.");
+            }
+            failures = 0;
+            delays = connection::backoff(&self.config);
+            self.progress
+                .send_if_modified(|p| p.unreachable.take().is_some());
+            self.shared.ready.store(true, Ordering::SeqCst);
+            let outcome = self.run_connected(&connection, &channel).await;
+            self.shared.ready.store(false, Ordering::SeqCst);
+            // Whatever was in flight is unconfirmed now: it goes out again, first and in order.
+            for pending in &mut self.pending {
+                pending.confirm = None;
+            }
+            self.in_flight = 0;
+            match outcome {
+                Outcome::Shutdown | Outcome::Finished => {
+                    connection::close_quietly(&connection).await;
+                    return self.stop();
+                }
+                Outcome::Lost(error) => {
+                    warn!(
+                        target = %self.config.target(), error = %error.chain(),
+                        unconfirmed = self.pending.len(),
+                        "Publisher lost its RabbitMQ connection; unconfirmed events will be re-sent after reconnecting."
+                    );
+                    connection::close_quietly(&connection).await;
+                }
+            }
+        }
+    }
+
+    async fn open(&mut self) -> Result<(Connection, Channel)> {
+        let (connection, channel) = connection::open_channel(&self.config, "publisher").await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| channel_error("enabling publisher confirms", e))?;
+        Ok((connection, channel))
+    }
+
+    fn stop(&mut self) {
+        let left = self.pending.len() + self.receiver.len();
+        if left > 0 {
+            error!(
+                target = %self.config.target(), unconfirmed = left,
+                "Publisher stopped with events not confirmed by RabbitMQ."
+            );
+        }
+    }
+
+    async fn run_connected(&mut self, connection: &Connection, channel: &Channel) -> Outcome {
+        let window = self.config.confirm_window().get();
+        let exchange = self.config.exchange().short();
+        let routing_key = ShortString::from("");
+        let mut events = connection.events_listener();
+        let mut blocked = connection.status().blocked();
+        let mut batch = Vec::with_capacity(window);
+        loop {
+            if !blocked {
+                while self.in_flight < self.pending.len() {
+                    let pending = &mut self.pending[self.in_flight];
+                    let published = channel
+                        .basic_publish(
+                            exchange.clone(),
+                            routing_key.clone(),
+                            BasicPublishOptions::default(),
+                            &pending.message.body,
+                            pending.message.properties.clone(),
+                        )
+                        .await;
+                    match published {
+                        Ok(confirm) => {
+                            pending.confirm = Some(confirm);
+                            self.in_flight += 1;
+                        }
+                        Err(e) => return Outcome::Lost(channel_error("publishing", e)),
+                    }
+                }
+            }
+            if self.receiver.is_closed() && self.receiver.is_empty() && self.pending.is_empty() {
+                return Outcome::Finished;
+            }
+            let room = window - self.pending.len();
+            let step = tokio::select! {
+                biased;
+                _ = self.shutdown.changed() => Step::Shutdown,
+                event = events.next() => Step::Event(event),
+                confirmation = front_confirm(&mut self.pending), if self.in_flight > 0 => {
+                    Step::Confirm(confirmation)
+                }
+                received = self.receiver.recv_many(&mut batch, room), if room > 0 && !self.receiver.is_closed() => {
+                    Step::Received(received)
+                }
+            };
+            match step {
+                Step::Shutdown => return Outcome::Shutdown,
+                Step::Event(Some(lapin::Event::ConnectionBlocked(reason))) => {
+                    if !blocked {
+                        warn!(
+                            target = %self.config.target(), %reason,
+                            "RabbitMQ blocked the connection (flow control); publishing waits until it is unblocked."
+                        );
+                    }
+                    blocked = true;
+                    self.shared.ready.store(false, Ordering::SeqCst);
+                }
+                Step::Event(Some(lapin::Event::ConnectionUnblocked)) => {
+                    if blocked {
+                        info!(target = %self.config.target(), "RabbitMQ unblocked the connection; publishing resumes.");
+                    }
+                    blocked = false;
+                    self.shared.ready.store(true, Ordering::SeqCst);
+                }
+                Step::Event(Some(lapin::Event::Error(e))) => {
+                    return Outcome::Lost(connect_error(&self.config.target(), e));
+                }
+                Step::Event(Some(_)) => {}
+                Step::Event(None) => {
+                    return Outcome::Lost(Error::Closed);
+                }
+                Step::Confirm(first) => {
+                    if let Some(outcome) = self.settle(first) {
+                        return outcome;
+                    }
+                }
+                Step::Received(0) => {}
+                Step::Received(_) => {
+                    self.pending.extend(batch.drain(..).map(|message| Pending {
+                        message,
+                        confirm: None,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Handles the confirmation of the oldest in-flight message, and of the following ones that are already
+    /// settled (one multiple-ack settles many). Returns an outcome when the channel failed.
+    fn settle(&mut self, first: lapin::Result<Confirmation>) -> Option<Outcome> {
+        let mut confirmed = 0u64;
+        let mut next = Some(first);
+        let mut outcome = None;
+        while let Some(result) = next.take() {
+            match result {
+                Ok(Confirmation::Ack(_)) => {
+                    self.pending.pop_front();
+                    self.in_flight -= 1;
+                    confirmed += 1;
+                    if self.in_flight > 0 {
+                        next = self.pending[0]
+                            .confirm
+                            .as_mut()
+                            .and_then(FutureExt::now_or_never);
+                    }
+                }
+                Ok(Confirmation::Nack(_)) => {
+                    // Go back: re-send the nacked message and everything after it, in order (same ids), so that
+                    // a consumer sees every event; duplicates share their id.
+                    warn!(
+                        target = %self.config.target(), in_flight = self.in_flight,
+                        "RabbitMQ rejected a message (Nack); re-sending it and the ones after it."
+                    );
+                    for pending in &mut self.pending {
+                        pending.confirm = None;
+                    }
+                    self.in_flight = 0;
+                }
+                Ok(Confirmation::NotRequested) => {
+                    outcome = Some(Outcome::Lost(Error::Config(
+                        "publisher confirms are not enabled on the channel".into(),
+                    )));
+                }
+                Err(e) => {
+                    outcome = Some(Outcome::Lost(channel_error(
+                        "waiting for a publisher confirm",
+                        e,
+                    )));
+                }
+            }
+        }
+        if confirmed > 0 {
+            self.progress.send_modify(|p| p.confirmed += confirmed);
+        }
+        outcome
+    }
+}
+
+async fn front_confirm(pending: &mut VecDeque<Pending>) -> lapin::Result<Confirmation> {
+    match pending.front_mut().and_then(|p| p.confirm.as_mut()) {
+        Some(confirm) => confirm.await,
+        None => std::future::pending().await,
+    }
+}

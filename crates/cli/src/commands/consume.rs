@@ -1,0 +1,79 @@
+//! `colloquy consume`: the consumer service.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use colloquy_broker::AmqpSubscription;
+use colloquy_consumer::{Consumer, ConsumerOptions, Database, redact};
+
+use crate::cli::ConsumeArgs;
+use crate::settings::{Endpoints, amqp_config, database_url, prefetch_for};
+
+/// How long start-up waits for a database that does not answer before giving up.
+const DATABASE_STARTUP_WAIT: Duration = Duration::from_secs(120);
+
+/// Runs the consumer until SIGTERM / SIGINT.
+pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()> {
+    let url = database_url(&args.database, endpoints)
+        .map_err(|error| super::ConfigError(format!("{error:#}")))?;
+    let amqp = amqp_config(&args.broker, endpoints)
+        .map_err(|error| super::ConfigError(format!("{error:#}")))?
+        .with_prefetch(prefetch_for(args.batch_size, args.prefetch));
+    let database =
+        Database::connect_lazy(&url).map_err(|error| super::ConfigError(error.to_string()))?;
+    migrate_when_ready(&database, &url).await?;
+
+    let queues: Vec<&str> = amqp.queues().iter().map(|queue| queue.as_str()).collect();
+    tracing::info!(
+        broker = %amqp.target(),
+        exchange = amqp.exchange().as_str(),
+        queues = ?queues,
+        database = %redact(&url),
+        batch_size = args.batch_size,
+        prefetch = amqp.prefetch().get(),
+        "Starting the consumer."
+    );
+    let subscription = AmqpSubscription::connect(amqp)
+        .await
+        .context("cannot subscribe to the broker")?;
+    let options = ConsumerOptions {
+        batch_size: args.batch_size as usize,
+        batch_timeout: Duration::from_millis(args.batch_timeout_ms),
+        max_body_bytes: args.max_body_bytes,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+        http: args.http,
+    };
+    let consumer = Consumer::new(Arc::new(database.clone()), options);
+    consumer
+        .run(Box::new(subscription), super::shutdown_signal())
+        .await?;
+    database.close().await;
+    Ok(())
+}
+
+/// Applies the migrations, waiting (with backoff) for a database that is still starting.
+async fn migrate_when_ready(database: &Database, url: &str) -> Result<()> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match database.migrate().await {
+            Ok(()) => return Ok(()),
+            Err(error) if error.is_transient() && started.elapsed() < DATABASE_STARTUP_WAIT => {
+                tracing::warn!(database = %redact(url), %error, retry_in_ms = delay.as_millis() as u64, "The database does not answer yet.");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(error) if error.is_transient() => {
+                bail!(
+                    "the database at {} did not answer within {DATABASE_STARTUP_WAIT:?}: {error}",
+                    redact(url)
+                )
+            }
+            Err(error) => {
+                return Err(error)
+                    .with_context(|| format!("cannot prepare the database at {}", redact(url)));
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Turning flags, environment and Rasa's endpoints.yml into typed settings — the one place that reads them.
+
+use std::num::NonZeroU16;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use colloquy_broker::AmqpConfig;
+
+use crate::cli::{BrokerArgs, DatabaseArgs};
+
+/// The database used when none is configured.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://colloquy.db";
+
+/// Rasa's endpoints.yml, read once.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    path: PathBuf,
+    text: String,
+}
+
+impl Endpoints {
+    /// Reads the file, if one was given.
+    pub fn load(path: Option<&Path>) -> Result<Option<Self>> {
+        let Some(path) = path else { return Ok(None) };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the endpoints file {}", path.display()))?;
+        Ok(Some(Self {
+            path: path.to_owned(),
+            text,
+        }))
+    }
+}
+
+/// Looks an environment variable up for `${VAR}` substitution in endpoints.yml.
+pub fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// The broker settings: flags and environment over endpoints.yml's `event_broker` over the defaults.
+pub fn amqp_config(args: &BrokerArgs, endpoints: Option<&Endpoints>) -> Result<AmqpConfig> {
+    let mut config = match (&args.amqp_url, endpoints) {
+        (Some(url), _) => AmqpConfig::from_url(url).context("invalid --amqp-url")?,
+        (None, Some(endpoints)) => AmqpConfig::from_endpoints_yaml(&endpoints.text, env_lookup)
+            .with_context(|| {
+                format!(
+                    "invalid event_broker section in {}",
+                    endpoints.path.display()
+                )
+            })?,
+        (None, None) => AmqpConfig::default(),
+    };
+    if let Some(exchange) = &args.exchange {
+        config = config
+            .with_exchange(exchange)
+            .context("invalid --exchange")?;
+    }
+    if !args.queues.is_empty() {
+        config = config
+            .with_queues(&args.queues)
+            .context("invalid --queue")?;
+    }
+    if let Ok(environment) = std::env::var("RASA_ENVIRONMENT") {
+        config = config
+            .with_app_id(Some(&environment))
+            .context("invalid RASA_ENVIRONMENT")?;
+    }
+    let tls = colloquy_broker::TlsFiles {
+        client_certificate: std::env::var_os("RABBITMQ_SSL_CLIENT_CERTIFICATE").map(PathBuf::from),
+        client_key: std::env::var_os("RABBITMQ_SSL_CLIENT_KEY").map(PathBuf::from),
+        ..config.tls_files().clone()
+    };
+    config = config
+        .with_tls_files(tls)
+        .context("invalid TLS client certificate settings")?;
+    Ok(config)
+}
+
+/// The prefetch for a batch size: twice the batch, so one batch fills while the previous one commits.
+pub fn prefetch_for(batch_size: u32, flag: Option<u16>) -> NonZeroU16 {
+    let prefetch =
+        flag.unwrap_or_else(|| u16::try_from(batch_size.saturating_mul(2)).unwrap_or(u16::MAX));
+    NonZeroU16::new(prefetch).unwrap_or(NonZeroU16::MIN)
+}
+
+/// The database URL: flag and environment over endpoints.yml's `tracker_store` over the default.
+pub fn database_url(args: &DatabaseArgs, endpoints: Option<&Endpoints>) -> Result<String> {
+    if let Some(url) = &args.database_url {
+        return Ok(url.clone());
+    }
+    if let Some(endpoints) = endpoints {
+        if let Some(url) = tracker_store_url(&endpoints.text).with_context(|| {
+            format!(
+                "invalid tracker_store section in {}",
+                endpoints.path.display()
+            )
+        })? {
+            return Ok(url);
+        }
+    }
+    Ok(DEFAULT_DATABASE_URL.to_owned())
+}
+
+/// The database URL of an endpoints.yml `tracker_store` section of type `sql`, if there is one.
+fn tracker_store_url(text: &str) -> Result<Option<String>> {
+    match colloquy_tracker_store::SqlConfig::from_endpoints_yaml(text, env_lookup) {
+        Ok(Some(config)) => Ok(Some(config.url())),
+        Ok(None) => Ok(None),
+        Err(error) => bail!(error),
+    }
+}

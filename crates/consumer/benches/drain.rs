@@ -1,0 +1,457 @@
+//! `cargo bench -p colloquy-consumer` (or `cargo xtask bench consumer`): the consumer draining a full queue into
+//! PostgreSQL, against a minimal raw lapin + UNNEST consumer measured in the same run; then the end-to-end
+//! latency (publish to commit) at half the measured maximum rate.
+//!
+//! Environment: `BENCH_EVENTS` (default 200000), `BENCH_LATENCY_SECS` (default 10), `AMQP_URL`, `DATABASE_URL`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use colloquy_broker::{AmqpConfig, AmqpSubscription};
+use colloquy_consumer::{Consumer, ConsumerOptions, Database, EventSink};
+use colloquy_testkit::{TestDatabase, fresh_database, unique_name};
+use colloquy_tracker_store::schema::{DeadLetterRow, EventRow};
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use sqlx::postgres::PgPoolOptions;
+
+const BATCH: usize = 1000;
+const BATCH_WAIT: Duration = Duration::from_millis(50);
+
+fn main() -> Result<()> {
+    let events: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200_000);
+    let latency_secs: u64 = std::env::var("BENCH_LATENCY_SECS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let amqp_url = colloquy_testkit::amqp_url().await;
+        let bodies = workload(events);
+        let mean = bodies.iter().map(Vec::len).sum::<usize>() / bodies.len();
+        println!("consumer drain: {events} events of {mean} bytes on average");
+
+        let raw = raw_drain(&amqp_url, &bodies).await?;
+        let ours = our_drain(&amqp_url, &bodies).await?;
+        println!("raw lapin + UNNEST baseline: {raw:>8.0} events/s");
+        println!("colloquy consume:            {ours:>8.0} events/s");
+        println!("ratio ours / raw:            {:>8.2}", ours / raw);
+
+        if latency_secs > 0 {
+            let rate = ours / 2.0;
+            let (p50, p99, max) = latency(&amqp_url, rate, Duration::from_secs(latency_secs)).await?;
+            println!("latency at {rate:.0} events/s (half of ours), publish to commit: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms");
+        }
+        Ok(())
+    })
+}
+
+/// Rasa-shaped bodies (~500 bytes): 1000 conversations interleaved.
+fn workload(events: usize) -> Vec<Vec<u8>> {
+    (0..events)
+        .map(|n| {
+            let sender = format!("bench-{}", n % 1000);
+            let t = 1_700_000_000.0 + n as f64 / 1000.0;
+            format!(
+                r#"{{"sender_id": "{sender}", "event": "user", "timestamp": {t:?}, "metadata": {{"model_id": "m1", "assistant_id": "a1"}}, "text": "I would like to book a table for two at an indian restaurant {n}", "parse_data": {{"intent": {{"name": "request_restaurant", "confidence": 0.94}}, "entities": [{{"entity": "cuisine", "value": "indian", "start": 7, "end": 13}}], "text": "I would like to book a table", "message_id": "m{n}", "metadata": {{}}}}, "input_channel": "rest", "message_id": "m{n}"}}"#
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+struct Topology {
+    connection: Connection,
+    channel: Channel,
+    exchange: String,
+    queue: String,
+}
+
+async fn topology(amqp_url: &str) -> Result<Topology> {
+    let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    let exchange = unique_name("bench-exchange");
+    let queue = unique_name("bench-queue");
+    channel
+        .exchange_declare(
+            exchange.as_str().into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            queue.as_str().into(),
+            exchange.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(Topology {
+        connection,
+        channel,
+        exchange,
+        queue,
+    })
+}
+
+impl Topology {
+    async fn delete(self) -> Result<()> {
+        self.channel
+            .queue_delete(self.queue.as_str().into(), QueueDeleteOptions::default())
+            .await?;
+        self.channel
+            .exchange_delete(self.exchange.as_str().into(), Default::default())
+            .await?;
+        self.connection.close(200, "done".into()).await?;
+        Ok(())
+    }
+}
+
+/// Fills the queue with `bodies` (persistent, confirmed, pipelined).
+async fn fill(topology: &Topology, bodies: &[Vec<u8>]) -> Result<()> {
+    topology
+        .channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    for chunk in bodies.chunks(1000) {
+        let mut confirms = Vec::with_capacity(chunk.len());
+        for body in chunk {
+            confirms.push(
+                topology
+                    .channel
+                    .basic_publish(
+                        topology.exchange.as_str().into(),
+                        "".into(),
+                        BasicPublishOptions::default(),
+                        body,
+                        BasicProperties::default().with_delivery_mode(2),
+                    )
+                    .await?,
+            );
+        }
+        for confirm in confirms {
+            anyhow::ensure!(confirm.await?.is_ack(), "the broker refused a message");
+        }
+    }
+    Ok(())
+}
+
+async fn count(database: &TestDatabase) -> Result<i64> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&database.url)
+        .await?;
+    let count = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(&pool)
+        .await?;
+    pool.close().await;
+    Ok(count)
+}
+
+/// Our consumer draining a full queue: events per second.
+async fn our_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
+    let topology = topology(amqp_url).await?;
+    fill(&topology, bodies).await?;
+    let database = fresh_database().await;
+    let sink = Database::connect_lazy(&database.url)?;
+    sink.migrate().await?;
+    let config = AmqpConfig::from_url(amqp_url)?
+        .with_exchange(&topology.exchange)?
+        .with_queues([topology.queue.as_str()])?
+        .with_prefetch(std::num::NonZeroU16::new((2 * BATCH) as u16).expect("non-zero"));
+    let counting = Arc::new(CountingSink {
+        inner: sink.clone(),
+        stored: Default::default(),
+        latencies: None,
+    });
+    let consumer = Consumer::new(
+        counting.clone(),
+        ConsumerOptions {
+            batch_size: BATCH,
+            batch_timeout: BATCH_WAIT,
+            ..Default::default()
+        },
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let started = Instant::now();
+    let subscription = AmqpSubscription::connect(config).await?;
+    let running = tokio::spawn(consumer.run(Box::new(subscription), async move {
+        let _ = stopped.await;
+    }));
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while counting.stored() < bodies.len() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the consumer did not drain the queue in 600 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    let _ = stop.send(());
+    running.await??;
+    anyhow::ensure!(count(&database).await? == bodies.len() as i64, "row count");
+    sink.close().await;
+    database.drop_database().await;
+    topology.delete().await?;
+    Ok(bodies.len() as f64 / elapsed.as_secs_f64())
+}
+
+/// The baseline: a minimal raw lapin consumer that inserts batches of up to 1000 (or 50 ms) with UNNEST +
+/// ON CONFLICT DO NOTHING, commits, then sends one multiple-ack.
+async fn raw_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
+    let topology = topology(amqp_url).await?;
+    fill(&topology, bodies).await?;
+    let database = fresh_database().await;
+    let migrate = Database::connect_lazy(&database.url)?;
+    migrate.migrate().await?;
+    migrate.close().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&database.url)
+        .await?;
+
+    let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .basic_qos((2 * BATCH) as u16, BasicQosOptions::default())
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            topology.queue.as_str().into(),
+            "raw-bench".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let started = Instant::now();
+    let mut stored = 0usize;
+    while stored < bodies.len() {
+        let mut batch: Vec<(String, String, f64, Option<String>, String, String)> =
+            Vec::with_capacity(BATCH);
+        let mut last_tag = None;
+        let batch_deadline = tokio::time::Instant::now() + BATCH_WAIT;
+        while batch.len() < BATCH {
+            let delivery = match tokio::time::timeout_at(batch_deadline, consumer.next()).await {
+                Ok(Some(delivery)) => delivery?,
+                Ok(None) => anyhow::bail!("consumer closed"),
+                Err(_) => break,
+            };
+            let mut value: serde_json::Value = serde_json::from_slice(&delivery.data)?;
+            let object = value.as_object_mut().context("object")?;
+            let sender = object
+                .shift_remove("sender_id")
+                .and_then(|s| s.as_str().map(str::to_owned))
+                .context("sender")?;
+            let type_name = object["event"].as_str().context("event")?.to_owned();
+            let timestamp = object["timestamp"].as_f64().unwrap_or_default();
+            let intent = value
+                .pointer("/parse_data/intent/name")
+                .and_then(|n| n.as_str())
+                .map(str::to_owned);
+            let id = format!("{sender}:{}", delivery.delivery_tag);
+            batch.push((sender, type_name, timestamp, intent, value.to_string(), id));
+            last_tag = Some(delivery.delivery_tag);
+        }
+        let Some(last_tag) = last_tag else { continue };
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, data, event_id)
+               SELECT * FROM UNNEST($1::varchar[], $2::varchar[], $3::float8[], $4::varchar[], $5::text[], $6::text[])
+               ON CONFLICT (event_id) DO NOTHING"#,
+        )
+        .bind(batch.iter().map(|row| row.0.as_str()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|row| row.1.as_str()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|row| row.2).collect::<Vec<_>>())
+        .bind(batch.iter().map(|row| row.3.as_deref()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|row| row.4.as_str()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|row| row.5.as_str()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        channel
+            .basic_ack(last_tag, BasicAckOptions { multiple: true })
+            .await?;
+        stored += batch.len();
+    }
+    let elapsed = started.elapsed();
+    connection.close(200, "done".into()).await?;
+    pool.close().await;
+    database.drop_database().await;
+    topology.delete().await?;
+    Ok(bodies.len() as f64 / elapsed.as_secs_f64())
+}
+
+/// Wraps the database: counts stored events and, when asked, records publish-to-commit latencies (the event
+/// timestamps are the publish times).
+struct CountingSink {
+    inner: Database,
+    stored: std::sync::atomic::AtomicUsize,
+    latencies: Option<Mutex<Vec<f64>>>,
+}
+
+impl CountingSink {
+    fn stored(&self) -> usize {
+        self.stored.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl EventSink for CountingSink {
+    async fn store(
+        &self,
+        events: &[EventRow],
+        dead_letters: &[DeadLetterRow],
+    ) -> colloquy_consumer::Result<u64> {
+        let inserted = self.inner.store(events, dead_letters).await?;
+        if let Some(latencies) = &self.latencies {
+            let now = unix_now();
+            let mut latencies = latencies.lock().expect("latency lock");
+            latencies.extend(
+                events
+                    .iter()
+                    .filter_map(|row| row.timestamp)
+                    .map(|sent| (now - sent) * 1000.0),
+            );
+        }
+        self.stored
+            .fetch_add(events.len(), std::sync::atomic::Ordering::Relaxed);
+        Ok(inserted)
+    }
+
+    async fn ping(&self) -> colloquy_consumer::Result<()> {
+        self.inner.ping().await
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// Publishes at `rate` events/s for `duration` while our consumer runs; returns p50, p99 and max latency (ms).
+async fn latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f64, f64, f64)> {
+    let topology = topology(amqp_url).await?;
+    let database = fresh_database().await;
+    let sink = Database::connect_lazy(&database.url)?;
+    sink.migrate().await?;
+    let config = AmqpConfig::from_url(amqp_url)?
+        .with_exchange(&topology.exchange)?
+        .with_queues([topology.queue.as_str()])?
+        .with_prefetch(std::num::NonZeroU16::new((2 * BATCH) as u16).expect("non-zero"));
+    let counting = Arc::new(CountingSink {
+        inner: sink.clone(),
+        stored: Default::default(),
+        latencies: Some(Mutex::new(Vec::new())),
+    });
+    let consumer = Consumer::new(
+        counting.clone(),
+        ConsumerOptions {
+            batch_size: BATCH,
+            batch_timeout: BATCH_WAIT,
+            ..Default::default()
+        },
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let subscription = AmqpSubscription::connect(config).await?;
+    let running = tokio::spawn(consumer.run(Box::new(subscription), async move {
+        let _ = stopped.await;
+    }));
+
+    topology
+        .channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let tick = Duration::from_millis(2);
+    let per_tick = (rate * tick.as_secs_f64()).max(1.0);
+    let mut owed = 0.0;
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut sent = 0usize;
+    let mut confirms = Vec::new();
+    while started.elapsed() < duration {
+        interval.tick().await;
+        owed += per_tick;
+        while owed >= 1.0 {
+            owed -= 1.0;
+            let body = format!(
+                r#"{{"sender_id": "lat-{}", "event": "user", "timestamp": {:?}, "metadata": {{}}, "text": "hello {sent}", "parse_data": {{"intent": {{"name": "greet", "confidence": 0.9}}, "entities": []}}, "input_channel": "rest", "message_id": "m{sent}"}}"#,
+                sent % 100,
+                unix_now()
+            );
+            confirms.push(
+                topology
+                    .channel
+                    .basic_publish(
+                        topology.exchange.as_str().into(),
+                        "".into(),
+                        BasicPublishOptions::default(),
+                        body.as_bytes(),
+                        BasicProperties::default().with_delivery_mode(2),
+                    )
+                    .await?,
+            );
+            sent += 1;
+        }
+        if confirms.len() >= 1000 {
+            for confirm in confirms.drain(..) {
+                confirm.await?;
+            }
+        }
+    }
+    for confirm in confirms {
+        confirm.await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counting.stored() < sent {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the consumer did not store every event"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = stop.send(());
+    running.await??;
+    let mut latencies = counting
+        .latencies
+        .as_ref()
+        .expect("recording")
+        .lock()
+        .expect("lock")
+        .clone();
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
+    let result = (at(0.5), at(0.99), *latencies.last().unwrap_or(&0.0));
+    sink.close().await;
+    database.drop_database().await;
+    topology.delete().await?;
+    Ok(result)
+}

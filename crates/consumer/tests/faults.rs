@@ -1,0 +1,153 @@
+//! Fault injection against the real servers: the broker drops connections or restarts, PostgreSQL restarts.
+//! After each fault the table holds every event exactly once, in per-conversation order.
+//!
+//! These tests disturb the shared servers, so they run one at a time (a process-wide lock), and each restores
+//! the server even when it fails.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use colloquy_testkit::{rabbitmqctl, wait_until};
+use support::{Harness, TestStore, data_of, interleave, rasa_conversation};
+
+static ONE_FAULT_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Restarts RabbitMQ's application when dropped, so that a failing test leaves the broker running.
+struct BrokerRestorer;
+
+impl Drop for BrokerRestorer {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl").arg("start_app").status();
+    }
+}
+
+/// Starts PostgreSQL when dropped, so that a failing test leaves the server running.
+struct PostgresRestorer;
+
+impl Drop for PostgresRestorer {
+    fn drop(&mut self) {
+        let _ = pg_ctlcluster("start");
+    }
+}
+
+fn pg_ctlcluster(action: &str) -> std::io::Result<std::process::ExitStatus> {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | head -n1) main {action}"
+        ))
+        .status()
+}
+
+/// 200 conversations of 25 turns: 20600 events, consumed in small batches so that the fault lands mid-stream.
+fn workload() -> Vec<Vec<u8>> {
+    interleave(
+        (0..200)
+            .map(|n| rasa_conversation(&format!("fault-{n}"), 25))
+            .collect(),
+    )
+}
+
+async fn slow_harness() -> Harness {
+    let mut harness = Harness::new(TestStore::postgres().await).await;
+    harness.options.batch_size = 20;
+    harness.prefetch = 40;
+    harness
+}
+
+async fn assert_all_stored_once_in_order(harness: &Harness, bodies: &[Vec<u8>]) {
+    harness.wait_for_events(bodies.len() as i64).await;
+    let rows = harness.rows().await;
+    assert_eq!(rows.len(), bodies.len(), "exactly one row per event");
+    let mut expected: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for body in bodies {
+        let envelope = colloquy_events::Envelope::from_json(body).unwrap();
+        expected
+            .entry(envelope.sender_id)
+            .or_default()
+            .push(data_of(body));
+    }
+    let mut stored: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for row in rows {
+        stored.entry(row.sender_id).or_default().push(row.data);
+    }
+    assert_eq!(stored, expected, "per-conversation order");
+}
+
+async fn wait_for_progress(harness: &Harness, at_least: i64) {
+    let database = harness.database.clone();
+    wait_until(
+        &format!("at least {at_least} events stored"),
+        support::STORE_TIMEOUT,
+        || {
+            let database = database.clone();
+            async move { support::count_rows(&database, "events").await >= at_least }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn broker_connections_closed_mid_stream() {
+    let _serial = ONE_FAULT_AT_A_TIME.lock().await;
+    let mut harness = slow_harness().await;
+    harness.start().await;
+    let bodies = workload();
+    harness.publish_like_rasa(&bodies).await;
+    wait_for_progress(&harness, 500).await;
+    rabbitmqctl(&["close_all_connections", "colloquy fault test"]);
+    assert_all_stored_once_in_order(&harness, &bodies).await;
+    harness.cleanup().await;
+}
+
+#[tokio::test]
+async fn broker_restarted_mid_stream() {
+    let _serial = ONE_FAULT_AT_A_TIME.lock().await;
+    let mut harness = slow_harness().await;
+    harness.start().await;
+    let bodies = workload();
+    harness.publish_like_rasa(&bodies).await;
+    wait_for_progress(&harness, 500).await;
+    {
+        let _restorer = BrokerRestorer;
+        rabbitmqctl(&["stop_app"]);
+        // The consumer notices the broker is gone.
+        let metrics = harness.metrics();
+        wait_until(
+            "the consumer to see the broker down",
+            Duration::from_secs(30),
+            || {
+                let metrics = metrics.clone();
+                async move { !metrics.broker_ready() }
+            },
+        )
+        .await;
+        rabbitmqctl(&["start_app"]);
+    }
+    rabbitmqctl(&["await_startup"]);
+    assert_all_stored_once_in_order(&harness, &bodies).await;
+    harness.cleanup().await;
+}
+
+#[tokio::test]
+async fn postgres_restarted_mid_stream() {
+    let _serial = ONE_FAULT_AT_A_TIME.lock().await;
+    let mut harness = slow_harness().await;
+    harness.start().await;
+    let bodies = workload();
+    harness.publish_like_rasa(&bodies).await;
+    wait_for_progress(&harness, 500).await;
+    {
+        let _restorer = PostgresRestorer;
+        assert!(
+            pg_ctlcluster("restart")
+                .expect("running pg_ctlcluster")
+                .success(),
+            "restarting PostgreSQL"
+        );
+    }
+    assert_all_stored_once_in_order(&harness, &bodies).await;
+    harness.cleanup().await;
+}

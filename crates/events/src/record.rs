@@ -1,0 +1,542 @@
+//! The machinery that makes typed records lossless: key order, unknown keys, and reading straight from
+//! serde (bytes or a `Value`) with errors that say where.
+//!
+//! Every typed JSON object (an event, `parse_data`, an intent, an entity, `bot.data`, a button) is a
+//! *record*: typed fields with small numeric ids, a map of the keys it does not know (`extra`, in input
+//! order), and a [`Layout`]:
+//! - `Layout::Canonical`: write Rasa's key order: the record's canonical fields, then the extra keys.
+//!   Reading stores this whenever the input already was in that order, so Rasa-shaped input costs nothing.
+//! - `Layout::AsRead(ids)`: the keys as they were read, in order (`EXTRA` marks "the next unknown key").
+//!   Writing follows it exactly, then appends known fields set since (non-default values only) in
+//!   canonical order, then unknown keys added since. This is what makes any input round-trip to the same
+//!   value with the same key order, including which keys were absent and which were `null`.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+use crate::error::Error;
+use crate::pyjson::Writer;
+
+/// Marks an unknown key in a layout.
+pub(crate) const EXTRA: u8 = u8::MAX;
+
+/// How a record's keys are ordered when written (see the module doc).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) enum Layout {
+    /// Rasa's order for the record's current values.
+    #[default]
+    Canonical,
+    /// The keys as read.
+    AsRead(Box<[u8]>),
+}
+
+impl Layout {
+    /// The layout to keep after reading `order`: canonical when the input was already canonical (extra keys
+    /// only at the end).
+    pub(crate) fn from_read(order: Vec<u8>, canonical: &[u8]) -> Self {
+        if order.len() >= canonical.len()
+            && order[..canonical.len()] == *canonical
+            && order[canonical.len()..].iter().all(|&id| id == EXTRA)
+        {
+            Layout::Canonical
+        } else {
+            Layout::AsRead(order.into_boxed_slice())
+        }
+    }
+}
+
+/// A short list of field ids (no allocation).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ids {
+    ids: [u8; 24],
+    len: usize,
+}
+
+impl Ids {
+    pub(crate) fn new() -> Self {
+        Self {
+            ids: [0; 24],
+            len: 0,
+        }
+    }
+    pub(crate) fn push(&mut self, id: u8) {
+        if self.len < self.ids.len() {
+            self.ids[self.len] = id;
+            self.len += 1;
+        }
+    }
+    pub(crate) fn with(mut self, id: u8) -> Self {
+        self.push(id);
+        self
+    }
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.ids[..self.len]
+    }
+}
+
+/// A typed JSON object (see the module doc).
+pub(crate) trait Record {
+    /// The field ids Rasa writes for the current values, in Rasa's order.
+    fn canonical(&self) -> Ids;
+    /// Whether field `id` differs from what reading would give if the key were absent.
+    fn is_set(&self, id: u8) -> bool;
+    /// The key of field `id`.
+    fn key(&self, id: u8) -> &'static str;
+    /// Writes the value of field `id`.
+    fn write_value(&self, id: u8, w: &mut Writer);
+    /// The unknown keys, in input order.
+    fn extra(&self) -> &Map<String, Value>;
+    /// The layout.
+    fn layout(&self) -> &Layout;
+}
+
+/// Writes a record as a JSON object.
+pub(crate) fn write_record<R: Record + ?Sized>(record: &R, w: &mut Writer) {
+    write_record_after(record, w, None);
+}
+
+/// Writes a record as a JSON object whose first key is `first` (the envelope's `sender_id`).
+pub(crate) fn write_record_after<R: Record + ?Sized>(
+    record: &R,
+    w: &mut Writer,
+    first: Option<(&str, &str)>,
+) {
+    w.begin_object();
+    if let Some((key, value)) = first {
+        w.key(key);
+        w.str(value);
+    }
+    match record.layout() {
+        Layout::Canonical => {
+            for &id in record.canonical().as_slice() {
+                w.key(record.key(id));
+                record.write_value(id, w);
+            }
+            for (k, v) in record.extra() {
+                w.key(k);
+                w.value(v);
+            }
+        }
+        Layout::AsRead(order) => {
+            let mut written = 0u64;
+            let mut extras = record.extra().iter();
+            for &id in order.iter() {
+                if id == EXTRA {
+                    if let Some((k, v)) = extras.next() {
+                        w.key(k);
+                        w.value(v);
+                    }
+                } else {
+                    written |= 1 << id;
+                    w.key(record.key(id));
+                    record.write_value(id, w);
+                }
+            }
+            for &id in record.canonical().as_slice() {
+                if written & (1 << id) == 0 && record.is_set(id) {
+                    w.key(record.key(id));
+                    record.write_value(id, w);
+                }
+            }
+            for (k, v) in extras {
+                w.key(k);
+                w.value(v);
+            }
+        }
+    }
+    w.end_object();
+}
+
+/// Where we are in the input, for error messages. Built on the stack, rendered only on error.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Path<'a> {
+    Root,
+    Key(&'a Path<'a>, &'static str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl<'a> Path<'a> {
+    pub(crate) fn key(&'a self, key: &'static str) -> Path<'a> {
+        Path::Key(self, key)
+    }
+    pub(crate) fn index(&'a self, index: usize) -> Path<'a> {
+        Path::Index(self, index)
+    }
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Root => f.write_str("$"),
+            Path::Key(parent, key) => write!(f, "{parent}.{key}"),
+            Path::Index(parent, index) => write!(f, "{parent}[{index}]"),
+        }
+    }
+}
+
+/// Carries the first semantic error out of serde: serde errors cannot hold our typed [`Error`], so the
+/// reader parks it here and aborts with a marker error; the entry point swaps it back in.
+#[derive(Default)]
+pub(crate) struct Cx {
+    error: Cell<Option<Error>>,
+}
+
+impl Cx {
+    pub(crate) fn fail<E: de::Error>(&self, error: Error) -> E {
+        self.error.set(Some(error));
+        E::custom("semantic error")
+    }
+    pub(crate) fn into_error(self, e: &serde_json::Error) -> Error {
+        self.error
+            .into_inner()
+            .unwrap_or_else(|| Error::from_json(e))
+    }
+}
+
+/// Where a field's value comes from: the map being read (bytes) or a value buffered earlier.
+pub(crate) trait Source<'de> {
+    type Error: de::Error;
+    fn seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<S::Value, Self::Error>;
+    fn value(self) -> Result<Value, Self::Error>
+    where
+        Self: Sized,
+    {
+        self.seed(PhantomData::<Value>)
+    }
+}
+
+pub(crate) struct FromMap<'m, A>(pub(crate) &'m mut A);
+
+impl<'de, A: MapAccess<'de>> Source<'de> for FromMap<'_, A> {
+    type Error = A::Error;
+    fn seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<S::Value, A::Error> {
+        self.0.next_value_seed(seed)
+    }
+}
+
+pub(crate) struct FromValue<E>(pub(crate) Value, pub(crate) PhantomData<E>);
+
+impl<'de, E: de::Error> Source<'de> for FromValue<E> {
+    type Error = E;
+    fn seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<S::Value, E> {
+        seed.deserialize(self.0).map_err(E::custom)
+    }
+}
+
+/// Reads a key without allocating when the input allows it.
+pub(crate) struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// The JSON type of a value, for error messages.
+pub(crate) fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong(path: Path<'_>, expected: &'static str, found: &Value) -> Error {
+    Error::WrongType {
+        path: path.to_string(),
+        expected,
+        found: kind_of(found),
+    }
+}
+
+pub(crate) fn to_string(v: Value, path: Path<'_>) -> Result<String, Error> {
+    match v {
+        Value::String(s) => Ok(s),
+        other => Err(wrong(path, "a string", &other)),
+    }
+}
+
+pub(crate) fn to_opt_string(v: Value, path: Path<'_>) -> Result<Option<String>, Error> {
+    match v {
+        Value::String(s) => Ok(Some(s)),
+        Value::Null => Ok(None),
+        other => Err(wrong(path, "a string or null", &other)),
+    }
+}
+
+pub(crate) fn to_number(v: Value, path: Path<'_>) -> Result<Number, Error> {
+    match v {
+        Value::Number(n) => Ok(n),
+        other => Err(wrong(path, "a number", &other)),
+    }
+}
+
+pub(crate) fn to_opt_number(v: Value, path: Path<'_>) -> Result<Option<Number>, Error> {
+    match v {
+        Value::Number(n) => Ok(Some(n)),
+        Value::Null => Ok(None),
+        other => Err(wrong(path, "a number or null", &other)),
+    }
+}
+
+pub(crate) fn to_bool(v: Value, path: Path<'_>) -> Result<bool, Error> {
+    match v {
+        Value::Bool(b) => Ok(b),
+        other => Err(wrong(path, "a boolean", &other)),
+    }
+}
+
+pub(crate) fn to_opt_object(v: Value, path: Path<'_>) -> Result<Option<Map<String, Value>>, Error> {
+    match v {
+        Value::Object(m) => Ok(Some(m)),
+        Value::Null => Ok(None),
+        other => Err(wrong(path, "an object or null", &other)),
+    }
+}
+
+/// A record that can be read from a JSON object.
+pub(crate) trait ReadRecord: Record + Sized {
+    /// An empty record to fill.
+    fn blank() -> Self;
+    /// The id of a known key.
+    fn field_id(key: &str) -> Option<u8>;
+    /// Reads field `id` from `src`; semantic problems go through `cx.fail`.
+    fn read_field<'de, S: Source<'de>>(
+        &mut self,
+        id: u8,
+        src: S,
+        cx: &Cx,
+        path: Path<'_>,
+    ) -> Result<(), S::Error>;
+    fn extra_mut(&mut self) -> &mut Map<String, Value>;
+    fn set_layout(&mut self, layout: Layout);
+}
+
+/// Reads every entry of a map into a record, recording the key order.
+pub(crate) fn read_record_map<'de, A: MapAccess<'de>, R: ReadRecord>(
+    mut map: A,
+    cx: &Cx,
+    path: Path<'_>,
+) -> Result<R, A::Error> {
+    let mut record = R::blank();
+    let mut order = Vec::with_capacity(8);
+    let mut seen = 0u64;
+    while let Some(key) = map.next_key_seed(KeySeed)? {
+        match R::field_id(&key) {
+            Some(id) => {
+                record.read_field(id, FromMap(&mut map), cx, path)?;
+                if seen & (1 << id) == 0 {
+                    seen |= 1 << id;
+                    order.push(id);
+                }
+            }
+            None => {
+                let value = map.next_value::<Value>()?;
+                if record.extra_mut().insert(key.into_owned(), value).is_none() {
+                    order.push(EXTRA);
+                }
+            }
+        }
+    }
+    let layout = Layout::from_read(order, record.canonical().as_slice());
+    record.set_layout(layout);
+    Ok(record)
+}
+
+/// Reads a record (`object: true`) or an optional record (null allowed) from any deserializer.
+pub(crate) struct RecordSeed<'c, 'p, R> {
+    pub(crate) cx: &'c Cx,
+    pub(crate) path: Path<'p>,
+    pub(crate) expected: &'static str,
+    pub(crate) marker: PhantomData<R>,
+}
+
+impl<'c, 'p, R> RecordSeed<'c, 'p, R> {
+    pub(crate) fn new(cx: &'c Cx, path: Path<'p>, expected: &'static str) -> Self {
+        Self {
+            cx,
+            path,
+            expected,
+            marker: PhantomData,
+        }
+    }
+}
+
+impl<'de, R: ReadRecord> DeserializeSeed<'de> for RecordSeed<'_, '_, R> {
+    type Value = Option<R>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+macro_rules! refuse {
+    ($($method:ident($ty:ty) => $found:expr;)*) => {$(
+        fn $method<E: de::Error>(self, _: $ty) -> Result<Self::Value, E> {
+            Err(self.cx.fail(Error::WrongType {
+                path: self.path.to_string(),
+                expected: self.expected,
+                found: $found,
+            }))
+        }
+    )*};
+}
+
+impl<'de, R: ReadRecord> Visitor<'de> for RecordSeed<'_, '_, R> {
+    type Value = Option<R>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expected)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        read_record_map(map, self.cx, self.path).map(Some)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(self.cx.fail(Error::WrongType {
+            path: self.path.to_string(),
+            expected: self.expected,
+            found: "an array",
+        }))
+    }
+    refuse! {
+        visit_bool(bool) => "a boolean";
+        visit_i64(i64) => "a number";
+        visit_u64(u64) => "a number";
+        visit_f64(f64) => "a number";
+        visit_str(&str) => "a string";
+    }
+}
+
+/// Reads an array of records (or null) with per-element paths.
+pub(crate) struct RecordListSeed<'c, 'p, R> {
+    pub(crate) cx: &'c Cx,
+    pub(crate) path: Path<'p>,
+    pub(crate) expected: &'static str,
+    pub(crate) element: &'static str,
+    pub(crate) marker: PhantomData<R>,
+}
+
+impl<'de, R: ReadRecord> DeserializeSeed<'de> for RecordListSeed<'_, '_, R> {
+    type Value = Option<Vec<R>>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, R: ReadRecord> Visitor<'de> for RecordListSeed<'_, '_, R> {
+    type Value = Option<Vec<R>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expected)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        loop {
+            let path = self.path.index(items.len());
+            let seed = RecordSeed::<R> {
+                cx: self.cx,
+                path,
+                expected: self.element,
+                marker: PhantomData,
+            };
+            match seq.next_element_seed(seed)? {
+                None => break,
+                Some(Some(item)) => items.push(item),
+                Some(None) => {
+                    return Err(self.cx.fail(Error::WrongType {
+                        path: path.to_string(),
+                        expected: self.element,
+                        found: "null",
+                    }));
+                }
+            }
+        }
+        Ok(Some(items))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(self.cx.fail(Error::WrongType {
+            path: self.path.to_string(),
+            expected: self.expected,
+            found: "an object",
+        }))
+    }
+    refuse! {
+        visit_bool(bool) => "a boolean";
+        visit_i64(i64) => "a number";
+        visit_u64(u64) => "a number";
+        visit_f64(f64) => "a number";
+        visit_str(&str) => "a string";
+    }
+}
+
+/// Reads a leaf value and converts it with a path-aware check.
+pub(crate) fn leaf<'de, S: Source<'de>, T>(
+    src: S,
+    cx: &Cx,
+    path: Path<'_>,
+    convert: fn(Value, Path<'_>) -> Result<T, Error>,
+) -> Result<T, S::Error> {
+    let value = src.value()?;
+    convert(value, path).map_err(|e| cx.fail(e))
+}
+
+/// Writes an optional record (null when absent).
+pub(crate) fn write_opt_record<R: Record>(record: Option<&R>, w: &mut Writer) {
+    match record {
+        Some(r) => write_record(r, w),
+        None => w.null(),
+    }
+}
+
+/// Writes an optional list of records (null when absent).
+pub(crate) fn write_opt_records<R: Record>(records: Option<&[R]>, w: &mut Writer) {
+    match records {
+        Some(items) => {
+            w.begin_array();
+            for item in items {
+                write_record(item, w);
+            }
+            w.end_array();
+        }
+        None => w.null(),
+    }
+}
+
+/// Writes an optional map (null when absent).
+pub(crate) fn write_opt_map(map: Option<&Map<String, Value>>, w: &mut Writer) {
+    match map {
+        Some(m) => w.map(m),
+        None => w.null(),
+    }
+}
