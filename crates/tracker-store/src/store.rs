@@ -99,6 +99,9 @@ mod tests {
 
     fn event(kind: &str, t: Option<f64>) -> Event {
         let mut value = serde_json::json!({ "event": kind });
+        if kind == "action" || kind == "slot" {
+            value["name"] = "x".into();
+        }
         if let Some(t) = t {
             value["timestamp"] = t.into();
         }

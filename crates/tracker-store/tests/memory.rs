@@ -5,11 +5,12 @@ mod common;
 use std::sync::Arc;
 
 use colloquy_tracker_store::{InMemoryStore, TrackerStore};
-use common::{RecordingBroker, conformance};
+use common::{Recorder, conformance, in_process_broker};
 
-fn store() -> (Arc<InMemoryStore>, Arc<RecordingBroker>) {
-    let broker = RecordingBroker::new();
-    (Arc::new(InMemoryStore::with_broker(broker.clone())), broker)
+/// A store streaming to the real in-process broker, and what its subscription received.
+fn store() -> (Arc<InMemoryStore>, Arc<Recorder>) {
+    let (broker, received) = in_process_broker();
+    (Arc::new(InMemoryStore::with_broker(broker)), received)
 }
 
 #[tokio::test]

@@ -8,26 +8,23 @@ use colloquy_events::{Event, Tracker};
 use colloquy_tracker_store::TrackerStore;
 use serde_json::json;
 
-use super::{RecordingBroker, event, session_start, turn};
+use super::{Recorder, event, session_start, turn};
 
 /// How long the broker may take to show what a save streamed (the PostgreSQL relay is asynchronous).
 pub const STREAM_TIMEOUT: Duration = Duration::from_secs(20);
 
-async fn wait_for_published(broker: &RecordingBroker, count: usize) {
+async fn wait_for_published(received: &Recorder, count: usize) {
     colloquy_testkit::wait_until(
         "the saved events to be published",
         STREAM_TIMEOUT,
-        || async { broker.count() >= count },
+        || async { received.count() >= count },
     )
     .await;
 }
 
 /// Two sessions saved turn by turn: `retrieve` returns the latest session (Rasa's rule), `retrieve_full`
 /// everything, a retrieved tracker can be continued, and the broker got every event once, in order.
-pub async fn sessions_and_streaming(
-    store: &dyn TrackerStore,
-    broker: &RecordingBroker,
-) -> Result<()> {
+pub async fn sessions_and_streaming(store: &dyn TrackerStore, received: &Recorder) -> Result<()> {
     let id = "sessions";
     ensure!(!store.exists(id).await?);
     ensure!(store.retrieve(id).await?.is_none());
@@ -81,8 +78,8 @@ pub async fn sessions_and_streaming(
     let full = store.retrieve_full(id).await?.context("stored")?;
     ensure!(full.events() == all.as_slice());
 
-    wait_for_published(broker, all.len()).await;
-    let published = broker.published();
+    wait_for_published(received, all.len()).await;
+    let published = received.published();
     ensure!(
         published.len() == all.len(),
         "each event published once: {}",
@@ -103,7 +100,7 @@ pub async fn sessions_and_streaming(
 /// A tracker that does not know what is stored cannot save at all.
 pub async fn only_new_events_are_streamed(
     store: &dyn TrackerStore,
-    broker: &RecordingBroker,
+    received: &Recorder,
 ) -> Result<()> {
     let id = "republish";
     let mut tracker = Tracker::new(id);
@@ -111,7 +108,7 @@ pub async fn only_new_events_are_streamed(
     tracker.apply_all(session_start(20.0).into_iter().chain(turn(21.0, 2)));
     store.save(&mut tracker).await?;
     let stored = tracker.events().len();
-    wait_for_published(broker, stored).await;
+    wait_for_published(received, stored).await;
 
     // The full tracker (two sessions) gains one event: Rasa would publish len(full) - len(latest) + 1 events.
     let mut full = store.retrieve_full(id).await?.context("stored")?;
@@ -148,8 +145,8 @@ pub async fn only_new_events_are_streamed(
         "a refused tracker is not marked saved"
     );
 
-    wait_for_published(broker, stored + 2).await;
-    let published: Vec<_> = broker
+    wait_for_published(received, stored + 2).await;
+    let published: Vec<_> = received
         .published()
         .into_iter()
         .filter(|s| s.envelope.sender_id == id)
@@ -181,7 +178,7 @@ pub async fn only_new_events_are_streamed(
 /// A save retried after an unknown outcome (same tracker, same new events) succeeds without storing twice.
 pub async fn retried_save_is_idempotent(
     store: &dyn TrackerStore,
-    broker: &RecordingBroker,
+    received: &Recorder,
 ) -> Result<()> {
     let id = "retry";
     let mut tracker = Tracker::new(id);
@@ -204,8 +201,8 @@ pub async fn retried_save_is_idempotent(
             .len()
             == 7
     );
-    wait_for_published(broker, 7).await;
-    ensure!(broker.positions_of(id) == (0..7).collect::<Vec<_>>());
+    wait_for_published(received, 7).await;
+    ensure!(received.positions_of(id) == (0..7).collect::<Vec<_>>());
     Ok(())
 }
 
@@ -213,7 +210,7 @@ pub async fn retried_save_is_idempotent(
 /// Then many tasks append to one conversation with retrieve-and-retry: nothing is lost or duplicated.
 pub async fn concurrent_saves_of_one_conversation(
     store: Arc<dyn TrackerStore>,
-    broker: Arc<RecordingBroker>,
+    received: Arc<Recorder>,
 ) -> Result<()> {
     let id = "contended";
     let mut base = Tracker::new(id);
@@ -288,15 +285,15 @@ pub async fn concurrent_saves_of_one_conversation(
             "task {task}: {values:?}"
         );
     }
-    wait_for_published(&broker, total).await;
-    ensure!(broker.positions_of(id) == (0..total as u64).collect::<Vec<_>>());
+    wait_for_published(&received, total).await;
+    ensure!(received.positions_of(id) == (0..total as u64).collect::<Vec<_>>());
     Ok(())
 }
 
 /// Many conversations saved turn by turn in parallel.
 pub async fn many_conversations_in_parallel(
     store: Arc<dyn TrackerStore>,
-    broker: Arc<RecordingBroker>,
+    received: Arc<Recorder>,
     conversations: usize,
 ) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
@@ -323,9 +320,9 @@ pub async fn many_conversations_in_parallel(
         let tracker = store.retrieve_full(key).await?.context("stored")?;
         ensure!(tracker.events().len() == 15);
     }
-    wait_for_published(&broker, conversations * 15).await;
+    wait_for_published(&received, conversations * 15).await;
     for key in keys.iter().step_by(conversations.div_ceil(50)) {
-        ensure!(broker.positions_of(key) == (0..15).collect::<Vec<_>>());
+        ensure!(received.positions_of(key) == (0..15).collect::<Vec<_>>());
     }
     Ok(())
 }

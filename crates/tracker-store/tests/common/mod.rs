@@ -3,9 +3,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use std::num::NonZeroUsize;
+
 use async_trait::async_trait;
-use colloquy_broker::EventBroker;
-use colloquy_events::{Event, StampedEnvelope};
+use colloquy_broker::{AmqpBroker, AmqpConfig, AmqpSubscription, EventBroker, Subscription};
+use colloquy_events::{Envelope, Event, EventId, StampedEnvelope};
 use serde_json::json;
 
 pub mod conformance;
@@ -45,24 +47,21 @@ pub fn turn(t: f64, n: usize) -> Vec<Event> {
     ]
 }
 
-/// A broker that records what it is given.
+/// What a subscription received, decoded back into stamped envelopes (id and position from the message
+/// properties), in delivery order.
 #[derive(Default)]
-pub struct RecordingBroker {
+pub struct Recorder {
     pub published: Mutex<Vec<StampedEnvelope>>,
-    pub flushes: Mutex<usize>,
 }
 
-impl RecordingBroker {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
+impl Recorder {
     pub fn published(&self) -> Vec<StampedEnvelope> {
         self.published.lock().unwrap().clone()
     }
     pub fn count(&self) -> usize {
         self.published.lock().unwrap().len()
     }
-    /// The published events of one conversation, by position, duplicates (same id) removed.
+    /// The received events of one conversation, by position, duplicates (same id) removed.
     pub fn positions_of(&self, sender_id: &str) -> Vec<u64> {
         let mut seen = std::collections::HashSet::new();
         self.published
@@ -74,28 +73,63 @@ impl RecordingBroker {
             .map(|e| e.seq.expect("a tracked event"))
             .collect()
     }
+
+    /// Records every delivery of `subscription` (acking it) until the subscription ends.
+    pub fn record(subscription: impl Subscription + 'static) -> Arc<Self> {
+        let recorder = Arc::new(Self::default());
+        let sink = recorder.clone();
+        let mut subscription = subscription;
+        tokio::spawn(async move {
+            while let Ok(Some(delivery)) = subscription.next().await {
+                let envelope = Envelope::from_json(&delivery.body).expect("a valid body");
+                let stamped = StampedEnvelope {
+                    envelope,
+                    id: EventId::from(
+                        delivery
+                            .properties
+                            .event_id()
+                            .expect("an event id")
+                            .to_owned(),
+                    ),
+                    seq: delivery.properties.seq(),
+                };
+                sink.published.lock().unwrap().push(stamped);
+                delivery.acker.ack().await.expect("ack");
+            }
+        });
+        recorder
+    }
 }
 
-#[async_trait]
-impl EventBroker for RecordingBroker {
-    async fn publish(&self, event: StampedEnvelope) -> colloquy_broker::Result<()> {
-        self.published.lock().unwrap().push(event);
-        Ok(())
-    }
-    async fn publish_batch(&self, events: Vec<StampedEnvelope>) -> colloquy_broker::Result<()> {
-        self.published.lock().unwrap().extend(events);
-        Ok(())
-    }
-    async fn flush(&self) -> colloquy_broker::Result<()> {
-        *self.flushes.lock().unwrap() += 1;
-        Ok(())
-    }
-    async fn close(&self) -> colloquy_broker::Result<()> {
-        Ok(())
-    }
-    fn is_ready(&self) -> bool {
-        true
-    }
+/// The real in-process broker, with a recorder on its subscription.
+pub fn in_process_broker() -> (Arc<dyn EventBroker>, Arc<Recorder>) {
+    let (broker, subscription) = colloquy_broker::in_process(NonZeroUsize::new(1024).unwrap());
+    (Arc::new(broker), Recorder::record(subscription))
+}
+
+/// The real RabbitMQ broker on a queue and exchange of its own, with a recorder on the queue. Call
+/// [`delete_queue`] at the end.
+pub async fn amqp_broker() -> (Arc<AmqpBroker>, Arc<Recorder>, String) {
+    let url = colloquy_testkit::amqp_url().await;
+    let queue = colloquy_testkit::unique_name("tracker-store-queue");
+    let config = AmqpConfig::from_url(&url)
+        .unwrap()
+        .with_exchange(&colloquy_testkit::unique_name("tracker-store-exchange"))
+        .unwrap()
+        .with_queues([queue.as_str()])
+        .unwrap();
+    let subscription = AmqpSubscription::connect(config.clone())
+        .await
+        .expect("subscribing");
+    let broker = AmqpBroker::connect(config)
+        .await
+        .expect("connecting the broker");
+    (Arc::new(broker), Recorder::record(subscription), queue)
+}
+
+/// Deletes a test queue (drained already by its recorder).
+pub fn delete_queue(queue: &str) {
+    colloquy_testkit::rabbitmqctl(&["delete_queue", queue]);
 }
 
 /// A broker that takes events but never confirms them (`flush` never returns): a process stuck between
