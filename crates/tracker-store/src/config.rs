@@ -284,10 +284,8 @@ fn substitute_env(
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<()> {
     match value {
-        serde_norway::Value::String(text) => {
-            if text.contains("${") {
-                *text = expand(text, env)?;
-            }
+        serde_norway::Value::String(text) if text.contains("${") => {
+            *text = expand(text, env)?;
         }
         serde_norway::Value::Sequence(items) => {
             for item in items {

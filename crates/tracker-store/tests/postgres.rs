@@ -202,13 +202,16 @@ async fn rasa_reads_our_rows() -> Result<()> {
     .await
 }
 
+/// `type_name`, `timestamp`, `intent_name`, `action_name`, `data` of a row Rasa inserted.
+type RasaRow = (&'static str, f64, Option<&'static str>, Option<&'static str>, &'static str);
+
 /// Rows Rasa inserted itself (no `event_id`, no `seq`) are read by us, and we continue the conversation.
 #[tokio::test]
 async fn we_read_and_continue_rasas_rows() -> Result<()> {
     with_store(|store, broker, db| async move {
         let id = "theirs";
         // Exactly as Rasa's SQLTrackerStore writes them: `data` is Python's json.dumps of the event.
-        let rasa_rows: [(&str, f64, Option<&str>, Option<&str>, &str); 5] = [
+        let rasa_rows: [RasaRow; 5] = [
             ("action", 1700000000.5, None, Some("action_session_start"), r#"{"event": "action", "timestamp": 1700000000.5, "name": "action_session_start", "policy": null, "confidence": 1.0, "action_text": null, "hide_rule_turn": false}"#),
             ("session_started", 1700000000.25, None, None, r#"{"event": "session_started", "timestamp": 1700000000.25, "metadata": {"model_id": "m1", "assistant_id": "a1"}}"#),
             ("action", 1700000000.625, None, Some("action_listen"), r#"{"event": "action", "timestamp": 1700000000.625, "name": "action_listen", "policy": null, "confidence": null, "action_text": null, "hide_rule_turn": false}"#),
