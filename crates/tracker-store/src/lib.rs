@@ -12,6 +12,13 @@
 //! This crate knows nothing about AMQP (it talks to an [`EventBroker`](colloquy_broker::EventBroker)) and
 //! never reads the environment or files by itself ([`config`] takes the YAML text and an env-lookup closure).
 //!
+//! # Modules
+//! - [`store`]: the [`TrackerStore`] trait, what "new since the last save" means, the concurrency rule, and
+//!   Rasa's latest-session selection ([`latest_session`]).
+//! - [`memory`]: [`InMemoryStore`]. [`postgres`]: [`PostgresStore`]. [`outbox`]: how committed events reach the
+//!   broker. [`config`]: [`PostgresConfig`] from a URL or Rasa's `endpoints.yml`. [`error`]: [`Error`].
+//! - [`schema`]: the SQL event schema and migrations shared with the consumer service.
+//!
 //! # Example
 //! ```
 //! use colloquy_events::{Event, Tracker};
