@@ -13,7 +13,7 @@ use sqlx::postgres::PgConnectOptions;
 
 use crate::error::{Error, Result};
 
-/// Connection and relay settings of [`PostgresStore`]. Its `Debug` output hides the
+/// Connection and relay settings of [`PostgresStore`](crate::PostgresStore). Its `Debug` output hides the
 /// password.
 #[derive(Clone)]
 pub struct PostgresConfig {
