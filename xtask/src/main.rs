@@ -4,6 +4,8 @@
 //! - `cargo xtask services` — makes sure the local RabbitMQ and PostgreSQL answer, starting them if needed.
 //! - `cargo xtask bench [events|broker|tracker-store|consumer]...` — the benchmarks (all when none is named).
 //! - `cargo xtask demo` — the newcomer's tour: consume, import a sample, print a summary.
+//! - `cargo xtask rasa-compat [PYTEST ARGS]` — the suite that runs genuine Rasa 3.6.21 against us
+//!   (`compat/rasa/README.md`), in a venv under `target/rasa-venv`.
 //!
 //! It keeps few dependencies on purpose: it only runs commands.
 
@@ -20,6 +22,7 @@ fn main() -> Result<()> {
         Some("services") => services(),
         Some("bench") => bench(&args[1..]),
         Some("demo") => demo(),
+        Some("rasa-compat") => rasa_compat(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
@@ -27,7 +30,8 @@ fn main() -> Result<()> {
                  ci                 fmt check, clippy -D warnings, all tests (needs RabbitMQ and PostgreSQL)\n  \
                  services           start the local RabbitMQ and PostgreSQL if they do not answer\n  \
                  bench [NAME]...    run benchmarks: events, broker, tracker-store, consumer (default: all)\n  \
-                 demo               run the consumer, import sample conversations, print a summary"
+                 demo               run the consumer, import sample conversations, print a summary\n  \
+                 rasa-compat [ARGS] run Rasa 3.6.21's own code against us (pytest compat/rasa; ARGS go to pytest)"
             );
             std::process::exit(2)
         }
@@ -71,6 +75,90 @@ fn bench(names: &[String]) -> Result<()> {
 fn demo() -> Result<()> {
     services_rabbitmq()?;
     cargo(&["run", "--release", "--package", "colloquy", "--", "demo"])
+}
+
+/// The Rasa compatibility suite: a venv with Rasa 3.6.21 (its wheel, `--no-deps`) and the pinned packages
+/// of `compat/rasa/requirements.txt`, the Rust binaries the tests drive, then pytest. The venv is rebuilt
+/// only when the requirements change (a stamp file holds the ones it was built from).
+fn rasa_compat(pytest_args: &[String]) -> Result<()> {
+    const RASA: &str = "rasa==3.6.21";
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask lives in the workspace")?;
+    let venv = root.join("target/rasa-venv");
+    let python = venv.join("bin/python");
+    let requirements = root.join("compat/rasa/requirements.txt");
+    let wanted = format!("{RASA}\n{}", std::fs::read_to_string(&requirements)?);
+    let stamp = venv.join("colloquy-requirements.stamp");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        eprintln!("xtask: building the Rasa venv in {}", venv.display());
+        let system_python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        if !python.exists() {
+            run(Command::new(&system_python).args(["-m", "venv"]).arg(&venv))
+                .context("cannot create the venv: needs Python >= 3.10 with the venv module")?;
+        }
+        let wheels = root.join("target/rasa-wheels");
+        let pip = |args: &[&str]| {
+            run(Command::new(&python).args(["-m", "pip", "--disable-pip-version-check"]).args(args))
+                .context(
+                    "pip failed. It needs PyPI (https://pypi.org) or a mirror named by PIP_INDEX_URL; if \
+                     the log above shows connection errors, PyPI is not reachable from this machine",
+                )
+        };
+        // Rasa 3.6.21 declares python <3.11 but is pure Python: fetch the wheel as if for 3.10.
+        pip(&[
+            "download",
+            RASA,
+            "--no-deps",
+            "--ignore-requires-python",
+            "--python-version",
+            "3.10",
+            "--only-binary=:all:",
+            "--quiet",
+            "-d",
+            &wheels.to_string_lossy(),
+        ])?;
+        pip(&["install", "--quiet", "-r", &requirements.to_string_lossy()])?;
+        pip(&[
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--ignore-requires-python",
+            "--no-index",
+            "--find-links",
+            &wheels.to_string_lossy(),
+            RASA,
+        ])?;
+        std::fs::write(&stamp, &wanted)?;
+    }
+    services()?;
+    cargo(&[
+        "build",
+        "--release",
+        "--package",
+        "colloquy-events",
+        "--example",
+        "rasa_bytes",
+    ])?;
+    if let Err(error) = cargo(&[
+        "build",
+        "--release",
+        "--package",
+        "colloquy",
+        "--bin",
+        "colloquy",
+    ]) {
+        // The byte tests need only the example; the others fail with a message naming the missing binary.
+        eprintln!("xtask: warning: {error:#}; the tests that run `colloquy` will fail");
+    }
+    run(Command::new(&python)
+        .args(["-m", "pytest", "-c"])
+        .arg(root.join("compat/rasa/pytest.ini"))
+        .arg("--rootdir")
+        .arg(root.join("compat/rasa"))
+        .arg(root.join("compat/rasa"))
+        .args(pytest_args)
+        .current_dir(root))
 }
 
 /// Starts RabbitMQ and PostgreSQL when they do not answer on their local ports, then waits for them.

@@ -99,6 +99,32 @@ impl MessageProperties {
         Value::Object(object)
     }
 
+    /// Reads properties back from their [`MessageProperties::to_json`] form (e.g. to requeue a dead letter).
+    /// Keys that are missing or of the wrong type are left unset.
+    pub fn from_json(value: &serde_json::Value) -> Self {
+        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+        Self {
+            message_id: text("message_id"),
+            content_type: text("content_type"),
+            app_id: text("app_id"),
+            delivery_mode: value
+                .get("delivery_mode")
+                .and_then(Value::as_u64)
+                .and_then(|mode| u8::try_from(mode).ok()),
+            timestamp: value.get("timestamp").and_then(Value::as_u64),
+            headers: value
+                .get("headers")
+                .and_then(Value::as_object)
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
     /// Reads AMQP properties (headers become JSON values).
     pub(crate) fn from_amqp(properties: &BasicProperties) -> Self {
         Self {

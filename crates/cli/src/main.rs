@@ -22,7 +22,8 @@ pub const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    let log_format = cli.log_format;
+    init_tracing(log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -34,7 +35,8 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let endpoints = settings::Endpoints::load(cli.endpoints.as_deref())?;
+        let endpoints = settings::Endpoints::load(cli.endpoints.as_deref())
+            .map_err(|error| commands::ConfigError(format!("{error:#}")))?;
         match cli.command {
             Command::Consume(args) => commands::consume::run(args, endpoints.as_ref()).await,
             Command::Migrate(args) => commands::migrate::run(args, endpoints.as_ref()).await,
@@ -46,8 +48,13 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
-            eprintln!("error: {error:#}");
+            // People read a plain line; log collectors get a structured one.
+            match log_format {
+                LogFormat::Text => eprintln!("error: {error:#}"),
+                LogFormat::Json => {
+                    tracing::error!(error = format!("{error:#}"), "Exiting on an error.")
+                }
+            }
             ExitCode::from(commands::exit_code(&error))
         }
     }

@@ -1,6 +1,6 @@
 //! Turning a delivery into a row: an event for the `events` table, or a dead letter that says why not.
 
-use colloquy_broker::{Delivery, MessageProperties};
+use colloquy_broker::{Acker, Delivery, MessageProperties};
 use colloquy_events::{Envelope, EventId};
 use colloquy_tracker_store::schema::{DeadLetterRow, EventRow};
 
@@ -8,7 +8,7 @@ use colloquy_tracker_store::schema::{DeadLetterRow, EventRow};
 #[derive(Debug)]
 pub(crate) enum Decoded {
     /// A valid event (known or unknown type).
-    Event(ReceivedEvent),
+    Event(Box<ReceivedEvent>),
     /// A message that is not an event, kept whole.
     DeadLetter(DeadLetterRow),
 }
@@ -34,22 +34,30 @@ impl ReceivedEvent {
     }
 }
 
-/// Decodes one delivery's body and properties. `max_body_bytes` bounds what is accepted as an event.
-pub(crate) fn decode(delivery: &Delivery, max_body_bytes: usize) -> Decoded {
-    match event_row(&delivery.body, &delivery.properties, max_body_bytes) {
-        Ok(row) => Decoded::Event(ReceivedEvent {
+/// Decodes one delivery (taking its body and properties; the acker is returned for the batch).
+pub(crate) fn decode(delivery: Delivery, max_body_bytes: usize) -> (Decoded, Acker) {
+    let Delivery {
+        body,
+        properties,
+        source,
+        acker,
+        ..
+    } = delivery;
+    let decoded = match event_row(&body, &properties, max_body_bytes) {
+        Ok(row) => Decoded::Event(Box::new(ReceivedEvent {
             row,
-            source: delivery.source.clone(),
-            body: delivery.body.clone(),
-            properties: delivery.properties.clone(),
-        }),
+            source,
+            body,
+            properties,
+        })),
         Err(error) => Decoded::DeadLetter(DeadLetterRow {
-            source: delivery.source.clone(),
-            body: delivery.body.clone(),
-            properties: delivery.properties.to_json().to_string(),
+            source,
+            body,
+            properties: properties.to_json().to_string(),
             error,
         }),
-    }
+    };
+    (decoded, acker)
 }
 
 /// The row of a message body, or why it is not an event.

@@ -82,9 +82,9 @@ struct Batch {
 }
 
 impl Batch {
-    fn push(&mut self, decoded: Decoded, acker: Acker) {
+    fn push(&mut self, (decoded, acker): (Decoded, Acker)) {
         match decoded {
-            Decoded::Event(event) => self.events.push(event),
+            Decoded::Event(event) => self.events.push(*event),
             Decoded::DeadLetter(dead_letter) => {
                 tracing::warn!(source = %dead_letter.source, reason = %dead_letter.error, "Dead-lettering a message.");
                 self.dead_letters.push(dead_letter);
@@ -205,7 +205,7 @@ async fn batcher(
                     continue;
                 }
                 next = subscription.next() => match next {
-                    Ok(Some(delivery)) => batch.push(decode(&delivery, options.max_body_bytes), delivery.acker),
+                    Ok(Some(delivery)) => batch.push(decode(delivery, options.max_body_bytes)),
                     Ok(None) => break,
                     Err(error) => {
                         tracing::warn!(%error, "Receiving failed; the subscription reconnects.");
@@ -222,9 +222,7 @@ async fn batcher(
         let deadline = Instant::now() + options.batch_timeout;
         while batch.messages < options.batch_size && Instant::now() < deadline {
             match tokio::time::timeout(Duration::ZERO, subscription.next()).await {
-                Ok(Ok(Some(delivery))) => {
-                    batch.push(decode(&delivery, options.max_body_bytes), delivery.acker)
-                }
+                Ok(Ok(Some(delivery))) => batch.push(decode(delivery, options.max_body_bytes)),
                 Ok(Ok(None)) => {
                     ended = true;
                     break;
@@ -260,7 +258,7 @@ async fn batcher(
                     cancelled = true;
                 }
                 next = subscription.next() => match next {
-                    Ok(Some(delivery)) => batch.push(decode(&delivery, options.max_body_bytes), delivery.acker),
+                    Ok(Some(delivery)) => batch.push(decode(delivery, options.max_body_bytes)),
                     Ok(None) => ended = true,
                     Err(error) => tracing::warn!(%error, "Receiving failed; the subscription reconnects."),
                 },
@@ -447,7 +445,7 @@ where
                 }
                 attempt += 1;
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                if attempt == 1 || attempt % 10 == 0 {
+                if attempt == 1 || attempt.is_multiple_of(10) {
                     tracing::warn!(%error, attempt, retry_in_ms = delay.as_millis() as u64, "The database is unavailable; retrying the batch.");
                 }
                 tokio::time::sleep(delay).await;

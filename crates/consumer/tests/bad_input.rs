@@ -2,7 +2,8 @@
 
 mod support;
 
-use support::{Harness, TestStore, rasa_conversation};
+use colloquy_testkit::rasa_conversation;
+use support::{Harness, TestStore};
 
 #[tokio::test]
 async fn bad_messages_become_dead_letters_and_the_consumer_carries_on() {

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use colloquy_broker::{AmqpBroker, EventBroker};
 use colloquy_events::{Envelope, EventId, Tracker};
-use support::{Harness, StoredRow, TestStore, data_of, interleave, rasa_conversation};
+use colloquy_testkit::{data_of, interleave, rasa_conversation};
+use support::{Harness, StoredRow, TestStore};
 
 /// Checks that `rows` are exactly `bodies` (each once), in per-conversation order, with Rasa's column values.
 fn assert_stored_exactly(rows: &[StoredRow], bodies: &[Vec<u8>]) {
@@ -96,9 +97,10 @@ async fn a_message_published_twice_is_stored_once() {
     harness.publish_like_rasa(&bodies).await;
     harness.wait_for_events(bodies.len() as i64).await;
     let metrics = harness.metrics();
+    let expected_duplicates = bodies.len() as u64;
     colloquy_testkit::wait_until("duplicates counted", support::STORE_TIMEOUT, || {
         let metrics = metrics.clone();
-        async move { metrics.duplicates_skipped() == bodies.len() as u64 }
+        async move { metrics.duplicates_skipped() == expected_duplicates }
     })
     .await;
     assert_stored_exactly(&harness.rows().await, &bodies);

@@ -9,8 +9,9 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
+use colloquy_testkit::{data_of, interleave, rasa_conversation};
 use colloquy_testkit::{rabbitmqctl, wait_until};
-use support::{Harness, TestStore, data_of, interleave, rasa_conversation};
+use support::{Harness, TestStore};
 
 static ONE_FAULT_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -76,7 +77,8 @@ async fn assert_all_stored_once_in_order(harness: &Harness, bodies: &[Vec<u8>]) 
     assert_eq!(stored, expected, "per-conversation order");
 }
 
-async fn wait_for_progress(harness: &Harness, at_least: i64) {
+/// Waits until the consumer is under way, and checks that it has not finished: the fault must land mid-stream.
+async fn wait_for_progress(harness: &Harness, at_least: i64, total: usize) {
     let database = harness.database.clone();
     wait_until(
         &format!("at least {at_least} events stored"),
@@ -87,6 +89,11 @@ async fn wait_for_progress(harness: &Harness, at_least: i64) {
         },
     )
     .await;
+    let stored = support::count_rows(&harness.database, "events").await;
+    assert!(
+        stored < total as i64,
+        "the consumer finished before the fault ({stored} of {total}); slow it down"
+    );
 }
 
 #[tokio::test]
@@ -96,7 +103,7 @@ async fn broker_connections_closed_mid_stream() {
     harness.start().await;
     let bodies = workload();
     harness.publish_like_rasa(&bodies).await;
-    wait_for_progress(&harness, 500).await;
+    wait_for_progress(&harness, 500, bodies.len()).await;
     rabbitmqctl(&["close_all_connections", "colloquy fault test"]);
     assert_all_stored_once_in_order(&harness, &bodies).await;
     harness.cleanup().await;
@@ -109,7 +116,7 @@ async fn broker_restarted_mid_stream() {
     harness.start().await;
     let bodies = workload();
     harness.publish_like_rasa(&bodies).await;
-    wait_for_progress(&harness, 500).await;
+    wait_for_progress(&harness, 500, bodies.len()).await;
     {
         let _restorer = BrokerRestorer;
         rabbitmqctl(&["stop_app"]);
@@ -138,7 +145,7 @@ async fn postgres_restarted_mid_stream() {
     harness.start().await;
     let bodies = workload();
     harness.publish_like_rasa(&bodies).await;
-    wait_for_progress(&harness, 500).await;
+    wait_for_progress(&harness, 500, bodies.len()).await;
     {
         let _restorer = PostgresRestorer;
         assert!(

@@ -244,6 +244,9 @@ impl Writer {
             let _ = write!(self.out, "{i}");
         } else if let Some(i) = n.as_i64() {
             let _ = write!(self.out, "{i}");
+        } else if let Some(digits) = integer_literal(n) {
+            // Beyond 64 bits: Python keeps integers exact, and so do we (serde_json keeps the literal).
+            self.out.push_str(&digits);
         } else {
             // A Number built by serde_json is always finite.
             push_float(&mut self.out, n.as_f64().unwrap_or(0.0));
@@ -388,4 +391,11 @@ mod tests {
             r#"{"a":[1,{"b":null}],"c":{},"d":[]}"#
         );
     }
+}
+
+/// The digits of an integer too large for 64 bits, as read (serde_json's `arbitrary_precision` keeps them).
+fn integer_literal(n: &Number) -> Option<String> {
+    let text = n.to_string();
+    let digits = text.strip_prefix('-').unwrap_or(&text);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(text)
 }

@@ -11,7 +11,15 @@ fn leaf() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_filter_map("finite", |f| Number::from_f64(f).map(Value::Number)),
+        // Numbers as JSON text reads them (serde_json keeps the literal): written the way Python writes floats.
+        any::<f64>().prop_filter_map("finite", |f| {
+            let text = colloquy_events::pyjson::float_repr(f).ok()?;
+            serde_json::from_str::<Number>(&text)
+                .ok()
+                .map(Value::Number)
+        }),
+        "-?[1-9][0-9]{19,40}"
+            .prop_map(|digits| Value::Number(serde_json::from_str(&digits).expect("an integer"))),
         "\\PC{0,12}".prop_map(Value::String),
         any::<String>().prop_map(Value::String),
     ]

@@ -1,11 +1,17 @@
 //! Whole Rasa conversations (`fixtures/trackers/*.json`, tracker dumps from Rasa's repository and a Rasa
 //! deployment) replayed into a [`Tracker`] and compared with the dump's own state.
 
+use colloquy_events::pyjson::{self, Style};
 use colloquy_events::{Event, Tracker};
 use serde_json::Value;
 
+/// The value as Python reads it back: numbers compare by value (`0.60` is `0.6`), as they do for Rasa.
+fn as_python(value: &Value) -> Value {
+    serde_json::from_str(&pyjson::to_string(value, Style::Rasa)).unwrap()
+}
+
 fn check(dump_text: &str) {
-    let dump: Value = serde_json::from_str(dump_text).unwrap();
+    let dump: Value = as_python(&serde_json::from_str(dump_text).unwrap());
     let sender = dump["sender_id"].as_str().unwrap();
     let events: Vec<Event> = dump["events"]
         .as_array()

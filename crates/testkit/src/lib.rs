@@ -17,6 +17,10 @@
 //! # }
 //! ```
 
+mod rasa;
+
+pub use rasa::{data_of, delete_topology, interleave, publish_like_rasa, rasa_conversation};
+
 use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;

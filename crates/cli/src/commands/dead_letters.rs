@@ -83,8 +83,9 @@ pub async fn run(command: DeadLettersCommand, endpoints: Option<&Endpoints>) -> 
                     .filter(|letter| ids.is_empty() || ids.contains(&letter.id))
                     .collect();
                 for letter in &chosen {
-                    let properties =
-                        MessageProperties::from_json(&letter.properties).unwrap_or_default();
+                    let properties = MessageProperties::from_json(
+                        &serde_json::from_str(&letter.properties).unwrap_or_default(),
+                    );
                     broker
                         .publish_raw(letter.body.clone(), &properties)
                         .await

@@ -9,11 +9,6 @@ use std::time::Duration;
 use colloquy_broker::{AmqpConfig, AmqpSubscription};
 use colloquy_consumer::{Consumer, ConsumerOptions, Database, Metrics, RunSummary};
 use colloquy_testkit::{TestDatabase, unique_name, wait_until};
-use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 use sqlx::Row;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -156,52 +151,9 @@ impl Harness {
             .is_none_or(|(_, handle, _)| handle.is_finished())
     }
 
-    /// Publishes bodies exactly as Rasa's `PikaEventBroker` does: to the fanout exchange, routing key "",
-    /// delivery mode 2, empty headers, a random message id per publish, no content type; with confirms.
+    /// Publishes bodies exactly as Rasa's `PikaEventBroker` does (see [`colloquy_testkit::publish_like_rasa`]).
     pub async fn publish_like_rasa(&self, bodies: &[Vec<u8>]) {
-        let connection = Connection::connect(&self.amqp_url, ConnectionProperties::default())
-            .await
-            .expect("connecting the Rasa-like publisher");
-        let channel = connection.create_channel().await.expect("channel");
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .expect("confirms");
-        channel
-            .exchange_declare(
-                self.exchange.as_str().into(),
-                ExchangeKind::Fanout,
-                ExchangeDeclareOptions {
-                    durable: false,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("declaring the exchange as Rasa does");
-        let mut confirms = Vec::with_capacity(bodies.len());
-        for body in bodies {
-            let properties = BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_headers(FieldTable::default())
-                .with_message_id(uuid::Uuid::new_v4().simple().to_string().into());
-            let confirm = channel
-                .basic_publish(
-                    self.exchange.as_str().into(),
-                    "".into(),
-                    BasicPublishOptions::default(),
-                    body,
-                    properties,
-                )
-                .await
-                .expect("publishing");
-            confirms.push(confirm);
-        }
-        for confirm in confirms {
-            let confirmation = confirm.await.expect("confirm");
-            assert!(confirmation.is_ack(), "the broker refused a message");
-        }
-        let _ = connection.close(200, "done".into()).await;
+        colloquy_testkit::publish_like_rasa(&self.amqp_url, &self.exchange, bodies).await;
     }
 
     /// Waits until the `events` table holds `count` rows.
@@ -267,19 +219,7 @@ impl Harness {
         if self.running.is_some() {
             self.stop().await;
         }
-        if let Ok(connection) =
-            Connection::connect(&self.amqp_url, ConnectionProperties::default()).await
-        {
-            if let Ok(channel) = connection.create_channel().await {
-                let _ = channel
-                    .queue_delete(self.queue.as_str().into(), QueueDeleteOptions::default())
-                    .await;
-                let _ = channel
-                    .exchange_delete(self.exchange.as_str().into(), Default::default())
-                    .await;
-            }
-            let _ = connection.close(200, "done".into()).await;
-        }
+        colloquy_testkit::delete_topology(&self.amqp_url, &self.exchange, &self.queue).await;
         self.database.close().await;
         self.store.cleanup().await;
     }
@@ -297,61 +237,4 @@ pub async fn count_rows(database: &Database, table: &str) -> i64 {
             .await
             .unwrap_or(-1),
     }
-}
-
-/// A Rasa conversation as Rasa 3.6 publishes it: session start, user turns with NLU data, bot replies, slots.
-/// Timestamps repeat within a turn, as Rasa's do. Bodies are byte-for-byte Rasa's `json.dumps` output.
-pub fn rasa_conversation(sender_id: &str, turns: usize) -> Vec<Vec<u8>> {
-    let sender = serde_json::to_string(sender_id).expect("sender id");
-    let mut bodies = vec![
-        format!(
-            r#"{{"sender_id": {sender}, "event": "action", "timestamp": 1700000000.0, "metadata": {{"model_id": "m1", "assistant_id": "a1"}}, "name": "action_session_start", "policy": null, "confidence": 1.0, "action_text": null, "hide_rule_turn": false}}"#
-        ),
-        format!(
-            r#"{{"sender_id": {sender}, "event": "session_started", "timestamp": 1700000000.0, "metadata": {{"model_id": "m1", "assistant_id": "a1"}}}}"#
-        ),
-        format!(
-            r#"{{"sender_id": {sender}, "event": "action", "timestamp": 1700000000.0, "metadata": {{"model_id": "m1", "assistant_id": "a1"}}, "name": "action_listen", "policy": null, "confidence": null, "action_text": null, "hide_rule_turn": false}}"#
-        ),
-    ];
-    for turn in 0..turns {
-        let t = 1700000001.25 + turn as f64;
-        bodies.push(format!(
-            r#"{{"sender_id": {sender}, "event": "user", "timestamp": {t:?}, "metadata": {{"model_id": "m1", "assistant_id": "a1"}}, "text": "I want indian food \u00e9 \ud83c\udf5b {turn}", "parse_data": {{"intent": {{"name": "request_restaurant", "confidence": 0.9412345678901234}}, "entities": [{{"entity": "cuisine", "start": 7, "end": 13, "confidence_entity": 0.99, "value": "indian", "extractor": "DIETClassifier"}}], "text": "I want indian food \u00e9 \ud83c\udf5b {turn}", "message_id": "6f1b{turn}", "metadata": {{}}, "intent_ranking": [{{"name": "request_restaurant", "confidence": 0.9412345678901234}}, {{"name": "greet", "confidence": 0.05}}]}}, "input_channel": "rest", "message_id": "6f1b{turn}"}}"#
-        ));
-        bodies.push(format!(
-            r#"{{"sender_id": {sender}, "event": "slot", "timestamp": {t:?}, "metadata": {{"model_id": "m1", "assistant_id": "a1"}}, "name": "cuisine", "value": "indian"}}"#
-        ));
-        bodies.push(format!(
-            r#"{{"sender_id": {sender}, "event": "action", "timestamp": {t:?}, "metadata": {{"model_id": "m1", "assistant_id": "a1"}}, "name": "utter_ack", "policy": "TEDPolicy", "confidence": 0.98, "action_text": null, "hide_rule_turn": false}}"#
-        ));
-        bodies.push(format!(
-            r#"{{"sender_id": {sender}, "event": "bot", "timestamp": {t:?}, "metadata": {{"utter_action": "utter_ack", "model_id": "m1", "assistant_id": "a1"}}, "text": "Sure, turn {turn}!", "data": {{"elements": null, "quick_replies": null, "buttons": null, "attachment": null, "image": null, "custom": null}}}}"#
-        ));
-        bodies.push(format!(
-            r#"{{"sender_id": {sender}, "event": "action", "timestamp": {t:?}, "metadata": {{"model_id": "m1", "assistant_id": "a1"}}, "name": "action_listen", "policy": "RulePolicy", "confidence": 1.0, "action_text": null, "hide_rule_turn": true}}"#
-        ));
-    }
-    bodies.into_iter().map(String::into_bytes).collect()
-}
-
-/// Interleaves conversations the way concurrent conversations reach a queue: one event of each in turn.
-pub fn interleave(conversations: Vec<Vec<Vec<u8>>>) -> Vec<Vec<u8>> {
-    let longest = conversations.iter().map(Vec::len).max().unwrap_or(0);
-    let mut bodies = Vec::new();
-    for index in 0..longest {
-        for conversation in &conversations {
-            if let Some(body) = conversation.get(index) {
-                bodies.push(body.clone());
-            }
-        }
-    }
-    bodies
-}
-
-/// The `data` column Rasa writes for a body: the body without its leading `"sender_id": ..., `.
-pub fn data_of(body: &[u8]) -> String {
-    let text = std::str::from_utf8(body).expect("UTF-8 body");
-    let after_sender = text.find(r#", "event""#).expect("sender_id first");
-    format!("{{{}", &text[after_sender + 2..])
 }

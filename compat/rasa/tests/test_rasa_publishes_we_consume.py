@@ -1,0 +1,183 @@
+"""(b) Rasa publishes, we consume, Rasa reads.
+
+Rasa 3.6.21's own `PikaEventBroker` (created from an `endpoints.yml` by Rasa's `EventBroker.create`) publishes
+conversations through Rasa's own `InMemoryTrackerStore.save` (the same code path as a running assistant);
+`colloquy consume --endpoints` (the same file) stores them in a fresh PostgreSQL database; Rasa's own
+`SQLTrackerStore` (again from the same file) reads them back. A tap queue on the same fanout exchange records
+the exact bytes on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+from rasa.core.brokers.broker import EventBroker
+from rasa.core.brokers.pika import PikaEventBroker
+from rasa.core.tracker_store import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
+from rasa.core.utils import AvailableEndpoints
+from rasa.shared.core.events import Event, UserUtteranceReverted
+from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
+
+import corpus
+from conftest import AMQP_URL, AmqpNames, Database, wait_for, write_endpoints
+
+ROW_COLUMNS = "sender_id, type_name, timestamp, intent_name, action_name, data"
+
+
+async def rasa_publishes(
+    endpoints: Path, names: AmqpNames, turns: Dict[str, List[List[Event]]], raw_bodies: List[Dict[str, Any]]
+) -> Tuple[List[bytes], Dict[str, DialogueStateTracker], List[Any]]:
+    """Publishes with Rasa's broker; returns the bodies as the tap queue received them (wire order), the
+    trackers as Rasa holds them, and the tap's message properties."""
+    import aio_pika
+
+    loop = asyncio.get_running_loop()
+    broker = await EventBroker.create(AvailableEndpoints.read_endpoints(str(endpoints)).event_broker, loop)
+    assert isinstance(broker, PikaEventBroker), broker
+    tap_connection = await aio_pika.connect(AMQP_URL)
+    try:
+        tap_channel = await tap_connection.channel()
+        tap = await tap_channel.declare_queue(exclusive=True, auto_delete=True)
+        await tap.bind(names.exchange, "")
+        received: List[aio_pika.abc.AbstractIncomingMessage] = []
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            received.append(message)
+            await message.ack()
+
+        await tap.consume(on_message)
+
+        domain = corpus.domain()
+        store = InMemoryTrackerStore(domain, event_broker=broker)
+        trackers = {sender_id: DialogueStateTracker.from_events(sender_id, [], domain.slots) for sender_id in turns}
+        expected = 0
+        # Round robin over the conversations, one saved turn at a time, as concurrent users would.
+        for index in range(max(len(t) for t in turns.values())):
+            for sender_id, conversation in turns.items():
+                if index < len(conversation):
+                    for event in conversation[index]:
+                        trackers[sender_id].update(event)
+                    await store.save(trackers[sender_id])
+                    expected += len(conversation[index])
+        for body in raw_bodies:
+            broker.publish(body)
+            expected += 1
+
+        deadline = loop.time() + 30
+        while len(received) < expected:
+            assert loop.time() < deadline, f"the tap saw {len(received)} of {expected} published events"
+            await asyncio.sleep(0.02)
+        return [message.body for message in received], trackers, [message.properties for message in received]
+    finally:
+        await tap_connection.close()
+        await broker.close()
+
+
+def rasa_store(endpoints: Path) -> SQLTrackerStore:
+    store = TrackerStore.create(AvailableEndpoints.read_endpoints(str(endpoints)).tracker_store, corpus.domain())
+    inner = getattr(store, "_tracker_store", store)
+    assert isinstance(inner, SQLTrackerStore), inner
+    return inner
+
+
+def rows(database: Database, sender_id: str) -> List[tuple]:
+    return database.query(f"SELECT {ROW_COLUMNS} FROM events WHERE sender_id = %s ORDER BY id", sender_id)
+
+
+def reference_rows(tmp_path: Path, trackers: Dict[str, DialogueStateTracker]) -> Dict[str, List[tuple]]:
+    """The rows Rasa's own SQLTrackerStore writes for the same trackers (SQLite file, one save each)."""
+    reference = SQLTrackerStore(corpus.domain(), dialect="sqlite", db=str(tmp_path / "rasa-reference.db"))
+    for tracker in trackers.values():
+        asyncio.run(reference.save(tracker))
+    result = {}
+    with reference.engine.connect() as connection:
+        for sender_id in trackers:
+            result[sender_id] = [
+                tuple(row)
+                for row in connection.exec_driver_sql(
+                    f"SELECT {ROW_COLUMNS} FROM events WHERE sender_id = ? ORDER BY id", (sender_id,)
+                )
+            ]
+    return result
+
+
+def test_rasa_publishes_colloquy_stores_rasa_reads(tmp_path, amqp_names, fresh_database, colloquy_processes) -> None:
+    endpoints = write_endpoints(tmp_path, amqp_names, fresh_database)
+    # Colloquy starts first and declares the exchange; Rasa's broker then declares it again with its own
+    # arguments, which RabbitMQ refuses (PRECONDITION_FAILED) unless both are declared alike.
+    consumer = colloquy_processes("consume", "--endpoints", str(endpoints), "--batch-size", "7", "--batch-timeout-ms", "20")
+    wait_for(
+        lambda: consumer.assert_running() or "Starting the consumer" in consumer.log(),
+        30,
+        "the consumer to start",
+    )
+    turns = corpus.conversations()
+    wire, trackers, properties = asyncio.run(rasa_publishes(endpoints, amqp_names, turns, corpus.PRO_LIKE))
+    total = len(wire)
+
+    wait_for(
+        lambda: consumer.assert_running()
+        or (fresh_database.query("SELECT count(*) FROM events")[0][0] >= total),
+        60,
+        f"{total} rows in the events table",
+    )
+    assert consumer.terminate() == 0, consumer.log()
+    assert fresh_database.query("SELECT count(*) FROM events")[0][0] == total
+
+    # Rasa published what we think it publishes.
+    assert all(p.delivery_mode == 2 for p in properties)
+
+    # Every row holds the wire body minus sender_id, byte for byte, in the order the queue delivered.
+    by_sender: Dict[str, List[Dict[str, Any]]] = {}
+    for body in wire:
+        parsed = json.loads(body)
+        by_sender.setdefault(parsed["sender_id"], []).append(parsed)
+    for sender_id, bodies in by_sender.items():
+        expected_data = [json.dumps({k: v for k, v in body.items() if k != "sender_id"}) for body in bodies]
+        assert [row[5] for row in rows(fresh_database, sender_id)] == expected_data, sender_id
+        assert [row[1] for row in rows(fresh_database, sender_id)] == [body["event"] for body in bodies]
+
+    # The columns are the ones Rasa's SQLTrackerStore itself writes for these conversations.
+    reference = reference_rows(tmp_path, trackers)
+    for sender_id in trackers:
+        assert rows(fresh_database, sender_id) == reference[sender_id], sender_id
+
+    # Rasa's SQLTrackerStore reads our database: keys, full trackers, latest sessions, equal to Rasa's own.
+    store = rasa_store(endpoints)
+    assert set(asyncio.run(store.keys())) == set(by_sender)
+    for sender_id, original in trackers.items():
+        full = asyncio.run(store.retrieve_full_tracker(sender_id))
+        assert full is not None, sender_id
+        assert [e.as_dict() for e in full.events] == [e.as_dict() for e in original.events], sender_id
+        latest = asyncio.run(store.retrieve(sender_id))
+        assert latest is not None
+        assert latest.current_state(EventVerbosity.ALL) == original.current_state(EventVerbosity.ALL)
+    # The Rasa Pro conversation's rows hold their unknown types and keys; Rasa 3.6 itself cannot replay them
+    # (`Unknown event name 'flow_started'`), exactly as with rows a Rasa Pro tracker store writes.
+    pro = rows(fresh_database, "pro-1")
+    assert [row[1] for row in pro] == [body["event"] for body in corpus.PRO_LIKE]
+    assert pro[0][2] == corpus.PRO_LIKE[0]["timestamp"] and pro[0][4] is None
+
+
+def test_identical_events_in_one_conversation_are_all_kept(tmp_path, amqp_names, fresh_database, colloquy_processes) -> None:
+    """Rasa can publish two byte-identical events for one conversation (same type, same timestamp — e.g. two
+    `rewind`s stamped in the same clock tick, or events whose timestamps a custom action set explicitly).
+    Rasa's SQLTrackerStore stores both, and replaying them gives a different tracker than replaying one."""
+    endpoints = write_endpoints(tmp_path, amqp_names, fresh_database)
+    consumer = colloquy_processes("consume", "--endpoints", str(endpoints), "--batch-timeout-ms", "20")
+    wait_for(lambda: consumer.assert_running() or "Starting the consumer" in consumer.log(), 30, "the consumer to start")
+    (turns,) = [corpus.conversations()["alice-🍛"]]
+    repeated = [UserUtteranceReverted(timestamp=1700000100.0), UserUtteranceReverted(timestamp=1700000100.0)]
+    wire, trackers, _ = asyncio.run(rasa_publishes(endpoints, amqp_names, {"alice-🍛": turns + [repeated]}, []))
+    wait_for(
+        lambda: consumer.assert_running() or fresh_database.query("SELECT count(*) FROM events")[0][0] >= len(wire) - 1,
+        60,
+        "the rows",
+    )
+    assert consumer.terminate() == 0, consumer.log()
+    rasa_rows, our_rows = reference_rows(tmp_path, trackers)["alice-🍛"], rows(fresh_database, "alice-🍛")
+    assert len(our_rows) == len(rasa_rows), "Rasa stores both identical events; Colloquy must too"
+    assert our_rows == rasa_rows

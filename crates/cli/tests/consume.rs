@@ -1,0 +1,518 @@
+//! The `colloquy` binary as an operator runs it: flags, environment, endpoints.yml, signals, health and
+//! metrics, exit codes — against the real RabbitMQ and PostgreSQL.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use colloquy_testkit::{
+    TestDatabase, delete_topology, interleave, publish_like_rasa, rasa_conversation, unique_name,
+    wait_until,
+};
+use sqlx::{Connection, PgConnection};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_colloquy");
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A queue, an exchange and a fresh database for one test.
+struct Setup {
+    amqp_url: String,
+    exchange: String,
+    queue: String,
+    database: TestDatabase,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        Self {
+            amqp_url: colloquy_testkit::amqp_url().await,
+            exchange: unique_name("cli-test-exchange"),
+            queue: unique_name("cli-test-queue"),
+            database: colloquy_testkit::fresh_database().await,
+        }
+    }
+
+    /// `colloquy consume` for this setup, with extra arguments.
+    fn consume(&self, extra: &[&str]) -> Child {
+        let log = std::fs::File::create(std::env::temp_dir().join(format!("{}.log", self.queue)))
+            .expect("log file");
+        Command::new(BINARY)
+            .args([
+                "consume",
+                "--amqp-url",
+                &self.amqp_url,
+                "--exchange",
+                &self.exchange,
+                "--queue",
+                &self.queue,
+            ])
+            .args(["--database-url", &self.database.url])
+            .args(extra)
+            .env_remove("DATABASE_URL")
+            .env_remove("AMQP_URL")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting colloquy consume")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(std::env::temp_dir().join(format!("{}.log", self.queue)))
+            .unwrap_or_default()
+    }
+
+    async fn count(&self) -> i64 {
+        let Ok(mut connection) = PgConnection::connect(&self.database.url).await else {
+            return -1;
+        };
+        sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap_or(-1)
+    }
+
+    /// `(sender_id, data)` of every row, in id order.
+    async fn rows(&self) -> Vec<(String, String)> {
+        let mut connection = PgConnection::connect(&self.database.url)
+            .await
+            .expect("connecting");
+        sqlx::query_as("SELECT sender_id, data FROM events ORDER BY id")
+            .fetch_all(&mut connection)
+            .await
+            .expect("rows")
+    }
+
+    async fn wait_for_count(&self, expected: i64) {
+        wait_until(&format!("{expected} rows"), TIMEOUT, || async move {
+            self.count().await == expected
+        })
+        .await;
+    }
+
+    async fn wait_for_queue(&self) {
+        // The consumer declares and binds its queue at start-up; publishing before that would go nowhere.
+        let url = self.amqp_url.clone();
+        let queue = self.queue.clone();
+        wait_until("the consumer's queue", TIMEOUT, || {
+            let (url, queue) = (url.clone(), queue.clone());
+            async move { queue_exists(&url, &queue) }
+        })
+        .await;
+    }
+
+    async fn cleanup(self) {
+        delete_topology(&self.amqp_url, &self.exchange, &self.queue).await;
+        self.database.drop_database().await;
+        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{}.log", self.queue)));
+    }
+}
+
+fn queue_exists(_url: &str, queue: &str) -> bool {
+    let output = Command::new("rabbitmqctl")
+        .args(["-q", "list_queues", "name"])
+        .output()
+        .expect("rabbitmqctl");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .any(|line| line.trim() == queue)
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{name}");
+}
+
+async fn wait_for_exit(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for the consumer") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the consumer did not exit within {TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Checks that every conversation's rows are exactly its events, in order.
+async fn assert_exactly_once_in_order(setup: &Setup, bodies: &[Vec<u8>]) {
+    let rows = setup.rows().await;
+    assert_eq!(rows.len(), bodies.len(), "one row per event");
+    let mut expected: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for body in bodies {
+        let envelope = colloquy_events::Envelope::from_json(body).unwrap();
+        expected
+            .entry(envelope.sender_id)
+            .or_default()
+            .push(colloquy_testkit::data_of(body));
+    }
+    let mut stored: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (sender_id, data) in rows {
+        stored.entry(sender_id).or_default().push(data);
+    }
+    assert_eq!(stored, expected);
+}
+
+fn workload() -> Vec<Vec<u8>> {
+    interleave(
+        (0..100)
+            .map(|n| rasa_conversation(&format!("cli-{n}"), 25))
+            .collect(),
+    )
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let output = Command::new(BINARY)
+        .args(["consume", "--help"])
+        .output()
+        .expect("running --help");
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for flag in [
+        "--amqp-url",
+        "--queue",
+        "--exchange",
+        "--database-url",
+        "--endpoints",
+        "--batch-size",
+        "--batch-timeout-ms",
+        "--prefetch",
+        "--http",
+        "AMQP_URL",
+        "DATABASE_URL",
+        "COLLOQUY_QUEUE",
+        "COLLOQUY_EXCHANGE",
+        "COLLOQUY_BATCH_SIZE",
+        "COLLOQUY_BATCH_TIMEOUT_MS",
+        "COLLOQUY_PREFETCH",
+        "COLLOQUY_HTTP",
+    ] {
+        assert!(
+            help.contains(flag),
+            "`colloquy consume --help` should mention {flag}:\n{help}"
+        );
+    }
+    let top = Command::new(BINARY)
+        .arg("--help")
+        .output()
+        .expect("running --help");
+    let top = String::from_utf8(top.stdout).unwrap();
+    for command in ["consume", "migrate", "dead-letters"] {
+        assert!(
+            top.contains(command),
+            "`colloquy --help` should list {command}"
+        );
+    }
+}
+
+#[test]
+fn bad_configuration_exits_2_with_a_clear_message() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["consume", "--database-url", "mysql://localhost/db"],
+            "unsupported database URL",
+        ),
+        (
+            &[
+                "consume",
+                "--amqp-url",
+                "ftp://localhost",
+                "--database-url",
+                "sqlite::memory:",
+            ],
+            "--amqp-url",
+        ),
+        (&["consume", "--batch-size", "0"], "batch-size"),
+        (
+            &["consume", "--endpoints", "/nonexistent/endpoints.yml"],
+            "endpoints file",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = Command::new(BINARY)
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("AMQP_URL")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?} should exit 2; stderr: {stderr}"
+        );
+        assert!(
+            stderr.contains(message),
+            "{args:?} should say {message:?}; stderr: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sigterm_stops_cleanly_and_loses_nothing() {
+    let setup = Setup::new().await;
+    let mut consumer = setup.consume(&["--batch-size", "50", "--prefetch", "100"]);
+    setup.wait_for_queue().await;
+    let bodies = workload();
+    publish_like_rasa(&setup.amqp_url, &setup.exchange, &bodies).await;
+    wait_until("some rows", TIMEOUT, || async {
+        setup.count().await >= 200
+    })
+    .await;
+    signal(&consumer, "TERM");
+    let status = wait_for_exit(&mut consumer).await;
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM exits 0; log:\n{}",
+        setup.log()
+    );
+    let stored_at_stop = setup.count().await;
+    assert!(
+        stored_at_stop < bodies.len() as i64,
+        "the stop should land mid-stream"
+    );
+    // What was not stored stayed in the queue: a new consumer stores the rest, nothing twice.
+    let mut consumer = setup.consume(&[]);
+    setup.wait_for_count(bodies.len() as i64).await;
+    signal(&consumer, "INT");
+    assert_eq!(wait_for_exit(&mut consumer).await.code(), Some(0));
+    assert_exactly_once_in_order(&setup, &bodies).await;
+    setup.cleanup().await;
+}
+
+#[tokio::test]
+async fn sigkill_mid_batch_then_restart_stores_everything_once() {
+    let setup = Setup::new().await;
+    let mut consumer = setup.consume(&["--batch-size", "50", "--prefetch", "100"]);
+    setup.wait_for_queue().await;
+    let bodies = workload();
+    publish_like_rasa(&setup.amqp_url, &setup.exchange, &bodies).await;
+    wait_until("some rows", TIMEOUT, || async {
+        setup.count().await >= 200
+    })
+    .await;
+    consumer.kill().expect("SIGKILL");
+    consumer.wait().expect("reaping");
+    assert!(
+        setup.count().await < bodies.len() as i64,
+        "the kill should land mid-stream"
+    );
+    let mut consumer = setup.consume(&[]);
+    setup.wait_for_count(bodies.len() as i64).await;
+    signal(&consumer, "TERM");
+    assert_eq!(wait_for_exit(&mut consumer).await.code(), Some(0));
+    assert_exactly_once_in_order(&setup, &bodies).await;
+    setup.cleanup().await;
+}
+
+#[tokio::test]
+async fn endpoints_yml_configures_broker_and_database() {
+    let setup = Setup::new().await;
+    let database_name = setup.database.name.clone();
+    let endpoints = std::env::temp_dir().join(format!("{}-endpoints.yml", setup.queue));
+    std::fs::write(
+        &endpoints,
+        format!(
+            "tracker_store:\n  type: sql\n  dialect: postgresql\n  url: 127.0.0.1\n  port: 5432\n  db: {database_name}\n  username: ${{COLLOQUY_TEST_PG_USER}}\n\
+             event_broker:\n  type: pika\n  url: localhost\n  username: guest\n  password: ${{COLLOQUY_TEST_AMQP_PASSWORD}}\n  queues:\n    - {}\n  exchange_name: {}\n",
+            setup.queue, setup.exchange
+        ),
+    )
+    .unwrap();
+    let log =
+        std::fs::File::create(std::env::temp_dir().join(format!("{}.log", setup.queue))).unwrap();
+    let mut consumer = Command::new(BINARY)
+        .args(["consume", "--endpoints"])
+        .arg(&endpoints)
+        .env_remove("DATABASE_URL")
+        .env_remove("AMQP_URL")
+        .env("COLLOQUY_TEST_PG_USER", "postgres")
+        .env("COLLOQUY_TEST_AMQP_PASSWORD", "guest")
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    setup.wait_for_queue().await;
+    let bodies = rasa_conversation("endpoints", 3);
+    publish_like_rasa(&setup.amqp_url, &setup.exchange, &bodies).await;
+    setup.wait_for_count(bodies.len() as i64).await;
+    signal(&consumer, "TERM");
+    assert_eq!(
+        wait_for_exit(&mut consumer).await.code(),
+        Some(0),
+        "log:\n{}",
+        setup.log()
+    );
+    let _ = std::fs::remove_file(endpoints);
+    setup.cleanup().await;
+}
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).expect("connecting to the HTTP endpoint");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, response)
+}
+
+#[tokio::test]
+async fn health_and_metrics_over_http() {
+    let setup = Setup::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let mut consumer = setup.consume(&["--http", &address]);
+    setup.wait_for_queue().await;
+    wait_until("/health ready", TIMEOUT, || async move {
+        TcpStream::connect(("127.0.0.1", port)).is_ok() && http_get(port, "/health").0 == 200
+    })
+    .await;
+    let bodies = rasa_conversation("metrics", 2);
+    publish_like_rasa(&setup.amqp_url, &setup.exchange, &bodies).await;
+    setup.wait_for_count(bodies.len() as i64).await;
+    let (status, metrics) = http_get(port, "/metrics");
+    assert_eq!(status, 200);
+    for name in [
+        "colloquy_events_stored_total",
+        "colloquy_duplicates_skipped_total",
+        "colloquy_dead_letters_total",
+        "colloquy_batch_commit_seconds",
+        "colloquy_lag_seconds",
+    ] {
+        assert!(
+            metrics.contains(name),
+            "/metrics should have {name}:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains(&format!("colloquy_events_stored_total {}", bodies.len())),
+        "{metrics}"
+    );
+    signal(&consumer, "TERM");
+    assert_eq!(wait_for_exit(&mut consumer).await.code(), Some(0));
+    setup.cleanup().await;
+}
+
+#[tokio::test]
+async fn migrate_then_dead_letters_list_and_requeue() {
+    let setup = Setup::new().await;
+    let migrate = Command::new(BINARY)
+        .args(["migrate", "--database-url", &setup.database.url])
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    assert_eq!(setup.count().await, 0, "migrate creates the events table");
+
+    let mut consumer = setup.consume(&[]);
+    setup.wait_for_queue().await;
+    let bad = b"{not json".to_vec();
+    publish_like_rasa(&setup.amqp_url, &setup.exchange, &[bad.clone()]).await;
+    let letters = || async {
+        let mut connection = PgConnection::connect(&setup.database.url)
+            .await
+            .expect("connecting");
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM dead_letters")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap()
+    };
+    wait_until("one dead letter", TIMEOUT, || async {
+        letters().await == 1
+    })
+    .await;
+
+    let list = Command::new(BINARY)
+        .args([
+            "dead-letters",
+            "list",
+            "--json",
+            "--database-url",
+            &setup.database.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let line: serde_json::Value =
+        serde_json::from_slice(list.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(line["source"], setup.queue.as_str());
+    assert_eq!(line["body"]["text"], "{not json");
+    assert!(line["error"].as_str().unwrap().contains("JSON"), "{line}");
+    let first_id = line["id"].as_i64().unwrap();
+
+    // Requeue it: it comes back through the queue and is dead-lettered again, once.
+    let requeue = Command::new(BINARY)
+        .args([
+            "dead-letters",
+            "requeue",
+            "--database-url",
+            &setup.database.url,
+            "--amqp-url",
+            &setup.amqp_url,
+        ])
+        .args(["--exchange", &setup.exchange, "--queue", &setup.queue])
+        .output()
+        .unwrap();
+    assert!(
+        requeue.status.success(),
+        "{}",
+        String::from_utf8_lossy(&requeue.stderr)
+    );
+    assert!(String::from_utf8_lossy(&requeue.stdout).contains("requeued 1"));
+    let newer = || async {
+        let mut connection = PgConnection::connect(&setup.database.url)
+            .await
+            .expect("connecting");
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM dead_letters WHERE id > $1")
+            .bind(first_id)
+            .fetch_one(&mut connection)
+            .await
+            .unwrap()
+    };
+    wait_until(
+        "the requeued message dead-lettered again",
+        TIMEOUT,
+        || async { newer().await == 1 },
+    )
+    .await;
+    assert_eq!(letters().await, 1, "the requeued dead letter was deleted");
+    let mut connection = PgConnection::connect(&setup.database.url).await.unwrap();
+    let body: Vec<u8> = sqlx::query_scalar("SELECT body FROM dead_letters")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(body, bad);
+    signal(&consumer, "TERM");
+    assert_eq!(wait_for_exit(&mut consumer).await.code(), Some(0));
+    setup.cleanup().await;
+}
