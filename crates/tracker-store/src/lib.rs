@@ -1,6 +1,59 @@
-//! `colloquy-tracker-store`: tracker stores (in memory and PostgreSQL) and the SQL event schema shared with the
-//! consumer service.
+//! `colloquy-tracker-store`: where Colloquy keeps conversations — in memory or in PostgreSQL with Rasa's
+//! `events` table — and how their new events reach the event broker.
 //!
-//! PROVISIONAL: the stores land with the tracker-store issue; [`schema`] is the shared schema.
+//! # Invariant
+//! A save writes exactly the events that are new since the tracker was last stored, at the positions that
+//! follow the stored ones, and streams exactly those events, once, in conversation order. The count of stored
+//! events is the only thing compared: never timestamps. A concurrent save of the same conversation is
+//! detected and refused ([`Error::Conflict`]) rather than losing or duplicating events. With PostgreSQL, an
+//! event reaches the broker only after it is committed (transactional outbox), and a crash between commit and
+//! publish only delays it.
+//!
+//! This crate knows nothing about AMQP (it talks to an [`EventBroker`](colloquy_broker::EventBroker)) and
+//! never reads the environment or files by itself ([`config`] takes the YAML text and an env-lookup closure).
+//!
+//! # Modules
+//! - [`store`]: the [`TrackerStore`] trait, what "new since the last save" means, the concurrency rule, and
+//!   Rasa's latest-session selection ([`latest_session`]).
+//! - [`memory`]: [`InMemoryStore`]. [`postgres`]: [`PostgresStore`]. [`outbox`]: how committed events reach the
+//!   broker. [`config`]: [`PostgresConfig`] from a URL or Rasa's `endpoints.yml`. [`error`]: [`Error`].
+//! - [`schema`]: the SQL event schema and migrations shared with the consumer service.
+//!
+//! # Example
+//! ```
+//! use colloquy_events::{Event, Tracker};
+//! use colloquy_tracker_store::{InMemoryStore, TrackerStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), colloquy_tracker_store::Error> {
+//! let store = InMemoryStore::new();
+//! let mut tracker = store.get_or_create("alice").await?;
+//! tracker.apply(Event::from_json(br#"{"event": "user", "timestamp": 1.0, "text": "hi"}"#).unwrap());
+//! assert_eq!(store.save(&mut tracker).await?, 1);
+//! assert!(tracker.events_since_last_save().is_empty());
+//!
+//! // A second handle on the same conversation that is now stale cannot overwrite it.
+//! let mut stale = Tracker::new("alice");
+//! stale.apply(Event::from_json(br#"{"event": "user", "timestamp": 2.0, "text": "again"}"#).unwrap());
+//! assert!(store.save(&mut stale).await.unwrap_err().is_conflict());
+//!
+//! let stored = store.retrieve("alice").await?.expect("stored");
+//! assert_eq!(stored.events().len(), 1);
+//! assert_eq!(store.keys().await?, ["alice"]);
+//! # Ok(())
+//! # }
+//! ```
 
+pub mod config;
+pub mod error;
+pub mod memory;
+pub mod outbox;
+pub mod postgres;
 pub mod schema;
+pub mod store;
+
+pub use config::{PostgresConfig, RelayConfig};
+pub use error::{Error, Result};
+pub use memory::InMemoryStore;
+pub use postgres::PostgresStore;
+pub use store::{TrackerStore, latest_session};

@@ -163,6 +163,71 @@ pub async fn insert_events_postgres(
     Ok(result.rows_affected())
 }
 
+/// Inserts the new events of one conversation (`rows`, all of `sender_id`) at positions `first_seq ..`, in one
+/// statement; with `with_outbox`, the same statement records them in the `outbox` table for the relay. Unlike
+/// [`insert_events_postgres`], a duplicate `event_id` or position is an error: the tracker store holds the
+/// conversation's lock and has checked the stored count, so a duplicate means a bug or a foreign writer.
+/// Rows get ascending ids in slice order.
+pub async fn insert_tracked_events_postgres(
+    conn: &mut PgConnection,
+    sender_id: &str,
+    first_seq: u64,
+    rows: &[EventRow],
+    with_outbox: bool,
+) -> Result<u64, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut type_names = Vec::with_capacity(rows.len());
+    let mut timestamps = Vec::with_capacity(rows.len());
+    let mut intent_names = Vec::with_capacity(rows.len());
+    let mut action_names = Vec::with_capacity(rows.len());
+    let mut datas = Vec::with_capacity(rows.len());
+    let mut event_ids = Vec::with_capacity(rows.len());
+    for row in rows {
+        type_names.push(row.type_name.as_str());
+        timestamps.push(row.timestamp);
+        intent_names.push(row.intent_name.as_deref());
+        action_names.push(row.action_name.as_deref());
+        datas.push(row.data.as_str());
+        event_ids.push(row.event_id.as_deref());
+    }
+    let query = if with_outbox {
+        sqlx::query(
+            r#"WITH inserted AS (
+                 INSERT INTO events (sender_id, type_name, "timestamp", intent_name, action_name, data, event_id, seq)
+                 SELECT $1, type_name, ts, intent_name, action_name, data, event_id, $2 + position - 1
+                 FROM UNNEST($3::varchar[], $4::float8[], $5::varchar[], $6::varchar[], $7::text[], $8::text[])
+                      WITH ORDINALITY AS batch(type_name, ts, intent_name, action_name, data, event_id, position)
+                 ORDER BY position
+                 RETURNING id)
+               INSERT INTO outbox (event_row_id) SELECT id FROM inserted"#,
+        )
+    } else {
+        sqlx::query(
+            r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, action_name, data, event_id, seq)
+               SELECT $1, type_name, ts, intent_name, action_name, data, event_id, $2 + position - 1
+               FROM UNNEST($3::varchar[], $4::float8[], $5::varchar[], $6::varchar[], $7::text[], $8::text[])
+                    WITH ORDINALITY AS batch(type_name, ts, intent_name, action_name, data, event_id, position)
+               ORDER BY position"#,
+        )
+    };
+    let first_seq =
+        i64::try_from(first_seq).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    let result = query
+        .bind(sender_id)
+        .bind(first_seq)
+        .bind(type_names)
+        .bind(timestamps)
+        .bind(intent_names)
+        .bind(action_names)
+        .bind(datas)
+        .bind(event_ids)
+        .execute(conn)
+        .await?;
+    Ok(result.rows_affected())
+}
+
 /// Inserts dead letters in one statement.
 pub async fn insert_dead_letters_postgres(
     conn: &mut PgConnection,

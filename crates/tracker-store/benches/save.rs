@@ -1,0 +1,259 @@
+//! Saves per second and events per second of both stores: many conversations of ~40 events saved turn by turn
+//! in parallel, against a plain multi-row INSERT of the same rows (PostgreSQL baseline) in the same run.
+//!
+//! `cargo bench -p colloquy-tracker-store --bench save` (PostgreSQL from `DATABASE_URL` or the local default;
+//! a fresh database is created and dropped).
+
+#![allow(missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use colloquy_broker::{EventBroker, Subscription};
+use colloquy_events::{Event, Tracker};
+use colloquy_tracker_store::schema::EventRow;
+use colloquy_tracker_store::{InMemoryStore, PostgresConfig, PostgresStore, TrackerStore};
+use serde_json::json;
+use sqlx::{Postgres, QueryBuilder};
+
+const CONVERSATIONS: usize = 400;
+const TURNS: usize = 9;
+/// Concurrent conversations (tasks); PostgreSQL pools get as many connections.
+const PARALLEL: usize = 8;
+
+fn event(value: serde_json::Value) -> Event {
+    Event::from_value(value).expect("a valid event")
+}
+
+/// The saves of one conversation: the session start (3 events), then 9 turns of 4 events: 39 events, 10 saves.
+fn conversation_steps(c: usize) -> Vec<Vec<Event>> {
+    let t = 1_700_000_000.0 + c as f64;
+    let mut steps = vec![vec![
+        event(
+            json!({"event": "action", "timestamp": t + 0.001, "name": "action_session_start", "policy": null, "confidence": 1.0, "action_text": null, "hide_rule_turn": false}),
+        ),
+        event(
+            json!({"event": "session_started", "timestamp": t, "metadata": {"model_id": "m1", "assistant_id": "a1"}}),
+        ),
+        event(
+            json!({"event": "action", "timestamp": t + 0.002, "name": "action_listen", "policy": null, "confidence": null, "action_text": null, "hide_rule_turn": false}),
+        ),
+    ]];
+    for n in 0..TURNS {
+        let t = t + 1.0 + n as f64;
+        steps.push(vec![
+            event(json!({"event": "user", "timestamp": t, "metadata": {"source": "web"}, "text": format!("I want food number {n}"), "parse_data": {"intent": {"name": "request_restaurant", "confidence": 0.94}, "entities": [{"entity": "cuisine", "value": "indian", "start": 7, "end": 13}], "text": format!("I want food number {n}"), "message_id": format!("m{n}"), "metadata": {"source": "web"}}, "input_channel": "rest", "message_id": format!("m{n}")})),
+            event(json!({"event": "slot", "timestamp": t + 0.01, "name": "cuisine", "value": "indian"})),
+            event(json!({"event": "bot", "timestamp": t + 0.02, "text": "Here are some restaurants.", "data": {"elements": null, "quick_replies": null, "buttons": null, "attachment": null, "image": null, "custom": null}, "metadata": {"utter_action": "utter_restaurants"}})),
+            event(json!({"event": "action", "timestamp": t + 0.03, "name": "action_listen", "policy": "RulePolicy", "confidence": 1.0, "action_text": null, "hide_rule_turn": false})),
+        ]);
+    }
+    steps
+}
+
+struct Figures {
+    saves: usize,
+    events: usize,
+    elapsed: Duration,
+}
+
+impl Figures {
+    fn saves_per_second(&self) -> f64 {
+        self.saves as f64 / self.elapsed.as_secs_f64()
+    }
+    fn events_per_second(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64()
+    }
+    fn print(&self, name: &str) {
+        println!(
+            "{name:<44} {:>9.0} saves/s {:>9.0} events/s ({} saves, {} events, {:.2} s)",
+            self.saves_per_second(),
+            self.events_per_second(),
+            self.saves,
+            self.events,
+            self.elapsed.as_secs_f64()
+        );
+    }
+}
+
+/// Saves every conversation turn by turn, `PARALLEL` conversations at a time.
+async fn run_store(store: Arc<dyn TrackerStore>, prefix: &str) -> Figures {
+    let all: Vec<Vec<Vec<Event>>> = (0..CONVERSATIONS).map(conversation_steps).collect();
+    let (saves, events) = count(&all);
+    let queue = Arc::new(std::sync::Mutex::new(
+        all.into_iter().enumerate().collect::<Vec<_>>(),
+    ));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..PARALLEL {
+        let store = store.clone();
+        let queue = queue.clone();
+        let prefix = prefix.to_owned();
+        tasks.spawn(async move {
+            loop {
+                let Some((c, steps)) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                let mut tracker = Tracker::new(format!("{prefix}-{c}"));
+                for step in steps {
+                    tracker.apply_all(step);
+                    store.save(&mut tracker).await.expect("save");
+                }
+            }
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.expect("a saving task");
+    }
+    Figures {
+        saves,
+        events,
+        elapsed: started.elapsed(),
+    }
+}
+
+fn count(all: &[Vec<Vec<Event>>]) -> (usize, usize) {
+    let saves = all.iter().map(Vec::len).sum();
+    let events = all.iter().flatten().map(Vec::len).sum();
+    (saves, events)
+}
+
+/// The baseline: the same rows, one plain multi-row `INSERT ... VALUES` per turn (autocommit), same
+/// parallelism. Rows are built before the clock starts.
+async fn run_baseline(pool: sqlx::PgPool, prefix: &str) -> Figures {
+    let mut all_rows: Vec<Vec<Vec<EventRow>>> = Vec::new();
+    for c in 0..CONVERSATIONS {
+        let mut tracker = Tracker::new(format!("{prefix}-{c}"));
+        let mut steps = Vec::new();
+        for step in conversation_steps(c) {
+            tracker.apply_all(step);
+            let rows = tracker
+                .stamped_since_last_save()
+                .unwrap()
+                .iter()
+                .map(|s| EventRow::new(tracker.sender_id(), &s.envelope.event, &s.id).unwrap())
+                .collect();
+            tracker.mark_saved();
+            steps.push(rows);
+        }
+        all_rows.push(steps);
+    }
+    let saves = all_rows.iter().map(Vec::len).sum();
+    let events = all_rows.iter().flatten().map(Vec::len).sum();
+    let queue = Arc::new(std::sync::Mutex::new(all_rows));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..PARALLEL {
+        let pool = pool.clone();
+        let queue = queue.clone();
+        tasks.spawn(async move {
+            loop {
+                let Some(steps) = queue.lock().unwrap().pop() else { break };
+                for rows in steps {
+                    let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(
+                        r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, action_name, data, event_id) "#,
+                    );
+                    insert.push_values(&rows, |mut values, row| {
+                        values
+                            .push_bind(&row.sender_id)
+                            .push_bind(&row.type_name)
+                            .push_bind(row.timestamp)
+                            .push_bind(&row.intent_name)
+                            .push_bind(&row.action_name)
+                            .push_bind(&row.data)
+                            .push_bind(&row.event_id);
+                    });
+                    insert.build().execute(&pool).await.expect("insert");
+                }
+            }
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.expect("an inserting task");
+    }
+    Figures {
+        saves,
+        events,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// An in-process broker whose subscription is drained (and acked) by a task.
+fn drained_in_process_broker() -> Arc<dyn EventBroker> {
+    let (broker, mut subscription) =
+        colloquy_broker::in_process(std::num::NonZeroUsize::new(4096).unwrap());
+    tokio::spawn(async move {
+        while let Ok(Some(delivery)) = subscription.next().await {
+            delivery.acker.ack().await.ok();
+        }
+    });
+    Arc::new(broker)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        println!(
+            "{CONVERSATIONS} conversations x {} events in {} saves each, {PARALLEL} in parallel",
+            count(&[conversation_steps(0)]).1,
+            TURNS + 1
+        );
+        run_store(Arc::new(InMemoryStore::new()), "memory")
+            .await
+            .print("memory store, no broker");
+        run_store(
+            Arc::new(InMemoryStore::with_broker(drained_in_process_broker())),
+            "memory-b",
+        )
+        .await
+        .print("memory store -> in-process broker");
+
+        let db = colloquy_testkit::fresh_database().await;
+        let mut config = PostgresConfig::from_url(&db.url).expect("a URL");
+        config.max_connections = PARALLEL as u32;
+        let store = PostgresStore::connect(&config, None)
+            .await
+            .expect("connecting");
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(PARALLEL as u32)
+            .connect(&db.url)
+            .await
+            .expect("a baseline pool");
+        // Warm both paths up (connections, statement caches).
+        run_store(Arc::new(InMemoryStore::new()), "warm").await;
+        let baseline = run_baseline(pool.clone(), "baseline").await;
+        baseline.print("baseline: multi-row INSERT per turn");
+        let plain = run_store(Arc::new(store), "pg").await;
+        plain.print("PostgreSQL store, no broker");
+        let store = PostgresStore::connect(&config, Some(drained_in_process_broker()))
+            .await
+            .expect("connecting");
+        let store = Arc::new(store);
+        let outboxed = run_store(store.clone(), "pg-outbox").await;
+        let drained = Instant::now();
+        while store.outbox_len().await.expect("outbox") > 0
+            && drained.elapsed() < Duration::from_secs(120)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        outboxed.print("PostgreSQL store + outbox -> in-process");
+        println!(
+            "outbox drained {:.2} s after the last save",
+            drained.elapsed().as_secs_f64()
+        );
+        let baseline_again = run_baseline(pool.clone(), "baseline-again").await;
+        baseline_again.print("baseline again (drift check)");
+        let base = (baseline.saves_per_second() + baseline_again.saves_per_second()) / 2.0;
+        println!(
+            "ratio to the baseline (saves/s): store {:.2}, store + outbox {:.2}",
+            plain.saves_per_second() / base,
+            outboxed.saves_per_second() / base
+        );
+        store.close().await;
+        pool.close().await;
+        db.drop_database().await;
+    });
+}
