@@ -2,10 +2,12 @@
 //! endpoints.yml, sets up logging, wires the library crates together and maps failures to exit codes.
 //!
 //! Exit codes: 0 success; 1 failure at run time (the message says what and what to do); 2 bad usage or
-//! configuration.
+//! configuration (see [`cli::EXIT_CODES`]).
 
 mod cli;
 mod commands;
+mod input;
+mod progress;
 mod settings;
 
 use std::process::ExitCode;
@@ -43,6 +45,9 @@ fn main() -> ExitCode {
             Command::DeadLetters(command) => {
                 commands::dead_letters::run(command, endpoints.as_ref()).await
             }
+            Command::Import(args) => commands::import::run(args, endpoints.as_ref()).await,
+            Command::Export(args) => commands::export::run(args, endpoints.as_ref()).await,
+            Command::Demo(args) => commands::demo::run(args).await,
         }
     });
     match result {
