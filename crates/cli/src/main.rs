@@ -9,6 +9,7 @@ mod commands;
 mod input;
 mod progress;
 mod settings;
+mod streaming_store;
 
 use std::process::ExitCode;
 

@@ -11,6 +11,7 @@
 //! in hand-over order, so `handed over - unconfirmed` says exactly where that is), and `--resume-from` skips
 //! everything before it. Re-sent events carry the same ids, so a colloquy consumer stores each once.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
@@ -26,8 +27,6 @@ use crate::settings::{DEFAULT_DATABASE_URL, Endpoints, database_url};
 
 /// Rasa's header naming the export run.
 pub const EXPORT_PROCESS_ID_HEADER: &str = "rasa-export-process-id";
-/// Events handed over between two waits for the broker's confirms.
-const FLUSH_EVERY: usize = 5_000;
 
 /// A position in the export: the event at 0-based position `seq` of conversation `sender_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +164,7 @@ pub async fn run(args: ExportArgs, endpoints: Option<&Endpoints>) -> Result<()> 
     let mut export = Export {
         broker: &broker,
         process_id,
-        window: Vec::with_capacity(FLUSH_EVERY),
+        window: VecDeque::new(),
         published: 0,
     };
     let outcome = export
@@ -208,8 +207,8 @@ struct Failure {
 struct Export<'a> {
     broker: &'a AmqpBroker,
     process_id: String,
-    /// The positions handed over since the last successful flush, in hand-over order.
-    window: Vec<ResumePoint>,
+    /// The positions handed over and not known to be confirmed, in hand-over order.
+    window: VecDeque<ResumePoint>,
     published: u64,
 }
 
@@ -304,32 +303,27 @@ impl Export<'_> {
         loop {
             match self.broker.publish_raw(body.clone(), &properties).await {
                 Ok(()) => break,
-                Err(error) if error.is_buffer_full() => self.flush(sender_id, seq).await?,
+                Err(error) if error.is_buffer_full() => {
+                    if let Err(error) = super::import::drained(self.broker).await {
+                        return Err(self.failure(anyhow!(error.chain()), sender_id, seq));
+                    }
+                }
                 Err(error) => {
                     return Err(self.failure(anyhow!(error.chain()), sender_id, seq));
                 }
             }
         }
-        self.window.push(ResumePoint {
+        self.window.push_back(ResumePoint {
             seq,
             sender_id: sender_id.to_owned(),
         });
         self.published += 1;
-        if self.window.len() >= FLUSH_EVERY {
-            self.flush(sender_id, seq + 1).await?;
+        // Forget what RabbitMQ confirmed already (it confirms in hand-over order).
+        let unconfirmed = self.broker.unconfirmed() as usize;
+        while self.window.len() > unconfirmed {
+            self.window.pop_front();
         }
         Ok(())
-    }
-
-    /// Waits until RabbitMQ confirmed everything handed over; `sender_id`/`seq` is the next event to publish.
-    async fn flush(&mut self, sender_id: &str, seq: u64) -> Result<(), Failure> {
-        match self.broker.flush().await {
-            Ok(()) => {
-                self.window.clear();
-                Ok(())
-            }
-            Err(error) => Err(self.failure(anyhow!(error.chain()), sender_id, seq)),
-        }
     }
 
     /// A failure while the next event to publish was `seq` of `sender_id`.
@@ -350,7 +344,7 @@ impl Export<'_> {
             Some(point) => point.clone(),
             None => next.unwrap_or_else(|| {
                 // Everything was confirmed but closing failed: resume after the last event.
-                self.window.last().map_or(
+                self.window.back().map_or(
                     ResumePoint {
                         seq: 0,
                         sender_id: String::new(),

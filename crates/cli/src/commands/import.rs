@@ -2,13 +2,13 @@
 //!
 //! A reader thread parses the input in chunks ([`crate::input`]) while this task saves the previous chunk:
 //! per chunk, events are grouped by conversation (keeping their order) and each conversation is saved once
-//! (in slices of at most [`SAVE_MAX`] events), so memory stays bounded by the chunk size — with the in-memory
-//! store, the store itself keeps what it saved for the length of the run.
+//! (in slices of at most [`SAVE_MAX`] events), so memory stays bounded by the chunk size (the `memory` store
+//! is a [`StreamingStore`], which keeps only counts).
 //!
-//! The broker is configured to fail rather than wait when its buffer is full; the import then waits for the
-//! broker's confirms (`flush`) and saves again (the stores accept a retried save). A flush that fails means
-//! RabbitMQ stayed unreachable for the configured number of attempts: the import stops and names the events
-//! RabbitMQ did not confirm.
+//! The broker is configured to fail rather than wait when its buffer is full; the import then waits until
+//! RabbitMQ confirmed half of what is in flight and saves again (the stores accept a retried save). While
+//! waiting it also watches `flush`, whose failure means RabbitMQ stayed unreachable for the configured number
+//! of attempts: the import stops and names the events RabbitMQ did not confirm.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -18,16 +18,17 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use colloquy_broker::{AmqpBroker, EventBroker};
 use colloquy_events::Event;
-use colloquy_tracker_store::{InMemoryStore, PostgresConfig, PostgresStore, TrackerStore};
+use colloquy_tracker_store::{PostgresConfig, PostgresStore, TrackerStore};
 use tokio::sync::mpsc;
 
 use crate::cli::ImportArgs;
 use crate::input::{InputError, InputReader, Record};
 use crate::progress::{Progress, Unit, rate};
 use crate::settings::Endpoints;
+use crate::streaming_store::StreamingStore;
 
 /// Events read per chunk.
-pub const CHUNK: usize = 20_000;
+pub const CHUNK: usize = 5_000;
 /// The most events handed to the store in one save (well under the broker's buffer, so that a save always
 /// fits once the buffer is drained).
 pub const SAVE_MAX: usize = 1_000;
@@ -68,7 +69,7 @@ pub async fn run(args: ImportArgs, endpoints: Option<&Endpoints>) -> Result<()> 
 /// Where the import saves conversations.
 #[derive(Debug, Clone)]
 pub enum StoreChoice {
-    /// [`InMemoryStore`].
+    /// [`StreamingStore`]: streams, keeps only each conversation's event count.
     Memory,
     /// [`PostgresStore`] at this URL.
     Postgres(String),
@@ -101,7 +102,7 @@ pub async fn import(
     progress: &Progress,
 ) -> Result<ImportSummary> {
     let (store, postgres): (Arc<dyn TrackerStore>, Option<Arc<PostgresStore>>) = match &choice {
-        StoreChoice::Memory => (Arc::new(InMemoryStore::with_broker(broker.clone())), None),
+        StoreChoice::Memory => (Arc::new(StreamingStore::new(broker.clone())), None),
         StoreChoice::Postgres(url) => {
             let config = PostgresConfig::from_url(url)
                 .map_err(|error| super::ConfigError(error.to_string()))?;
@@ -116,7 +117,7 @@ pub async fn import(
         }
     };
 
-    let (chunks, mut receiver) = mpsc::channel::<(Result<Vec<Record>, InputError>, u64)>(2);
+    let (chunks, mut receiver) = mpsc::channel::<(Result<Vec<Record>, InputError>, u64)>(1);
     let reading = std::thread::spawn(move || {
         let mut reader = reader;
         loop {
@@ -253,6 +254,21 @@ async fn save(
                 });
             }
         }
+    }
+}
+
+/// Waits until RabbitMQ confirmed half of the broker's buffer (so the pipeline never runs dry, as waiting for
+/// a full flush would), or fails as `flush` does when RabbitMQ stays unreachable.
+pub async fn drained(broker: &AmqpBroker) -> colloquy_broker::Result<()> {
+    let half = broker.config().buffer_capacity().get() as u64 / 2;
+    let below_half = async {
+        while broker.unconfirmed() > half {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::select! {
+        flushed = broker.flush() => flushed,
+        () = below_half => Ok(()),
     }
 }
 
