@@ -245,8 +245,8 @@ fn parse_values(text: &[u8], first_line: u64) -> Result<Vec<Record>, InputError>
     };
     let offset_of = |raw: &RawValue| raw.get().as_ptr() as usize - text.as_ptr() as usize;
     let mut records = Vec::new();
-    let mut values = serde_json::Deserializer::from_slice(text).into_iter::<&RawValue>();
-    while let Some(value) = values.next() {
+    let values = serde_json::Deserializer::from_slice(text).into_iter::<&RawValue>();
+    for value in values {
         let value = value.map_err(|error| {
             // serde_json counts lines from the start of `text`.
             InputError::Invalid {
@@ -271,7 +271,7 @@ fn parse_values(text: &[u8], first_line: u64) -> Result<Vec<Record>, InputError>
         for item in items {
             parse_item(
                 item,
-                &line_at(offset_of(item)),
+                line_at(offset_of(item)),
                 &line_at,
                 &offset_of,
                 &mut records,
@@ -284,7 +284,7 @@ fn parse_values(text: &[u8], first_line: u64) -> Result<Vec<Record>, InputError>
 /// Reads one tracker dump or body of a document.
 fn parse_item(
     item: &RawValue,
-    line: &u64,
+    line: u64,
     line_at: &dyn Fn(usize) -> u64,
     offset_of: &dyn Fn(&RawValue) -> usize,
     records: &mut Vec<Record>,
@@ -298,7 +298,7 @@ fn parse_item(
         events: Option<Vec<&'a RawValue>>,
     }
     let dump: Dump<'_> = serde_json::from_str(item.get()).map_err(|error| InputError::Invalid {
-        line: *line,
+        line,
         message: format!(
             "expected a tracker dump (an object with `sender_id` and `events`) or an event: {error}"
         ),
@@ -311,7 +311,7 @@ fn parse_item(
         } => {
             let Some(sender_id) = sender_id else {
                 return Err(InputError::Invalid {
-                    line: *line,
+                    line,
                     message: "missing key `sender_id` in the tracker dump".into(),
                 });
             };
@@ -326,7 +326,7 @@ fn parse_item(
                 });
             }
         }
-        _ => records.push(body(item.get().as_bytes(), *line)?),
+        _ => records.push(body(item.get().as_bytes(), line)?),
     }
     Ok(())
 }

@@ -409,7 +409,7 @@ async fn import_messages_carry_stable_ids_and_positions() {
                 .and_then(|v| v.as_str()),
             message.message_id.as_deref()
         );
-        assert!(message.headers.get("colloquy-seq").is_some());
+        assert!(message.headers.contains_key("colloquy-seq"));
     }
     // Bodies are Rasa's bytes, conversation order kept.
     let sample: Vec<Vec<u8>> = SAMPLE

@@ -93,10 +93,10 @@ pub fn broker_error_with_advice(
 ) -> anyhow::Error {
     let chain = error.chain();
     let advice = match error {
-        colloquy_broker::Error::AccessRefused { .. } => format!(
-            "check the user name and password in --amqp-url (or AMQP_URL, or the event_broker section of \
-             endpoints.yml), and that this user may use the virtual host (`rabbitmqctl list_permissions`)"
-        ),
+        colloquy_broker::Error::AccessRefused { .. } => "check the user name and password in \
+             --amqp-url (or AMQP_URL, or the event_broker section of endpoints.yml), and that this user may use \
+             the virtual host (`rabbitmqctl list_permissions`)"
+            .to_owned(),
         colloquy_broker::Error::Topology { .. } => format!(
             "Rasa declares its exchange as a non-durable fanout exchange and its queues as durable; declare \
              `{exchange}` the same way everywhere, choose another name with --exchange / --queue, or delete \
