@@ -589,6 +589,100 @@ fn help_documents_the_producer_commands_and_exit_codes() {
     );
 }
 
+/// A RabbitMQ user of one test, whose permissions a test can take away: the broker failure of the import and
+/// export tests, deterministic and invisible to other tests.
+struct TestUser {
+    name: String,
+}
+
+impl TestUser {
+    fn new() -> Self {
+        let name = unique_name("cli-producer-user");
+        rabbitmqctl(&["add_user", &name, "secret"]);
+        let user = Self { name };
+        user.grant();
+        user
+    }
+
+    fn grant(&self) {
+        rabbitmqctl(&["set_permissions", "-p", "/", &self.name, ".*", ".*", ".*"]);
+    }
+
+    /// Takes the permissions away and closes the user's connections: reconnecting is refused.
+    fn refuse(&self) {
+        rabbitmqctl(&["clear_permissions", "-p", "/", &self.name]);
+        close_connections_of(&self.name);
+    }
+
+    /// `admin_url` with this user's credentials.
+    fn url(&self, admin_url: &str) -> String {
+        let url = admin_url.replacen("guest:guest", &format!("{}:secret", self.name), 1);
+        assert_ne!(url, admin_url, "the test expects guest:guest in AMQP_URL");
+        url
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_user", &self.name])
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn import_names_the_events_rabbitmq_did_not_confirm() {
+    let user = TestUser::new();
+    let mut topology = Topology::new().await;
+    topology.amqp_url = user.url(&topology.amqp_url);
+    let bodies = interleave(
+        (0..300)
+            .map(|n| rasa_conversation(&format!("unconfirmed-{n:03}"), 20))
+            .collect(),
+    );
+    let path = write_file(&format!("{}.jsonl", topology.queue), &bodies.join(&b'\n'));
+    let mut subscription = topology.subscribe().await;
+    let mut command = args(&[
+        "import",
+        "--file",
+        path.to_str().unwrap(),
+        "--connection-attempts",
+        "2",
+        "--progress",
+        "none",
+    ]);
+    command.extend(topology.broker_args());
+    let mut import = Command::new(BINARY)
+        .args(&command)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // As soon as the first message arrives, freeze the import, refuse its user and cut its connection.
+    receive(&mut subscription, 1).await;
+    signal(&import, "STOP");
+    user.refuse();
+    signal(&import, "CONT");
+    let status = wait_for_exit(&mut import).await;
+    let mut text = String::new();
+    std::io::Read::read_to_string(import.stderr.as_mut().unwrap(), &mut text).unwrap();
+    assert_eq!(status.code(), Some(1), "{text}");
+    for needle in [
+        "RabbitMQ did not confirm",
+        "event(s) (input lines ",
+        "refused the connection",
+        "run the same import again",
+    ] {
+        assert!(
+            text.contains(needle),
+            "stderr should contain {needle:?}:\n{text}"
+        );
+    }
+    topology.cleanup().await;
+    let _ = std::fs::remove_file(path);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // export
 
@@ -773,16 +867,9 @@ async fn export_filters_and_headers() {
 #[tokio::test]
 async fn export_resumes_after_rabbitmq_refuses_it_in_the_middle() {
     // A RabbitMQ user of this test only: the fault is taking its permissions away mid-export.
-    let user = unique_name("cli-export-user");
-    rabbitmqctl(&["add_user", &user, "secret"]);
-    rabbitmqctl(&["set_permissions", "-p", "/", &user, ".*", ".*", ".*"]);
+    let user = TestUser::new();
     let mut topology = Topology::new().await;
-    let admin_url = topology.amqp_url.clone();
-    topology.amqp_url = admin_url.replacen("guest:guest", &format!("{user}:secret"), 1);
-    assert_ne!(
-        topology.amqp_url, admin_url,
-        "the test expects guest:guest in AMQP_URL"
-    );
+    topology.amqp_url = user.url(&topology.amqp_url);
 
     let conversations: Vec<Vec<Vec<u8>>> = (0..300)
         .map(|n| rasa_conversation(&format!("resume-{n:03}"), 20))
@@ -805,8 +892,7 @@ async fn export_resumes_after_rabbitmq_refuses_it_in_the_middle() {
     // As soon as the first message arrives, freeze the export, refuse its user and cut its connection.
     let first = receive(&mut subscription, 1).await;
     signal(&export, "STOP");
-    rabbitmqctl(&["clear_permissions", "-p", "/", &user]);
-    close_connections_of(&user);
+    user.refuse();
     signal(&export, "CONT");
     let status = wait_for_exit(&mut export).await;
     let mut text = String::new();
@@ -826,7 +912,7 @@ async fn export_resumes_after_rabbitmq_refuses_it_in_the_middle() {
     assert!(command.contains("--resume-from"), "{command}");
 
     // Give the permissions back and run the printed command.
-    rabbitmqctl(&["set_permissions", "-p", "/", &user, ".*", ".*", ".*"]);
+    user.grant();
     let words = shell_words(&command);
     assert_eq!(words[0], BINARY);
     let output = colloquy(&words[1..], None);
@@ -859,7 +945,6 @@ async fn export_resumes_after_rabbitmq_refuses_it_in_the_middle() {
 
     topology.cleanup().await;
     store.drop_database().await;
-    rabbitmqctl(&["delete_user", &user]);
 }
 
 fn close_connections_of(user: &str) {
