@@ -433,7 +433,7 @@ async fn migrate_then_dead_letters_list_and_requeue() {
     let mut consumer = setup.consume(&[]);
     setup.wait_for_queue().await;
     let bad = b"{not json".to_vec();
-    publish_like_rasa(&setup.amqp_url, &setup.exchange, &[bad.clone()]).await;
+    publish_like_rasa(&setup.amqp_url, &setup.exchange, std::slice::from_ref(&bad)).await;
     let letters = || async {
         let mut connection = PgConnection::connect(&setup.database.url)
             .await

@@ -266,10 +266,10 @@ async fn batcher(
             }
         }
     }
-    if batch.messages > 0 {
-        if let Some(request) = requests.recv().await {
-            let _ = request.send(batch);
-        }
+    if batch.messages > 0
+        && let Some(request) = requests.recv().await
+    {
+        let _ = request.send(batch);
     }
     Ok(subscription)
 }
