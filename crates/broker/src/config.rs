@@ -588,7 +588,7 @@ fn percent_decode(text: &str) -> String {
 /// Replaces every `${VAR}` in the string scalars of `value` (Rasa's endpoints substitution).
 fn substitute_value(value: &Value, env: &impl Fn(&str) -> Option<String>) -> Result<Value> {
     Ok(match value {
-        Value::String(text) => Value::String(substitute(text, env)?),
+        Value::String(text) => Value::String(expand_env(text, env)?),
         Value::Sequence(items) => Value::Sequence(
             items
                 .iter()
@@ -599,7 +599,10 @@ fn substitute_value(value: &Value, env: &impl Fn(&str) -> Option<String>) -> Res
     })
 }
 
-fn substitute(text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String> {
+/// Expands `${VAR}` references in one string of an endpoints file, as Rasa does: each is replaced by
+/// `env("VAR")`, and a variable that is not set is an error. The one implementation shared by every reader of
+/// `endpoints.yml` (the broker's `event_broker` section, the tracker store's `tracker_store` section).
+pub fn expand_env(text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {

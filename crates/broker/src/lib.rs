@@ -53,7 +53,9 @@ mod topology;
 use async_trait::async_trait;
 use colloquy_events::StampedEnvelope;
 
-pub use config::{AmqpConfig, AmqpName, DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL, TlsFiles};
+pub use config::{
+    AmqpConfig, AmqpName, DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL, TlsFiles, expand_env,
+};
 pub use delivery::{AckOutcome, Acker, Delivery};
 pub use error::{Error, Result};
 pub use file::{DEFAULT_EVENT_LOG, FileBroker};

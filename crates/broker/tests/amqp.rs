@@ -503,8 +503,10 @@ async fn publish_raw_is_confirmed_with_its_properties() {
     let n = names();
     let config = config(&n.exchange, &n.queue, &n.connection).await;
     let broker = AmqpBroker::connect(config.clone()).await.unwrap();
-    let mut properties = MessageProperties::default();
-    properties.message_id = Some("raw-1".into());
+    let mut properties = MessageProperties {
+        message_id: Some("raw-1".into()),
+        ..MessageProperties::default()
+    };
     properties
         .headers
         .insert("x-reason".into(), serde_json::json!("not json"));

@@ -3,7 +3,7 @@
 use std::num::NonZeroU16;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use colloquy_broker::AmqpConfig;
 
 use crate::cli::{BrokerArgs, DatabaseArgs};
@@ -103,88 +103,8 @@ pub fn database_url(args: &DatabaseArgs, endpoints: Option<&Endpoints>) -> Resul
 }
 
 /// The database URL of an endpoints.yml `tracker_store` section of type `sql`, if there is one.
-/// Keys as Rasa reads them: `dialect` (`postgresql` or `sqlite`, default `sqlite`), `url` (a host, or a full
-/// URL), `port`, `db` (default `rasa.db`), `username`, `password`, `query` (a mapping of URL parameters).
 fn tracker_store_url(text: &str) -> Result<Option<String>> {
-    let root: serde_norway::Value = serde_norway::from_str(text).context("not valid YAML")?;
-    let Some(section) = root
-        .get("tracker_store")
-        .filter(|section| !section.is_null())
-    else {
-        return Ok(None);
-    };
-    let field = |key: &str| -> Result<Option<String>> {
-        match section.get(key) {
-            None | Some(serde_norway::Value::Null) => Ok(None),
-            Some(serde_norway::Value::String(text)) => substitute_env(text).map(Some),
-            Some(serde_norway::Value::Number(number)) => Ok(Some(number.to_string())),
-            Some(_) => bail!("`tracker_store.{key}` must be a string"),
-        }
-    };
-    match field("type")?.as_deref() {
-        Some("sql" | "SQL") => {}
-        Some(other) => bail!("tracker_store type `{other}` is not supported (expected `sql`)"),
-        None => return Ok(None),
-    }
-    let dialect = field("dialect")?.unwrap_or_else(|| "sqlite".to_owned());
-    let db = field("db")?.unwrap_or_else(|| "rasa.db".to_owned());
-    let host = field("url")?;
-    if let Some(url) = host.as_deref().filter(|url| url.contains("://")) {
-        return Ok(Some(url.to_owned()));
-    }
-    let url = match dialect.as_str() {
-        "sqlite" => format!("sqlite://{db}"),
-        "postgresql" | "postgres" => {
-            let credentials = match (field("username")?, field("password")?) {
-                (Some(user), Some(password)) => format!("{user}:{password}@"),
-                (Some(user), None) => format!("{user}@"),
-                _ => String::new(),
-            };
-            let host = host.unwrap_or_else(|| "localhost".to_owned());
-            let port = field("port")?
-                .map(|port| format!(":{port}"))
-                .unwrap_or_default();
-            let mut url = format!("postgres://{credentials}{host}{port}/{db}");
-            if let Some(query) = section
-                .get("query")
-                .and_then(serde_norway::Value::as_mapping)
-            {
-                let pairs: Vec<String> = query
-                    .iter()
-                    .filter_map(|(key, value)| {
-                        Some(format!("{}={}", key.as_str()?, value.as_str()?))
-                    })
-                    .collect();
-                if !pairs.is_empty() {
-                    url = format!("{url}?{}", pairs.join("&"));
-                }
-            }
-            url
-        }
-        other => {
-            bail!("tracker_store dialect `{other}` is not supported (use postgresql or sqlite)")
-        }
-    };
-    Ok(Some(url))
-}
-
-/// Substitutes `${VAR}` references, failing on unset variables (as Rasa does).
-fn substitute_env(text: &str) -> Result<String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            bail!("unterminated `${{` in `{text}`")
-        };
-        let name = &after[..end];
-        let Some(value) = env_lookup(name) else {
-            bail!("environment variable `{name}` used in the endpoints file is not set")
-        };
-        out.push_str(&value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    Ok(colloquy_tracker_store::database_url_from_endpoints_yaml(
+        text, env_lookup,
+    )?)
 }

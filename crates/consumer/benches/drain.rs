@@ -379,6 +379,7 @@ async fn latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f64, 
             ..Default::default()
         },
     );
+    let metrics = consumer.metrics();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let subscription = AmqpSubscription::connect(config).await?;
     let running = tokio::spawn(consumer.run(Box::new(subscription), async move {
@@ -440,6 +441,9 @@ async fn latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f64, 
     }
     let _ = stop.send(());
     running.await??;
+    if std::env::var_os("BENCH_DEBUG").is_some() {
+        println!("{}", metrics.encode());
+    }
     let mut latencies = counting
         .latencies
         .as_ref()

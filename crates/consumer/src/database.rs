@@ -166,6 +166,11 @@ where
 impl EventSink for Database {
     async fn store(&self, events: &[EventRow], dead_letters: &[DeadLetterRow]) -> Result<u64> {
         let inserted = match self {
+            // One statement is atomic on its own: the common case (events only) needs one round trip, not
+            // BEGIN + INSERT + COMMIT.
+            Self::Postgres(pool) if dead_letters.is_empty() => {
+                schema::insert_events_postgres(&mut *pool.acquire().await?, events).await?
+            }
             Self::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 let inserted = schema::insert_events_postgres(&mut tx, events).await?;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use colloquy_broker::{AckOutcome, Acker, Subscription};
 use colloquy_tracker_store::schema::{DeadLetterRow, EventRow};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::database::EventSink;
 use crate::decode::{Decoded, ReceivedEvent, decode};
@@ -136,23 +136,23 @@ impl Consumer {
             None => None,
         };
 
-        let (batches_tx, batches_rx) = mpsc::channel(1);
+        let (requests_tx, requests_rx) = mpsc::channel(1);
         let batcher = tokio::spawn(batcher(
             subscription,
-            batches_tx,
+            requests_rx,
             self.options.clone(),
             self.metrics.clone(),
             stop_rx.clone(),
         ));
         let written = writer(
-            batches_rx,
+            requests_tx,
             self.sink.clone(),
             self.options.clone(),
             self.metrics.clone(),
             stop_rx,
         )
         .await;
-        // The writer stops early only on failure; the batcher then sees the channel closed and returns.
+        // The writer stops early only on failure; the batcher then sees no more requests and returns.
         let subscription = batcher
             .await
             .map_err(|error| Error::Task(error.to_string()))?;
@@ -180,10 +180,15 @@ impl Consumer {
 /// How often the batcher refreshes the broker health flag while idle.
 const HEALTH_TICK: Duration = Duration::from_millis(500);
 
+/// The writer asks for a batch each time it is idle. Until it asks, the batch in hand keeps growing (up to the
+/// batch size): a batch holds what arrived while the previous one committed, which keeps latency low at low
+/// rates (tiny batches, committed at once) and throughput high at high rates (full batches, back to back).
+type BatchRequest = oneshot::Sender<Batch>;
+
 /// Reads deliveries and cuts batches. Returns the subscription so that it outlives the writer's last ack.
 async fn batcher(
     mut subscription: Box<dyn Subscription>,
-    batches: mpsc::Sender<Batch>,
+    mut requests: mpsc::Receiver<BatchRequest>,
     options: ConsumerOptions,
     metrics: Metrics,
     mut stop: watch::Receiver<bool>,
@@ -235,29 +240,25 @@ async fn batcher(
                 Err(_) => break,
             }
         }
-        // Hand the batch over as soon as the writer can take it; until then keep filling it.
+        // Hand the batch over as soon as the writer asks for one; until then keep filling it.
         loop {
-            if batch.messages >= options.batch_size || ended {
-                if batches.send(std::mem::take(&mut batch)).await.is_err() {
-                    return Ok(subscription);
-                }
-                break;
-            }
+            let full = batch.messages >= options.batch_size;
             tokio::select! {
                 biased;
-                permit = batches.reserve() => match permit {
-                    Ok(permit) => {
-                        permit.send(std::mem::take(&mut batch));
-                        break;
+                request = requests.recv() => {
+                    let Some(request) = request else { return Ok(subscription) };
+                    if let Err(unsent) = request.send(std::mem::take(&mut batch)) {
+                        batch = unsent;
+                        continue;
                     }
-                    Err(_) => return Ok(subscription),
-                },
+                    break;
+                }
                 _ = stopped(&mut stop), if !cancelled => {
                     tracing::info!("Shutting down: no new deliveries; storing what is in hand.");
                     cancel(&mut subscription).await;
                     cancelled = true;
                 }
-                next = subscription.next() => match next {
+                next = subscription.next(), if !full && !ended => match next {
                     Ok(Some(delivery)) => batch.push(decode(delivery, options.max_body_bytes)),
                     Ok(None) => ended = true,
                     Err(error) => tracing::warn!(%error, "Receiving failed; the subscription reconnects."),
@@ -265,8 +266,10 @@ async fn batcher(
             }
         }
     }
-    if batch.messages > 0 {
-        let _ = batches.send(batch).await;
+    if batch.messages > 0
+        && let Some(request) = requests.recv().await
+    {
+        let _ = request.send(batch);
     }
     Ok(subscription)
 }
@@ -283,21 +286,30 @@ async fn cancel(subscription: &mut Box<dyn Subscription>) {
     }
 }
 
-/// Stores each batch (retrying while the database is unreachable), then acknowledges it.
+/// Asks for each batch, stores it (retrying while the database is unreachable), then acknowledges it.
 async fn writer(
-    mut batches: mpsc::Receiver<Batch>,
+    requests: mpsc::Sender<BatchRequest>,
     sink: Arc<dyn EventSink>,
     options: ConsumerOptions,
     metrics: Metrics,
     stop: watch::Receiver<bool>,
 ) -> Result<()> {
-    while let Some(batch) = batches.recv().await {
+    loop {
+        let (request, reply) = oneshot::channel();
+        if requests.send(request).await.is_err() {
+            return Ok(());
+        }
+        // The batcher drops the request once it has ended and handed over its last batch.
+        let Ok(batch) = reply.await else {
+            return Ok(());
+        };
         let started = Instant::now();
         let newest = batch
             .events
             .iter()
             .filter_map(|event| event.row.timestamp)
             .reduce(f64::max);
+        let messages = batch.messages;
         let stored = match store_with_retry(
             &*sink,
             batch.events,
@@ -310,14 +322,9 @@ async fn writer(
         {
             Ok(stored) => stored,
             Err(error) => {
-                // Not acked: the broker delivers these again to the next consumer.
-                batches.close();
-                let unstored = batch.messages
-                    + std::iter::from_fn(|| batches.try_recv().ok())
-                        .map(|b| b.messages)
-                        .sum::<usize>();
-                tracing::error!(%error, unstored, "Giving up on the database; unstored messages stay in the queue.");
-                return Err(Error::Unstored { events: unstored });
+                // Not acked: the broker delivers these again, to this consumer's successor.
+                tracing::error!(%error, unstored = messages, "Giving up on the database; unstored messages stay in the queue.");
+                return Err(Error::Unstored { events: messages });
             }
         };
         metrics.record_batch(
@@ -341,7 +348,6 @@ async fn writer(
             }
         }
     }
-    Ok(())
 }
 
 /// What storing one batch did.

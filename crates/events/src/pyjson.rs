@@ -333,6 +333,13 @@ impl Writer {
     }
 }
 
+/// The digits of an integer too large for 64 bits, as read (serde_json's `arbitrary_precision` keeps them).
+fn integer_literal(n: &Number) -> Option<String> {
+    let text = n.to_string();
+    let digits = text.strip_prefix('-').unwrap_or(&text);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,11 +398,4 @@ mod tests {
             r#"{"a":[1,{"b":null}],"c":{},"d":[]}"#
         );
     }
-}
-
-/// The digits of an integer too large for 64 bits, as read (serde_json's `arbitrary_precision` keeps them).
-fn integer_literal(n: &Number) -> Option<String> {
-    let text = n.to_string();
-    let digits = text.strip_prefix('-').unwrap_or(&text);
-    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(text)
 }

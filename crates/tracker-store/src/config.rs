@@ -137,6 +137,27 @@ impl PostgresConfig {
     }
 }
 
+/// The database URL of the `tracker_store` section of Rasa's `endpoints.yml` (`type: sql`), for either of
+/// Rasa's dialects: `sqlite://<db>` (Rasa's default) or a PostgreSQL URL. `Ok(None)` when the file has no
+/// `tracker_store` section. `${VAR}` is substituted as in [`PostgresConfig::from_endpoints_yaml`]. The consumer service reads its database from here.
+pub fn database_url_from_endpoints_yaml(
+    yaml: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>> {
+    let mut document: serde_norway::Value = serde_norway::from_str(yaml)
+        .map_err(|error| Error::Config(format!("endpoints YAML: {error}")))?;
+    substitute_env(&mut document, &env)?;
+    let Some(section) = document
+        .get("tracker_store")
+        .filter(|section| !section.is_null())
+    else {
+        return Ok(None);
+    };
+    let section: SqlSection = serde_norway::from_value(section.clone())
+        .map_err(|error| Error::Config(format!("`tracker_store`: {error}")))?;
+    section.database_url().map(Some)
+}
+
 fn kind_of(error: &sqlx::Error) -> &'static str {
     match error {
         sqlx::Error::Configuration(_) => "bad setting",
@@ -181,13 +202,34 @@ impl Scalar {
 }
 
 impl SqlSection {
-    fn into_config(self) -> Result<PostgresConfig> {
+    fn check_type(&self) -> Result<()> {
         let kind = self.kind.as_deref().unwrap_or("sql");
         if !kind.eq_ignore_ascii_case("sql") {
             return Err(Error::Config(format!(
                 "tracker store type `{kind}` is not supported; use `type: sql`"
             )));
         }
+        Ok(())
+    }
+
+    /// The database URL the section describes: `sqlite://<db>` for Rasa's default dialect, a PostgreSQL URL for
+    /// `dialect: postgresql`.
+    fn database_url(&self) -> Result<String> {
+        self.check_type()?;
+        match self.dialect.as_deref().unwrap_or("sqlite") {
+            "sqlite" => Ok(format!(
+                "sqlite://{}",
+                self.db.as_deref().unwrap_or("rasa.db")
+            )),
+            dialect if dialect.starts_with("postgres") => self.postgres_url(),
+            dialect => Err(Error::Config(format!(
+                "SQL dialect `{dialect}` is not supported; use `postgresql` or `sqlite`"
+            ))),
+        }
+    }
+
+    fn into_config(self) -> Result<PostgresConfig> {
+        self.check_type()?;
         // Rasa's default dialect is SQLite; this store is PostgreSQL only.
         let dialect = self.dialect.as_deref().unwrap_or("sqlite");
         if !dialect.starts_with("postgres") {
@@ -195,10 +237,15 @@ impl SqlSection {
                 "SQL dialect `{dialect}` is not supported; use `dialect: postgresql`"
             )));
         }
+        let mut config = PostgresConfig::from_url(&self.postgres_url()?)?;
+        config.login_db = self.login_db;
+        Ok(config)
+    }
+
+    fn postgres_url(&self) -> Result<String> {
         // Like Rasa: a `url` that contains `://` is the whole database URL, and the other keys are ignored.
         if let Some(url) = self.url.as_deref().filter(|url| url.contains("://")) {
-            let url = url.replacen("postgresql+psycopg2://", "postgresql://", 1);
-            return PostgresConfig::from_url(&url);
+            return Ok(url.replacen("postgresql+psycopg2://", "postgresql://", 1));
         }
         let (host, url_port) = match self.url.as_deref() {
             Some(url) => split_host_port(url)?,
@@ -211,7 +258,7 @@ impl SqlSection {
             })?,
             (None, None) => 5432,
         };
-        let db = self.db.unwrap_or_else(|| "rasa.db".to_owned());
+        let db = self.db.clone().unwrap_or_else(|| "rasa.db".to_owned());
         let mut url = String::from("postgres://");
         if let Some(username) = &self.username {
             url.push_str(&percent_encode(username));
@@ -238,9 +285,7 @@ impl SqlSection {
             url.push('?');
             url.push_str(&query.join("&"));
         }
-        let mut config = PostgresConfig::from_url(&url)?;
-        config.login_db = self.login_db;
-        Ok(config)
+        Ok(url)
     }
 }
 
@@ -303,25 +348,7 @@ fn substitute_env(
 }
 
 fn expand(text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| Error::Config("an unclosed `${` in the endpoints file".into()))?;
-        let name = &after[..end];
-        let value = env(name).ok_or_else(|| {
-            Error::Config(format!(
-                "the endpoints file uses `${{{name}}}`, but the environment variable `{name}` is not set"
-            ))
-        })?;
-        out.push_str(&value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    colloquy_broker::expand_env(text, env).map_err(|error| Error::Config(error.to_string()))
 }
 
 #[cfg(test)]
@@ -395,12 +422,42 @@ mod tests {
         );
         check(
             "tracker_store:\n  type: sql\n  dialect: postgresql\n  password: ${NOPE}\n",
-            "`NOPE` is not set",
+            "environment variable `NOPE`",
         );
         check(
             "tracker_store:\n  type: sql\n  dialect: postgresql\n  port: abc\n",
             "not a port number",
         );
         assert!(PostgresConfig::from_url("mysql://x").is_err());
+    }
+
+    #[test]
+    fn gives_the_database_url_of_either_dialect() {
+        let url = |yaml: &str| database_url_from_endpoints_yaml(yaml, env).unwrap();
+        assert_eq!(
+            url("tracker_store:\n  type: sql\n"),
+            Some("sqlite://rasa.db".into())
+        );
+        assert_eq!(
+            url("tracker_store:\n  type: sql\n  dialect: sqlite\n  db: ${DB_HOST}.db\n"),
+            Some("sqlite://db.internal.db".into())
+        );
+        assert_eq!(
+            url(
+                "tracker_store:\n  type: sql\n  dialect: postgresql\n  url: localhost\n  db: rasa\n"
+            ),
+            Some("postgres://localhost:5432/rasa".into())
+        );
+        assert_eq!(url("event_broker:\n  type: pika\n"), None);
+        let error = database_url_from_endpoints_yaml(
+            "tracker_store:\n  type: sql\n  dialect: mysql\n",
+            env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("dialect `mysql` is not supported"),
+            "{error}"
+        );
     }
 }

@@ -52,7 +52,7 @@ pub mod postgres;
 pub mod schema;
 pub mod store;
 
-pub use config::{PostgresConfig, RelayConfig};
+pub use config::{PostgresConfig, RelayConfig, database_url_from_endpoints_yaml};
 pub use error::{Error, Result};
 pub use memory::InMemoryStore;
 pub use postgres::PostgresStore;

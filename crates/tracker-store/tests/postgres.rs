@@ -203,7 +203,13 @@ async fn rasa_reads_our_rows() -> Result<()> {
 }
 
 /// `type_name`, `timestamp`, `intent_name`, `action_name`, `data` of a row Rasa inserted.
-type RasaRow = (&'static str, f64, Option<&'static str>, Option<&'static str>, &'static str);
+type RasaRow = (
+    &'static str,
+    f64,
+    Option<&'static str>,
+    Option<&'static str>,
+    &'static str,
+);
 
 /// Rows Rasa inserted itself (no `event_id`, no `seq`) are read by us, and we continue the conversation.
 #[tokio::test]

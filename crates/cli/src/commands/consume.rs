@@ -8,20 +8,17 @@ use colloquy_broker::AmqpSubscription;
 use colloquy_consumer::{Consumer, ConsumerOptions, Database, redact};
 
 use crate::cli::ConsumeArgs;
-use crate::settings::{Endpoints, amqp_config, database_url, prefetch_for};
+use crate::settings::{Endpoints, amqp_config, prefetch_for};
 
 /// How long start-up waits for a database that does not answer before giving up.
 const DATABASE_STARTUP_WAIT: Duration = Duration::from_secs(120);
 
 /// Runs the consumer until SIGTERM / SIGINT.
 pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()> {
-    let url = database_url(&args.database, endpoints)
-        .map_err(|error| super::ConfigError(format!("{error:#}")))?;
+    let (database, url) = super::open_database(&args.database, endpoints)?;
     let amqp = amqp_config(&args.broker, endpoints)
         .map_err(|error| super::ConfigError(format!("{error:#}")))?
         .with_prefetch(prefetch_for(args.batch_size, args.prefetch));
-    let database =
-        Database::connect_lazy(&url).map_err(|error| super::ConfigError(error.to_string()))?;
     migrate_when_ready(&database, &url).await?;
 
     let queues: Vec<&str> = amqp.queues().iter().map(|queue| queue.as_str()).collect();

@@ -7,7 +7,7 @@ use colloquy_broker::{AmqpBroker, EventBroker, MessageProperties};
 use colloquy_consumer::{Database, StoredDeadLetter};
 
 use crate::cli::DeadLettersCommand;
-use crate::settings::{Endpoints, amqp_config, database_url};
+use crate::settings::{Endpoints, amqp_config};
 
 /// How many dead letters are read per query.
 const PAGE: i64 = 500;
@@ -20,9 +20,7 @@ pub async fn run(command: DeadLettersCommand, endpoints: Option<&Endpoints>) -> 
             limit,
             json,
         } => {
-            let url = database_url(&database, endpoints)?;
-            let database = Database::connect_lazy(&url)
-                .map_err(|error| super::ConfigError(error.to_string()))?;
+            let (database, _) = super::open_database(&database, endpoints)?;
             database
                 .migrate()
                 .await
@@ -57,9 +55,7 @@ pub async fn run(command: DeadLettersCommand, endpoints: Option<&Endpoints>) -> 
             broker,
             ids,
         } => {
-            let url = database_url(&database, endpoints)?;
-            let database = Database::connect_lazy(&url)
-                .map_err(|error| super::ConfigError(error.to_string()))?;
+            let (database, _) = super::open_database(&database, endpoints)?;
             database
                 .migrate()
                 .await

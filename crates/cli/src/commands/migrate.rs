@@ -1,16 +1,14 @@
 //! `colloquy migrate`.
 
 use anyhow::{Context, Result};
-use colloquy_consumer::{Database, redact};
+use colloquy_consumer::redact;
 
 use crate::cli::DatabaseArgs;
-use crate::settings::{Endpoints, database_url};
+use crate::settings::Endpoints;
 
 /// Applies the schema migrations and exits.
 pub async fn run(args: DatabaseArgs, endpoints: Option<&Endpoints>) -> Result<()> {
-    let url = database_url(&args, endpoints)?;
-    let database =
-        Database::connect_lazy(&url).map_err(|error| super::ConfigError(error.to_string()))?;
+    let (database, url) = super::open_database(&args, endpoints)?;
     database
         .migrate()
         .await

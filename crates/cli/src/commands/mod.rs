@@ -14,6 +14,18 @@ use colloquy_broker::{AmqpBroker, AmqpConfig};
 use crate::cli::{BrokerArgs, PublishArgs};
 use crate::settings::{Endpoints, amqp_config};
 
+/// The database named by the flags, environment or endpoints.yml (connected lazily), and its URL.
+pub fn open_database(
+    args: &crate::cli::DatabaseArgs,
+    endpoints: Option<&crate::settings::Endpoints>,
+) -> anyhow::Result<(colloquy_consumer::Database, String)> {
+    let url = crate::settings::database_url(args, endpoints)
+        .map_err(|error| ConfigError(format!("{error:#}")))?;
+    let database = colloquy_consumer::Database::connect_lazy(&url)
+        .map_err(|error| ConfigError(error.to_string()))?;
+    Ok((database, url))
+}
+
 /// A configuration problem: reported with exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
