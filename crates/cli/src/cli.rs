@@ -255,7 +255,8 @@ pub struct ImportArgs {
 
     /// The tracker store that receives the conversations and streams their events: `memory` (default;
     /// nothing kept after the run) or a PostgreSQL URL (events are stored in Rasa's `events` table and
-    /// published through the store's outbox).
+    /// published through the store's outbox; a conversation the store holds already gets the file's events
+    /// appended after its own).
     #[arg(
         long,
         env = "COLLOQUY_TRACKER_STORE",

@@ -71,6 +71,9 @@ pub struct InputReader {
     buffer: Vec<u8>,
     /// Records of a document (or of a tracker line) not handed out yet, in reverse order.
     pending: Vec<Record>,
+    /// An error met after some records of a chunk: reported by the next call, so that the records before
+    /// it are handed out first.
+    failed: Option<InputError>,
     finished: bool,
 }
 
@@ -104,6 +107,7 @@ impl InputReader {
             bytes_read: 0,
             buffer: Vec::with_capacity(4096),
             pending: Vec::new(),
+            failed: None,
             finished: false,
         }
     }
@@ -113,9 +117,27 @@ impl InputReader {
         self.bytes_read
     }
 
-    /// Up to `max` records, in input order; an empty vector at the end of the input.
+    /// Up to `max` records, in input order; an empty vector at the end of the input. A bad record ends the
+    /// chunk before it; the error comes with the next call.
     pub fn next_chunk(&mut self, max: usize) -> Result<Vec<Record>, InputError> {
+        if self.pending.is_empty()
+            && let Some(error) = self.failed.take()
+        {
+            self.finished = true;
+            return Err(error);
+        }
         let mut chunk = Vec::with_capacity(max.min(16_384));
+        if let Err(error) = self.fill(&mut chunk, max) {
+            self.finished = true;
+            if chunk.is_empty() {
+                return Err(error);
+            }
+            self.failed = Some(error);
+        }
+        Ok(chunk)
+    }
+
+    fn fill(&mut self, chunk: &mut Vec<Record>, max: usize) -> Result<(), InputError> {
         while chunk.len() < max {
             if let Some(record) = self.pending.pop() {
                 chunk.push(record);
@@ -140,7 +162,11 @@ impl InputReader {
             match format {
                 Format::BodyLines => chunk.push(body(line, line_number)?),
                 Format::TrackerLines => {
-                    let mut records = parse_values(line, line_number)?;
+                    let (mut records, error) = parse_values(line, line_number);
+                    if let Some(error) = error {
+                        self.failed = Some(error);
+                        self.finished = true;
+                    }
                     records.reverse();
                     self.pending = records;
                 }
@@ -152,13 +178,20 @@ impl InputReader {
                         .map_err(|source| self.io_error(source))?;
                     self.bytes_read += (document.len() - first_line_len) as u64;
                     self.finished = true;
-                    let mut records = parse_values(&document, line_number)?;
+                    let (mut records, error) = parse_values(&document, line_number);
+                    self.failed = error;
                     records.reverse();
                     self.pending = records;
                 }
             }
         }
-        Ok(chunk)
+        // Records parsed before an error of a tracker line or document go out first.
+        if self.pending.is_empty()
+            && let Some(error) = self.failed.take()
+        {
+            return Err(error);
+        }
+        Ok(())
     }
 
     /// Reads the next line into `buffer`; false at the end of the input.
@@ -234,8 +267,19 @@ fn invalid(line: u64, error: &colloquy_events::Error) -> InputError {
 }
 
 /// Reads every JSON value of `text` (which starts on line `first_line`): tracker dumps, bodies, or lists of
-/// them. Each event is located at the line where it starts.
-fn parse_values(text: &[u8], first_line: u64) -> Result<Vec<Record>, InputError> {
+/// them. Each event is located at the line where it starts. On a bad value, the records before it and the
+/// error.
+fn parse_values(text: &[u8], first_line: u64) -> (Vec<Record>, Option<InputError>) {
+    let mut records = Vec::new();
+    let error = parse_values_into(text, first_line, &mut records).err();
+    (records, error)
+}
+
+fn parse_values_into(
+    text: &[u8],
+    first_line: u64,
+    records: &mut Vec<Record>,
+) -> Result<(), InputError> {
     let line_at = |offset: usize| -> u64 {
         first_line
             + text[..offset.min(text.len())]
@@ -244,7 +288,6 @@ fn parse_values(text: &[u8], first_line: u64) -> Result<Vec<Record>, InputError>
                 .count() as u64
     };
     let offset_of = |raw: &RawValue| raw.get().as_ptr() as usize - text.as_ptr() as usize;
-    let mut records = Vec::new();
     let values = serde_json::Deserializer::from_slice(text).into_iter::<&RawValue>();
     for value in values {
         let value = value.map_err(|error| {
@@ -274,11 +317,11 @@ fn parse_values(text: &[u8], first_line: u64) -> Result<Vec<Record>, InputError>
                 line_at(offset_of(item)),
                 &line_at,
                 &offset_of,
-                &mut records,
+                records,
             )?;
         }
     }
-    Ok(records)
+    Ok(())
 }
 
 /// Reads one tracker dump or body of a document.
@@ -383,6 +426,20 @@ mod tests {
             &[(2, "a", "pause"), (4, "b", "undo")],
         );
         ok("", &[]);
+    }
+
+    #[test]
+    fn records_before_a_bad_one_come_first() {
+        for text in [
+            "{\"sender_id\": \"a\", \"event\": \"pause\"}\n{\"sender_id\": \"a\", \"event\": \"resume\"}\n{\"event\": \"pause\"}\n",
+            "[{\"sender_id\": \"a\", \"events\": [{\"event\": \"pause\"}, {\"event\": \"resume\"}, {\"event\": 1}]}]",
+        ] {
+            let mut reader =
+                InputReader::new("test", Box::new(std::io::Cursor::new(text.to_owned())));
+            assert_eq!(reader.next_chunk(1).unwrap().len(), 1, "{text}");
+            assert_eq!(reader.next_chunk(10).unwrap().len(), 1, "{text}");
+            assert!(reader.next_chunk(10).is_err(), "{text}");
+        }
     }
 
     #[test]

@@ -449,6 +449,7 @@ async fn import_errors_say_what_and_where() {
             &["line 5: $: an `action` event needs `name` or `action_text`"],
         ),
     ];
+    let mut subscription = topology.subscribe().await;
     for (name, input, needles) in cases {
         let mut command = args(&["import", "--file", "-"]);
         command.extend(topology.broker_args());
@@ -456,6 +457,8 @@ async fn import_errors_say_what_and_where() {
         assert_fails(&output, 1, needles);
         eprintln!("ok: {name}");
     }
+    // The events before each bad record were published and confirmed: 2 + 1 + 1 + 1.
+    assert_eq!(drain(&mut subscription).await.len(), 5);
 
     // Configuration and broker errors.
     let missing = colloquy(

@@ -134,16 +134,20 @@ pub async fn import(
     let mut unconfirmed_lines: VecDeque<u64> = VecDeque::new();
     let mut conversations: HashMap<String, ()> = HashMap::new();
     let mut events = 0u64;
-    let outcome: Result<()> = async {
+    // Ok(Some(error)): the input has a bad record; everything before it is published, then the error.
+    let outcome: Result<Option<anyhow::Error>> = async {
         while let Some((chunk, bytes_read)) = receiver.recv().await {
-            let records = chunk.map_err(|error| match error {
-                InputError::Invalid { .. } => anyhow!(
-                    "{error}. The import stopped at that line; the events of the lines before it were \
-                     published. Fix the line and run the import again: events keep their ids, so a colloquy \
-                     consumer stores each once"
-                ),
-                InputError::Io { .. } => anyhow!(error),
-            })?;
+            let records = match chunk {
+                Ok(records) => records,
+                Err(error @ InputError::Invalid { .. }) => {
+                    return Ok(Some(anyhow!(
+                        "{error}. The import stopped at that line; every event before it was published and \
+                         confirmed. Fix the line and run the import again: events keep their ids, so a \
+                         colloquy consumer stores each once"
+                    )));
+                }
+                Err(error @ InputError::Io { .. }) => return Err(anyhow!(error)),
+            };
             if records.is_empty() {
                 break;
             }
@@ -175,15 +179,18 @@ pub async fn import(
             }
             progress.advance(count, bytes_read);
         }
-        Ok(())
+        Ok(None)
     }
     .await;
     drop(receiver);
     let _ = reading.join();
-    if let Err(error) = outcome {
-        abandon(&broker, postgres.as_deref()).await;
-        return Err(error);
-    }
+    let bad_input = match outcome {
+        Ok(bad_input) => bad_input,
+        Err(error) => {
+            abandon(&broker, postgres.as_deref()).await;
+            return Err(error);
+        }
+    };
 
     if let Some(postgres) = &postgres {
         wait_for_outbox(postgres, &broker).await?;
@@ -195,6 +202,9 @@ pub async fn import(
             unconfirmed_lines.pop_front();
         }
         return Err(not_confirmed(&unconfirmed_lines, None, &error));
+    }
+    if let Some(error) = bad_input {
+        return Err(error);
     }
     Ok(ImportSummary {
         events,
