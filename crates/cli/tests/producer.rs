@@ -858,6 +858,13 @@ async fn export_filters_and_headers() {
         2,
         &["--resume-from must be `SEQ:SENDER_ID`"],
     );
+    let empty = colloquy_testkit::fresh_database().await;
+    assert_fails(
+        &colloquy(&export_args(&topology, &empty, &[]), None),
+        1,
+        &["has no `events` table"],
+    );
+    empty.drop_database().await;
     assert_fails(
         &colloquy(&args(&["export", "--amqp-url", &topology.amqp_url]), None),
         2,

@@ -134,6 +134,17 @@ pub async fn run(args: ExportArgs, endpoints: Option<&Endpoints>) -> Result<()> 
         .connect(&url)
         .await
         .with_context(|| format!("cannot connect to the tracker store at {}", redact(&url)))?;
+    let has_events: bool = sqlx::query_scalar("SELECT to_regclass('events') IS NOT NULL")
+        .fetch_one(&pool)
+        .await
+        .with_context(|| format!("cannot query the tracker store at {}", redact(&url)))?;
+    if !has_events {
+        return Err(anyhow!(
+            "the database at {} has no `events` table: it is not a tracker store of Rasa's SQLTrackerStore or \
+             Colloquy (check --tracker-store or the tracker_store section of endpoints.yml)",
+            redact(&url)
+        ));
+    }
     let conversations = conversations(&pool, &filter).await?;
     let missing: Vec<&String> = filter
         .conversation_ids

@@ -103,7 +103,12 @@ pub fn broker_error_with_advice(
     target: &str,
     exchange: &str,
 ) -> anyhow::Error {
-    let chain = error.chain();
+    // Refused credentials and topology say all in their own sentence; for the rest the cause matters.
+    let what = if error.is_configuration() {
+        error.to_string()
+    } else {
+        error.chain()
+    };
     let advice = match error {
         colloquy_broker::Error::AccessRefused { .. } => "check the user name and password in \
              --amqp-url (or AMQP_URL, or the event_broker section of endpoints.yml), and that this user may use \
@@ -120,7 +125,7 @@ pub fn broker_error_with_advice(
              `docker run -d -p 5672:5672 rabbitmq:3`) or point --amqp-url at it"
         ),
     };
-    let message = format!("{chain}. What to do: {advice}");
+    let message = format!("{what}. What to do: {advice}");
     if error.is_configuration() {
         ConfigError(message).into()
     } else {
