@@ -2,8 +2,10 @@
 //! lines file as it is (no parsing, no ids, no tracker), persistent, with publisher confirms pipelined through
 //! a window of 1000 — the same window as `colloquy import` — to a fanout exchange bound to one queue.
 //!
-//! `cargo run --release -p colloquy --example publish_baseline -- FILE [AMQP_URL]` prints events/s; it deletes
-//! its queue and exchange at the end.
+//! `cargo run --release -p colloquy --example publish_baseline -- FILE [AMQP_URL]` prints events/s, first with
+//! bare properties (delivery mode only, as Rasa publishes), then with the properties `colloquy import` sends
+//! (message id, content type, headers `colloquy-event-id` and `colloquy-seq`); it deletes its queue and
+//! exchange at the end.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -12,7 +14,7 @@ use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 
 const WINDOW: usize = 1000;
@@ -66,34 +68,25 @@ async fn main() -> anyhow::Result<()> {
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
 
-    let started = Instant::now();
-    let mut in_flight = VecDeque::with_capacity(WINDOW);
-    for line in &lines {
-        if in_flight.len() == WINDOW {
-            let confirm: lapin::PublisherConfirm = in_flight.pop_front().expect("non-empty");
-            anyhow::ensure!(confirm.await?.is_ack(), "nack");
-        }
-        let confirm = channel
-            .basic_publish(
-                name.as_str().into(),
-                "".into(),
-                BasicPublishOptions::default(),
-                line.as_bytes(),
-                BasicProperties::default().with_delivery_mode(2),
-            )
+    for with_properties in [false, true] {
+        let started = Instant::now();
+        publish(&channel, &name, &lines, with_properties).await?;
+        let elapsed = started.elapsed();
+        println!(
+            "raw lapin publish ({}): {} events in {:.2} s = {:.0} events/s",
+            if with_properties {
+                "colloquy's properties"
+            } else {
+                "bare properties"
+            },
+            lines.len(),
+            elapsed.as_secs_f64(),
+            lines.len() as f64 / elapsed.as_secs_f64()
+        );
+        channel
+            .queue_purge(name.as_str().into(), Default::default())
             .await?;
-        in_flight.push_back(confirm);
     }
-    for confirm in in_flight {
-        anyhow::ensure!(confirm.await?.is_ack(), "nack");
-    }
-    let elapsed = started.elapsed();
-    println!(
-        "raw lapin publish: {} events in {:.2} s = {:.0} events/s",
-        lines.len(),
-        elapsed.as_secs_f64(),
-        lines.len() as f64 / elapsed.as_secs_f64()
-    );
     channel
         .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
         .await?;
@@ -101,5 +94,52 @@ async fn main() -> anyhow::Result<()> {
         .exchange_delete(name.as_str().into(), Default::default())
         .await?;
     connection.close(200, "done".into()).await?;
+    Ok(())
+}
+
+async fn publish(
+    channel: &lapin::Channel,
+    name: &str,
+    lines: &[&str],
+    with_properties: bool,
+) -> anyhow::Result<()> {
+    let mut in_flight = VecDeque::with_capacity(WINDOW);
+    for (seq, line) in lines.iter().enumerate() {
+        let mut properties = BasicProperties::default().with_delivery_mode(2);
+        if with_properties {
+            // An id of the same shape as ours: 64 hex digits.
+            let id = format!("{:064x}", seq as u128 * 0x9e37_79b9_7f4a_7c15);
+            let mut headers = FieldTable::default();
+            headers.insert(
+                ShortString::from("colloquy-event-id"),
+                AMQPValue::LongString(LongString::from(id.as_bytes())),
+            );
+            headers.insert(
+                ShortString::from("colloquy-seq"),
+                AMQPValue::LongLongInt(seq as i64),
+            );
+            properties = properties
+                .with_message_id(ShortString::from(id.as_str()))
+                .with_content_type(ShortString::from("application/json"))
+                .with_headers(headers);
+        }
+        if in_flight.len() == WINDOW {
+            let confirm: lapin::PublisherConfirm = in_flight.pop_front().expect("non-empty");
+            anyhow::ensure!(confirm.await?.is_ack(), "nack");
+        }
+        let confirm = channel
+            .basic_publish(
+                name.into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                line.as_bytes(),
+                properties,
+            )
+            .await?;
+        in_flight.push_back(confirm);
+    }
+    for confirm in in_flight {
+        anyhow::ensure!(confirm.await?.is_ack(), "nack");
+    }
     Ok(())
 }
