@@ -10,7 +10,7 @@
 //! waiting it also watches `flush`, whose failure means RabbitMQ stayed unreachable for the configured number
 //! of attempts: the import stops and names the events RabbitMQ did not confirm.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,7 +132,7 @@ pub async fn import(
     // The lines of the events handed to the broker and not known to be confirmed, in hand-over order (the
     // broker confirms in that order). Only the in-memory store hands over directly.
     let mut unconfirmed_lines: VecDeque<u64> = VecDeque::new();
-    let mut conversations: HashMap<String, ()> = HashMap::new();
+    let mut conversations: HashSet<String> = HashSet::new();
     let mut events = 0u64;
     // Ok(Some(error)): the input has a bad record; everything before it is published, then the error.
     let outcome: Result<Option<anyhow::Error>> = async {
@@ -153,10 +153,9 @@ pub async fn import(
             }
             let count = records.len() as u64;
             for (sender_id, batch) in group_by_conversation(records) {
-                let mut tracker = store
-                    .get_or_create(&sender_id)
-                    .await
-                    .with_context(|| format!("cannot read conversation `{sender_id}` from the tracker store"))?;
+                let mut tracker = store.get_or_create(&sender_id).await.with_context(|| {
+                    format!("cannot read conversation `{sender_id}` from the tracker store")
+                })?;
                 let mut batch = batch.into_iter().peekable();
                 while batch.peek().is_some() {
                     let mut lines = Vec::with_capacity(SAVE_MAX);
@@ -169,7 +168,7 @@ pub async fn import(
                         unconfirmed_lines.extend(lines);
                     }
                 }
-                conversations.insert(sender_id, ());
+                conversations.insert(sender_id);
             }
             events += count;
             // Forget the lines RabbitMQ confirmed already.
