@@ -21,7 +21,7 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("services") => services(),
         Some("bench") => bench(&args[1..]),
-        Some("demo") => demo(),
+        Some("demo") => demo(&args[1..]),
         Some("rasa-compat") => rasa_compat(&args[1..]),
         _ => {
             eprintln!(
@@ -72,9 +72,12 @@ fn bench(names: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn demo() -> Result<()> {
-    services_rabbitmq()?;
-    cargo(&["run", "--release", "--package", "colloquy", "--", "demo"])
+/// The demo itself finds RabbitMQ, starts the local one if needed, or says how to get one; extra arguments go
+/// to `colloquy demo` (e.g. `cargo xtask demo --amqp-url URL`).
+fn demo(extra: &[String]) -> Result<()> {
+    let mut args = vec!["run", "--release", "--package", "colloquy", "--", "demo"];
+    args.extend(extra.iter().map(String::as_str));
+    cargo(&args)
 }
 
 /// The Rasa compatibility suite: a venv with Rasa 3.6.21 (its wheel, `--no-deps`) and the pinned packages

@@ -15,7 +15,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "colloquy",
     version,
     propagate_version = true,
-    max_term_width = 110
+    max_term_width = 110,
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     /// Rasa's endpoints.yml: its `event_broker` section (type `pika`) gives the broker and queues, its
@@ -31,6 +32,14 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The exit codes, shown at the end of every `--help`.
+pub const EXIT_CODES: &str = "Exit codes:
+  0  success (import/export: every event was confirmed by RabbitMQ)
+  1  failure at run time: the broker or database failed, events were not confirmed, a bad input line
+     (the message says what and what to do; export prints the command that resumes)
+  2  bad usage or configuration (unknown flag, invalid URL, unreadable endpoints file, refused
+     credentials, an exchange or queue that exists with other properties)";
 
 /// Log output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,7 +61,48 @@ pub enum Command {
     /// Inspect or requeue the messages that could not be stored as events.
     #[command(subcommand)]
     DeadLetters(DeadLettersCommand),
+    /// Load conversations from a file into a tracker store, which streams their events to RabbitMQ exactly as
+    /// a running bot would. With the default in-memory store this is the fastest way to publish a file of
+    /// events. Exits 0 only once RabbitMQ confirmed every event.
+    #[command(after_help = IMPORT_HELP)]
+    Import(ImportArgs),
+    /// Publish the events stored in a tracker store (PostgreSQL) to RabbitMQ, like Rasa's `rasa export`, but
+    /// exits 0 only once RabbitMQ confirmed every event, and prints the command that resumes after a failure.
+    #[command(after_help = EXPORT_HELP)]
+    Export(ExportArgs),
+    /// A tour for newcomers: runs `colloquy consume` into a temporary SQLite database, imports bundled sample
+    /// conversations through RabbitMQ, waits until they are stored and prints a summary. Starts a local
+    /// RabbitMQ when none answers and `rabbitmq-server` is installed.
+    Demo(DemoArgs),
 }
+
+const IMPORT_HELP: &str = "Input formats (detected from the first record):
+  - JSON lines of broker bodies: one event per line with its `sender_id` (anywhere in the object), as
+    Rasa publishes them or as `rasa export` / Rasa's FileEventBroker (rasa_event.log) writes them;
+  - Rasa tracker dumps: a JSON object with `sender_id` and `events` (one per line, or pretty-printed),
+    or a JSON list of them.
+Events of one conversation keep their order. JSON lines are streamed in chunks (bounded memory with
+a PostgreSQL store). Each event gets a stable id from its conversation, position and body, so running
+the same import again publishes the same ids and a colloquy consumer stores each event once.
+
+Exit codes:
+  0  every event was confirmed by RabbitMQ
+  1  a bad input line (`line N: what is wrong`), or events not confirmed (the message lists them)
+  2  bad usage or configuration, refused credentials, incompatible exchange or queue";
+
+const EXPORT_HELP: &str = "Conversations are exported in the byte order of their ids, each conversation's events in order.
+Every message carries the header `rasa-export-process-id` (one id per run, as Rasa does) besides
+Colloquy's usual properties (message_id = the event's stable id, headers colloquy-event-id and
+colloquy-seq), so a colloquy consumer drops events it already stored.
+
+Resuming: when RabbitMQ fails, the export stops and prints this command again with
+`--resume-from SEQ:SENDER_ID`: the position of the first event RabbitMQ did not confirm (events of
+conversations before SENDER_ID, and the first SEQ events of SENDER_ID, are skipped).
+
+Exit codes:
+  0  every selected event was confirmed by RabbitMQ
+  1  the database or the broker failed (the resume command is printed), or no event matched
+  2  bad usage or configuration, refused credentials, incompatible exchange or queue";
 
 /// Where the broker is and what to consume.
 #[derive(Debug, Clone, Args)]
@@ -161,4 +211,118 @@ pub enum DeadLettersCommand {
         #[arg(long, value_delimiter = ',', value_name = "ID")]
         ids: Vec<i64>,
     },
+}
+
+/// How producers talk to the broker (import and export).
+#[derive(Debug, Clone, Args)]
+pub struct PublishArgs {
+    /// How many times in a row to try reaching RabbitMQ (at start and after losing the connection) before
+    /// giving up and reporting the events that were not confirmed.
+    #[arg(
+        long,
+        env = "COLLOQUY_CONNECTION_ATTEMPTS",
+        value_name = "N",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..=1000)
+    )]
+    pub connection_attempts: u32,
+
+    /// Progress display: `auto` draws a bar when standard error is a terminal and logs a line every few
+    /// seconds otherwise; `bar` and `log` force one; `none` shows neither.
+    #[arg(long, env = "COLLOQUY_PROGRESS", value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// A bar on a terminal, log lines otherwise.
+    Auto,
+    /// Always a bar.
+    Bar,
+    /// Always periodic log lines.
+    Log,
+    /// Nothing.
+    None,
+}
+
+/// `colloquy import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The file to import (`-` reads standard input): JSON lines of broker bodies, or Rasa tracker dumps.
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// The tracker store that receives the conversations and streams their events: `memory` (default;
+    /// nothing kept after the run) or a PostgreSQL URL (events are stored in Rasa's `events` table and
+    /// published through the store's outbox; a conversation the store holds already gets the file's events
+    /// appended after its own).
+    #[arg(
+        long,
+        env = "COLLOQUY_TRACKER_STORE",
+        value_name = "memory|URL",
+        default_value = "memory"
+    )]
+    pub tracker_store: String,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub broker: BrokerArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub publish: PublishArgs,
+}
+
+/// `colloquy export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The tracker store to read: a PostgreSQL URL. Default: the `tracker_store` section of `--endpoints`.
+    #[arg(
+        long,
+        alias = "database-url",
+        env = "COLLOQUY_TRACKER_STORE",
+        value_name = "URL"
+    )]
+    pub tracker_store: Option<String>,
+
+    /// Export only these conversations (comma-separated sender ids). Default: all.
+    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+    pub conversation_ids: Vec<String>,
+
+    /// Export only events with a timestamp at or after this one (unix seconds, inclusive).
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub minimum_timestamp: Option<f64>,
+
+    /// Export only events with a timestamp before this one (unix seconds, exclusive).
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub maximum_timestamp: Option<f64>,
+
+    /// Resume a failed export: `SEQ:SENDER_ID`, as printed by the failed run (see below).
+    #[arg(long, value_name = "SEQ:SENDER_ID")]
+    pub resume_from: Option<String>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub broker: BrokerArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub publish: PublishArgs,
+}
+
+/// `colloquy demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// The RabbitMQ URL. Default: `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    #[arg(long, env = "AMQP_URL", value_name = "URL")]
+    pub amqp_url: Option<String>,
+
+    /// The SQLite file the demo's consumer writes. Default: a file in a new temporary directory.
+    #[arg(long, value_name = "FILE")]
+    pub database: Option<PathBuf>,
+
+    /// Longest wait for the sample to be stored, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout_secs: u64,
 }

@@ -2,11 +2,14 @@
 //! endpoints.yml, sets up logging, wires the library crates together and maps failures to exit codes.
 //!
 //! Exit codes: 0 success; 1 failure at run time (the message says what and what to do); 2 bad usage or
-//! configuration.
+//! configuration (see [`cli::EXIT_CODES`]).
 
 mod cli;
 mod commands;
+mod input;
+mod progress;
 mod settings;
+mod streaming_store;
 
 use std::process::ExitCode;
 
@@ -23,7 +26,15 @@ pub const EXIT_FAILURE: u8 = 1;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let log_format = cli.log_format;
-    init_tracing(log_format);
+    // The demo prints its own story on stdout; its consumer's start/stop lines would only clutter it.
+    // lapin logs every closed connection at ERROR; the broker crate reports what matters (reconnects, what
+    // was not confirmed) in its own lines, so the producer commands leave lapin out unless RUST_LOG asks.
+    let default_level = match cli.command {
+        Command::Demo(_) => "warn,lapin=off",
+        Command::Import(_) | Command::Export(_) => "info,lapin=off",
+        _ => "info",
+    };
+    init_tracing(log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -43,6 +54,9 @@ fn main() -> ExitCode {
             Command::DeadLetters(command) => {
                 commands::dead_letters::run(command, endpoints.as_ref()).await
             }
+            Command::Import(args) => commands::import::run(args, endpoints.as_ref()).await,
+            Command::Export(args) => commands::export::run(args, endpoints.as_ref()).await,
+            Command::Demo(args) => commands::demo::run(args).await,
         }
     });
     match result {
@@ -60,8 +74,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+fn init_tracing(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

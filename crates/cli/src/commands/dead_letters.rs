@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use colloquy_broker::{AmqpBroker, EventBroker, MessageProperties};
-use colloquy_consumer::StoredDeadLetter;
+use colloquy_consumer::{Database, StoredDeadLetter};
 
 use crate::cli::DeadLettersCommand;
 use crate::settings::{Endpoints, amqp_config};
@@ -67,15 +67,22 @@ pub async fn run(command: DeadLettersCommand, endpoints: Option<&Endpoints>) -> 
                 .context("cannot connect to the broker")?;
             let mut requeued = 0u64;
             let mut after = 0;
+            // Only the letters present now: a requeued message that fails again comes back as a new letter
+            // (a higher id) while we page, and must not be requeued again by this run.
+            let ceiling = max_dead_letter_id(&database).await?;
             loop {
                 let page = database
                     .dead_letters(after, PAGE)
                     .await
                     .context("cannot read dead letters")?;
                 let Some(last) = page.last() else { break };
+                if page[0].id > ceiling {
+                    break;
+                }
                 after = last.id;
                 let chosen: Vec<&StoredDeadLetter> = page
                     .iter()
+                    .filter(|letter| letter.id <= ceiling)
                     .filter(|letter| ids.is_empty() || ids.contains(&letter.id))
                     .collect();
                 for letter in &chosen {
@@ -109,6 +116,17 @@ pub async fn run(command: DeadLettersCommand, endpoints: Option<&Endpoints>) -> 
             Ok(())
         }
     }
+}
+
+/// The highest dead-letter id (0 when there is none).
+async fn max_dead_letter_id(database: &Database) -> Result<i64> {
+    const QUERY: &str = "SELECT COALESCE(MAX(id), 0) FROM dead_letters";
+    let max: i64 = match database {
+        Database::Postgres(pool) => sqlx::query_scalar(QUERY).fetch_one(pool).await,
+        Database::Sqlite(pool) => sqlx::query_scalar(QUERY).fetch_one(pool).await,
+    }
+    .context("cannot read dead letters")?;
+    Ok(max)
 }
 
 fn as_json(letter: &StoredDeadLetter) -> serde_json::Value {

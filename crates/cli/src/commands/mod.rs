@@ -2,7 +2,17 @@
 
 pub mod consume;
 pub mod dead_letters;
+pub mod demo;
+pub mod export;
+pub mod import;
 pub mod migrate;
+
+use std::num::NonZeroU32;
+
+use colloquy_broker::{AmqpBroker, AmqpConfig};
+
+use crate::cli::{BrokerArgs, PublishArgs};
+use crate::settings::{Endpoints, amqp_config};
 
 /// The database named by the flags, environment or endpoints.yml (connected lazily), and its URL.
 pub fn open_database(
@@ -54,5 +64,71 @@ pub async fn shutdown_signal() {
     {
         let _ = interrupt.await;
         tracing::info!(signal = "SIGINT", "Stop requested.");
+    }
+}
+
+/// The broker settings of a producer (`import`, `export`): fail rather than wait when the buffer is full (the
+/// caller then flushes, which reports a broker that stays unreachable instead of waiting forever), the
+/// configured number of connection attempts, and a connection name operators recognise
+/// (`colloquy-<role>-<pid>`).
+pub fn producer_config(
+    broker: &BrokerArgs,
+    publish: &PublishArgs,
+    endpoints: Option<&Endpoints>,
+    role: &str,
+) -> anyhow::Result<AmqpConfig> {
+    let config =
+        amqp_config(broker, endpoints).map_err(|error| ConfigError(format!("{error:#}")))?;
+    Ok(config
+        .with_fail_when_full(true)
+        .with_connection_attempts(
+            NonZeroU32::new(publish.connection_attempts).unwrap_or(NonZeroU32::MIN),
+        )
+        .with_connection_name(format!("colloquy-{role}-{}", std::process::id())))
+}
+
+/// Connects a publisher, turning the broker's answers into messages that say what to do.
+pub async fn connect_broker(config: AmqpConfig) -> anyhow::Result<AmqpBroker> {
+    let target = config.target();
+    let exchange = config.exchange().as_str().to_owned();
+    match AmqpBroker::connect(config).await {
+        Ok(broker) => Ok(broker),
+        Err(error) => Err(broker_error_with_advice(&error, &target, &exchange)),
+    }
+}
+
+/// A broker error, with what the operator can do about it.
+pub fn broker_error_with_advice(
+    error: &colloquy_broker::Error,
+    target: &str,
+    exchange: &str,
+) -> anyhow::Error {
+    // Refused credentials and topology say all in their own sentence; for the rest the cause matters.
+    let what = if error.is_configuration() {
+        error.to_string()
+    } else {
+        error.chain()
+    };
+    let advice = match error {
+        colloquy_broker::Error::AccessRefused { .. } => "check the user name and password in \
+             --amqp-url (or AMQP_URL, or the event_broker section of endpoints.yml), and that this user may use \
+             the virtual host (`rabbitmqctl list_permissions`)"
+            .to_owned(),
+        colloquy_broker::Error::Topology { .. } => format!(
+            "Rasa declares its exchange as a non-durable fanout exchange and its queues as durable; declare \
+             `{exchange}` the same way everywhere, choose another name with --exchange / --queue, or delete \
+             the existing one (management UI, or `rabbitmqadmin delete exchange name={exchange}`) if nothing \
+             else uses it"
+        ),
+        _ => format!(
+            "is RabbitMQ running at {target}? Start it (`rabbitmq-server -detached`, or \
+             `docker run -d -p 5672:5672 rabbitmq:3`) or point --amqp-url at it"
+        ),
+    };
+    let message = format!("{what}. What to do: {advice}");
+    if error.is_configuration() {
+        ConfigError(message).into()
+    } else {
+        anyhow::anyhow!(message)
     }
 }

@@ -1,0 +1,483 @@
+//! `colloquy export`: Rasa's `rasa export`, done so that nothing is lost.
+//!
+//! Conversations are read from the tracker store's `events` table in the byte order of their ids (`COLLATE
+//! "C"`), each conversation's rows `ORDER BY id`; the selected events are published with Colloquy's usual
+//! properties (`message_id` = the stored `event_id`, or for rows Rasa wrote the id our store would have given:
+//! [`EventId::for_tracked`] of the position and body) plus Rasa's header `rasa-export-process-id` (one uuid per
+//! run).
+//!
+//! Positions are counts of rows (as in the tracker store), so a resume token `SEQ:SENDER_ID` names one event
+//! for good: the run that failed prints it for the first event RabbitMQ did not confirm (the broker confirms
+//! in hand-over order, so `handed over - unconfirmed` says exactly where that is), and `--resume-from` skips
+//! everything before it. Re-sent events carry the same ids, so a colloquy consumer stores each once.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use colloquy_broker::{AmqpBroker, EventBroker, MessageProperties};
+use colloquy_consumer::redact;
+use colloquy_events::{Envelope, Event, EventId, StampedEnvelope};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Row};
+
+use crate::cli::{DatabaseArgs, ExportArgs};
+use crate::progress::{Progress, Unit, rate};
+use crate::settings::{DEFAULT_DATABASE_URL, Endpoints, database_url};
+
+/// Rasa's header naming the export run.
+pub const EXPORT_PROCESS_ID_HEADER: &str = "rasa-export-process-id";
+
+/// A position in the export: the event at 0-based position `seq` of conversation `sender_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// The position in the conversation.
+    pub seq: u64,
+    /// The conversation.
+    pub sender_id: String,
+}
+
+impl ResumePoint {
+    /// Reads `SEQ:SENDER_ID`.
+    pub fn parse(token: &str) -> Option<Self> {
+        let (seq, sender_id) = token.split_once(':')?;
+        Some(Self {
+            seq: seq.parse().ok()?,
+            sender_id: sender_id.to_owned(),
+        })
+    }
+
+    /// `SEQ:SENDER_ID`.
+    pub fn token(&self) -> String {
+        format!("{}:{}", self.seq, self.sender_id)
+    }
+}
+
+/// The events an export selects.
+#[derive(Debug, Clone, Default)]
+struct Filter {
+    conversation_ids: Vec<String>,
+    minimum_timestamp: Option<f64>,
+    maximum_timestamp: Option<f64>,
+    resume: Option<ResumePoint>,
+}
+
+impl Filter {
+    fn selects(&self, timestamp: Option<f64>) -> bool {
+        let bounded = self.minimum_timestamp.is_some() || self.maximum_timestamp.is_some();
+        match timestamp {
+            None => !bounded,
+            Some(t) => {
+                self.minimum_timestamp.is_none_or(|min| t >= min)
+                    && self.maximum_timestamp.is_none_or(|max| t < max)
+            }
+        }
+    }
+}
+
+/// Runs `colloquy export`.
+pub async fn run(args: ExportArgs, endpoints: Option<&Endpoints>) -> Result<()> {
+    let url = database_url(
+        &DatabaseArgs {
+            database_url: args.tracker_store.clone(),
+        },
+        endpoints,
+    )
+    .map_err(|error| super::ConfigError(format!("{error:#}")))?;
+    if args.tracker_store.is_none() && url == DEFAULT_DATABASE_URL {
+        return Err(super::ConfigError(
+            "export needs a tracker store: --tracker-store postgres://user:password@host:port/db, or \
+             --endpoints endpoints.yml with a `tracker_store` section (type sql, dialect postgresql)"
+                .into(),
+        )
+        .into());
+    }
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(super::ConfigError(format!(
+            "export reads PostgreSQL tracker stores; `{}` is not a postgres:// URL",
+            redact(&url)
+        ))
+        .into());
+    }
+    if let (Some(min), Some(max)) = (args.minimum_timestamp, args.maximum_timestamp)
+        && min >= max
+    {
+        return Err(super::ConfigError(format!(
+            "--minimum-timestamp ({min}) must be smaller than --maximum-timestamp ({max})"
+        ))
+        .into());
+    }
+    let resume = match &args.resume_from {
+        Some(token) => Some(ResumePoint::parse(token).ok_or_else(|| {
+            super::ConfigError(format!(
+                "--resume-from must be `SEQ:SENDER_ID` as printed by a failed export, not `{token}`"
+            ))
+        })?),
+        None => None,
+    };
+    let filter = Filter {
+        conversation_ids: args
+            .conversation_ids
+            .iter()
+            .filter(|id| !id.is_empty())
+            .cloned()
+            .collect(),
+        minimum_timestamp: args.minimum_timestamp,
+        maximum_timestamp: args.maximum_timestamp,
+        resume,
+    };
+    let config = super::producer_config(&args.broker, &args.publish, endpoints, "export")?;
+
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&url)
+        .await
+        .with_context(|| format!("cannot connect to the tracker store at {}", redact(&url)))?;
+    let has_events: bool = sqlx::query_scalar("SELECT to_regclass('events') IS NOT NULL")
+        .fetch_one(&pool)
+        .await
+        .with_context(|| format!("cannot query the tracker store at {}", redact(&url)))?;
+    if !has_events {
+        return Err(anyhow!(
+            "the database at {} has no `events` table: it is not a tracker store of Rasa's SQLTrackerStore or \
+             Colloquy (check --tracker-store or the tracker_store section of endpoints.yml)",
+            redact(&url)
+        ));
+    }
+    let conversations = conversations(&pool, &filter).await?;
+    let missing: Vec<&String> = filter
+        .conversation_ids
+        .iter()
+        .filter(|id| !conversations.contains(id))
+        .collect();
+    if !missing.is_empty() {
+        tracing::warn!(missing = ?missing, "These conversations are not in the tracker store.");
+    }
+    let total = count(&pool, &conversations, &filter).await?;
+    if total == 0 {
+        return Err(anyhow!(
+            "no event of the tracker store at {} matches the selection (conversations, timestamps); nothing \
+             to export",
+            redact(&url)
+        ));
+    }
+
+    let broker = super::connect_broker(config).await?;
+    let process_id = uuid::Uuid::new_v4().simple().to_string();
+    tracing::info!(
+        events = total,
+        conversations = conversations.len(),
+        export_process_id = process_id.as_str(),
+        "Exporting."
+    );
+    let progress = Progress::new(args.publish.progress, "Exported", Unit::Events, Some(total));
+    let mut export = Export {
+        broker: &broker,
+        process_id,
+        window: VecDeque::new(),
+        published: 0,
+    };
+    let outcome = export
+        .publish_all(&pool, &conversations, &filter, &progress)
+        .await;
+    progress.finish();
+    pool.close().await;
+    match outcome {
+        Ok(()) => {
+            let elapsed = progress.elapsed();
+            tracing::info!(
+                events = export.published,
+                conversations = conversations.len(),
+                seconds = elapsed.as_secs_f64(),
+                events_per_second = rate(export.published, elapsed) as u64,
+                "Export finished; RabbitMQ confirmed every event."
+            );
+            Ok(())
+        }
+        Err(Failure { error, resume_at }) => {
+            let _ = tokio::time::timeout(Duration::from_secs(5), broker.close()).await;
+            Err(anyhow!(
+                "{error:#}\nThe export stopped; RabbitMQ confirmed every event before conversation `{}` \
+                 position {}. To resume once the problem is fixed, run:\n  {}",
+                resume_at.sender_id,
+                resume_at.seq,
+                resume_command(&resume_at)
+            ))
+        }
+    }
+}
+
+/// Why an export stopped, and where to resume.
+struct Failure {
+    error: anyhow::Error,
+    resume_at: ResumePoint,
+}
+
+/// One run's publishing state.
+struct Export<'a> {
+    broker: &'a AmqpBroker,
+    process_id: String,
+    /// The positions handed over and not known to be confirmed, in hand-over order.
+    window: VecDeque<ResumePoint>,
+    published: u64,
+}
+
+impl Export<'_> {
+    async fn publish_all(
+        &mut self,
+        pool: &PgPool,
+        conversations: &[String],
+        filter: &Filter,
+        progress: &Progress,
+    ) -> Result<(), Failure> {
+        for sender_id in conversations {
+            let skip = match &filter.resume {
+                Some(resume) if &resume.sender_id == sender_id => resume.seq,
+                _ => 0,
+            };
+            let rows = sqlx::query(
+                r#"SELECT id::int8 AS id, data, event_id, "timestamp" FROM events
+                   WHERE sender_id = $1 ORDER BY id"#,
+            )
+            .bind(sender_id)
+            .fetch_all(pool)
+            .await
+            .map_err(|error| {
+                self.failure(
+                    anyhow!(error).context(format!("cannot read conversation `{sender_id}`")),
+                    sender_id,
+                    skip,
+                )
+            })?;
+            for (seq, row) in rows.iter().enumerate() {
+                let seq = seq as u64;
+                let timestamp: Option<f64> = row.get("timestamp");
+                if seq < skip || !filter.selects(timestamp) {
+                    continue;
+                }
+                let row_id: i64 = row.get("id");
+                let data: Option<String> = row.get("data");
+                let event_id: Option<String> = row.get("event_id");
+                let event = Event::from_json(data.unwrap_or_default().as_bytes()).map_err(|error| {
+                    self.failure(
+                        anyhow!(
+                            "row {row_id} of conversation `{sender_id}` is not a readable event: {error}"
+                        ),
+                        sender_id,
+                        seq,
+                    )
+                })?;
+                self.publish(sender_id, seq, event, event_id).await?;
+                progress.advance(1, 0);
+            }
+        }
+        self.broker.close().await.map_err(|error| {
+            let at = self.first_unconfirmed(None);
+            Failure {
+                error: anyhow!(error.chain()),
+                resume_at: at,
+            }
+        })
+    }
+
+    async fn publish(
+        &mut self,
+        sender_id: &str,
+        seq: u64,
+        event: Event,
+        event_id: Option<String>,
+    ) -> Result<(), Failure> {
+        let envelope = Envelope {
+            sender_id: sender_id.to_owned(),
+            event,
+        };
+        let body = envelope
+            .to_rasa_json()
+            .map_err(|error| self.failure(anyhow!(error), sender_id, seq))?
+            .into_bytes();
+        let id = match event_id {
+            Some(id) => EventId::from(id),
+            None => EventId::for_tracked(sender_id, seq, &body),
+        };
+        let stamped = StampedEnvelope {
+            envelope,
+            id,
+            seq: Some(seq),
+        };
+        let app_id = self.broker.config().app_id().map(|name| name.as_str());
+        let mut properties = MessageProperties::for_event(&stamped, app_id);
+        properties.headers.insert(
+            EXPORT_PROCESS_ID_HEADER.to_owned(),
+            serde_json::Value::String(self.process_id.clone()),
+        );
+        loop {
+            match self.broker.publish_raw(body.clone(), &properties).await {
+                Ok(()) => break,
+                Err(error) if error.is_buffer_full() => {
+                    if let Err(error) = super::import::drained(self.broker).await {
+                        return Err(self.failure(anyhow!(error.chain()), sender_id, seq));
+                    }
+                }
+                Err(error) => {
+                    return Err(self.failure(anyhow!(error.chain()), sender_id, seq));
+                }
+            }
+        }
+        self.window.push_back(ResumePoint {
+            seq,
+            sender_id: sender_id.to_owned(),
+        });
+        self.published += 1;
+        // Forget what RabbitMQ confirmed already (it confirms in hand-over order).
+        let unconfirmed = self.broker.unconfirmed() as usize;
+        while self.window.len() > unconfirmed {
+            self.window.pop_front();
+        }
+        Ok(())
+    }
+
+    /// A failure while the next event to publish was `seq` of `sender_id`.
+    fn failure(&self, error: anyhow::Error, sender_id: &str, seq: u64) -> Failure {
+        Failure {
+            error,
+            resume_at: self.first_unconfirmed(Some(ResumePoint {
+                seq,
+                sender_id: sender_id.to_owned(),
+            })),
+        }
+    }
+
+    /// The first event of the window RabbitMQ did not confirm, else `next`.
+    fn first_unconfirmed(&self, next: Option<ResumePoint>) -> ResumePoint {
+        let unconfirmed = (self.broker.unconfirmed() as usize).min(self.window.len());
+        match self.window.get(self.window.len() - unconfirmed) {
+            Some(point) => point.clone(),
+            None => next.unwrap_or_else(|| {
+                // Everything was confirmed but closing failed: resume after the last event.
+                self.window.back().map_or(
+                    ResumePoint {
+                        seq: 0,
+                        sender_id: String::new(),
+                    },
+                    |last| ResumePoint {
+                        seq: last.seq + 1,
+                        sender_id: last.sender_id.clone(),
+                    },
+                )
+            }),
+        }
+    }
+}
+
+/// The conversations to export, in byte order of their ids, from the resume point on.
+async fn conversations(pool: &PgPool, filter: &Filter) -> Result<Vec<String>> {
+    let ids = (!filter.conversation_ids.is_empty()).then_some(&filter.conversation_ids);
+    sqlx::query_scalar(
+        r#"SELECT sender_id FROM events
+           WHERE ($1::text[] IS NULL OR sender_id = ANY($1))
+             AND ($2::text IS NULL OR sender_id COLLATE "C" >= $2 COLLATE "C")
+           GROUP BY sender_id ORDER BY sender_id COLLATE "C""#,
+    )
+    .bind(ids)
+    .bind(
+        filter
+            .resume
+            .as_ref()
+            .map(|resume| resume.sender_id.as_str()),
+    )
+    .fetch_all(pool)
+    .await
+    .context("cannot list the conversations of the tracker store")
+}
+
+/// How many events the export selects (for the progress display).
+async fn count(pool: &PgPool, conversations: &[String], filter: &Filter) -> Result<u64> {
+    let bounded = filter.minimum_timestamp.is_some() || filter.maximum_timestamp.is_some();
+    let count: i64 = sqlx::query_scalar(
+        r#"SELECT count(*) FROM events
+           WHERE sender_id = ANY($1)
+             AND (NOT $4 OR "timestamp" IS NOT NULL)
+             AND ($2::float8 IS NULL OR "timestamp" >= $2)
+             AND ($3::float8 IS NULL OR "timestamp" < $3)"#,
+    )
+    .bind(conversations)
+    .bind(filter.minimum_timestamp)
+    .bind(filter.maximum_timestamp)
+    .bind(bounded)
+    .fetch_one(pool)
+    .await
+    .context("cannot count the events to export")?;
+    Ok(count as u64)
+}
+
+/// This process's command line with `--resume-from` set to `at`, quoted for a POSIX shell.
+fn resume_command(at: &ResumePoint) -> String {
+    let mut args: Vec<String> = Vec::new();
+    let mut given = std::env::args();
+    if let Some(program) = given.next() {
+        args.push(program);
+    }
+    while let Some(arg) = given.next() {
+        if arg == "--resume-from" {
+            given.next();
+        } else if !arg.starts_with("--resume-from=") {
+            args.push(arg);
+        }
+    }
+    args.push("--resume-from".into());
+    args.push(at.token());
+    args.iter()
+        .map(|arg| shell_quote(arg))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `arg` as one POSIX shell word.
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%,+".contains(&b));
+    if plain {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_tokens() {
+        let point = ResumePoint::parse("17:user:with:colons").unwrap();
+        assert_eq!(point.seq, 17);
+        assert_eq!(point.sender_id, "user:with:colons");
+        assert_eq!(point.token(), "17:user:with:colons");
+        assert_eq!(ResumePoint::parse("x:alice"), None);
+        assert_eq!(ResumePoint::parse("alice"), None);
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("--queue"), "--queue");
+        assert_eq!(shell_quote("it's here"), r"'it'\''s here'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn timestamp_filter_is_inclusive_then_exclusive() {
+        let filter = Filter {
+            minimum_timestamp: Some(10.0),
+            maximum_timestamp: Some(20.0),
+            ..Filter::default()
+        };
+        assert!(filter.selects(Some(10.0)));
+        assert!(!filter.selects(Some(20.0)));
+        assert!(!filter.selects(Some(9.99)));
+        assert!(!filter.selects(None));
+        assert!(Filter::default().selects(None));
+    }
+}
