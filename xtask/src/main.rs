@@ -50,7 +50,7 @@ fn ci() -> Result<()> {
         "warnings",
     ])?;
     services()?;
-    cargo(&["test", "--workspace", "--all-features"])
+    cargo(&["test", "--workspace", "--all-features", "--no-fail-fast"])
 }
 
 fn bench(names: &[String]) -> Result<()> {

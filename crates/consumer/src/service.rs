@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use colloquy_broker::{AckOutcome, Acker, Subscription};
 use colloquy_tracker_store::schema::{DeadLetterRow, EventRow};
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::database::EventSink;
@@ -226,18 +227,19 @@ async fn batcher(
         // Take what is waiting already, up to a full batch or the batch timeout.
         let deadline = Instant::now() + options.batch_timeout;
         while batch.messages < options.batch_size && Instant::now() < deadline {
-            match tokio::time::timeout(Duration::ZERO, subscription.next()).await {
-                Ok(Ok(Some(delivery))) => batch.push(decode(delivery, options.max_body_bytes)),
-                Ok(Ok(None)) => {
+            // Poll once, without a timer: what is not ready now means the queue ran dry.
+            match subscription.next().now_or_never() {
+                Some(Ok(Some(delivery))) => batch.push(decode(delivery, options.max_body_bytes)),
+                Some(Ok(None)) => {
                     ended = true;
                     break;
                 }
-                Ok(Err(error)) => {
+                Some(Err(error)) => {
                     tracing::warn!(%error, "Receiving failed; the subscription reconnects.");
                     break;
                 }
                 // The queue ran dry: commit now rather than wait out the timeout.
-                Err(_) => break,
+                None => break,
             }
         }
         // Hand the batch over as soon as the writer asks for one; until then keep filling it.

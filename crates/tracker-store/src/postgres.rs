@@ -7,11 +7,13 @@
 //! are read like ours, and a conversation Rasa started can be continued: positions are counts of rows.
 //!
 //! # A save
-//! One transaction: take the conversation's advisory lock (`pg_advisory_xact_lock` on a 64-bit hash of the
-//! sender id, so different conversations never wait for each other), count the conversation's rows, refuse
-//! with [`Error::Conflict`] unless the count is what the tracker expects, insert the new events with one
-//! `INSERT ... SELECT FROM UNNEST` that also records them in the `outbox` table (when the store has a broker),
-//! commit, and wake the relay ([`crate::outbox`]).
+//! One statement, atomic on its own and one round trip: an `INSERT ... SELECT FROM UNNEST` that inserts the new
+//! events only if the conversation holds exactly as many rows as the tracker expects, and that also records
+//! them in the `outbox` table (when the store has a broker). A concurrent save of the same conversation that
+//! committed first is caught even where this statement's snapshot cannot see it yet: the unique
+//! `(sender_id, seq)` index refuses the second claim to the same positions. Nothing inserted means either a
+//! retry of a save that did commit (the events are found by id: success) or a conflict ([`Error::Conflict`]).
+//! Different conversations never wait for each other. After the insert, the relay wakes ([`crate::outbox`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -171,35 +173,39 @@ impl TrackerStore for PostgresStore {
             .collect::<Result<Vec<_>>>()?;
 
         let db = |action| move |error| Error::database(action, error);
-        let mut tx = self.pool.begin().await.map_err(db("begin a save"))?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(conversation_lock_key(&sender_id))
-            .execute(&mut *tx)
-            .await
-            .map_err(db("lock the conversation"))?;
-        // Counted after the lock is held: this statement's snapshot sees every save committed before ours.
-        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE sender_id = $1")
-            .bind(&sender_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db("count the conversation's events"))?;
-        let stored = stored as u64;
-        if stored != expected {
+        // One statement, atomic on its own: it inserts only if the conversation holds exactly `expected` rows,
+        // and the unique (sender_id, seq) index refuses a concurrent save that took these positions first.
+        let mut conn = self.pool.acquire().await.map_err(db("begin a save"))?;
+        let written = match insert_tracked_events_postgres(
+            &mut conn,
+            &sender_id,
+            expected,
+            &rows,
+            self.relay.is_some(),
+        )
+        .await
+        {
+            Ok(written) => written,
+            Err(error) if is_unique_violation(&error) => 0,
+            Err(error) => return Err(db("insert the new events")(error)),
+        };
+        if written == 0 {
+            let stored: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM events WHERE sender_id = $1")
+                    .bind(&sender_id)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(db("count the conversation's events"))?;
             let ids: Vec<&str> = stamped.iter().map(|event| event.id.as_str()).collect();
-            let already_saved = stored == expected + ids.len() as u64
-                && {
-                    let found: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM events WHERE sender_id = $1 AND event_id = ANY($2::text[])",
-                )
-                .bind(&sender_id)
-                .bind(&ids)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db("look for a previous attempt"))?;
-                    found as usize == ids.len()
-                };
-            tx.rollback().await.map_err(db("end a save"))?;
-            if already_saved {
+            let found: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM events WHERE sender_id = $1 AND event_id = ANY($2::text[])",
+            )
+            .bind(&sender_id)
+            .bind(&ids)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db("look for a previous attempt"))?;
+            if found as usize == ids.len() {
                 // A retry of a save whose commit went through although its caller saw an error: the events
                 // are stored and in the outbox already.
                 tracker.mark_saved();
@@ -208,19 +214,9 @@ impl TrackerStore for PostgresStore {
             return Err(Error::Conflict {
                 sender_id,
                 expected,
-                stored,
+                stored: stored as u64,
             });
         }
-        let written = insert_tracked_events_postgres(
-            &mut tx,
-            &sender_id,
-            expected,
-            &rows,
-            self.relay.is_some(),
-        )
-        .await
-        .map_err(db("insert the new events"))?;
-        tx.commit().await.map_err(db("commit a save"))?;
         tracker.mark_saved();
         if let Some(relay) = &self.relay {
             relay.wake();
@@ -242,17 +238,6 @@ impl TrackerStore for PostgresStore {
             .await
             .map_err(|error| Error::database("look for a conversation", error))
     }
-}
-
-/// The advisory-lock key of a conversation: FNV-1a, 64 bits, so that two conversations share a lock only by
-/// a 1-in-2^64 accident (and then merely wait for each other).
-fn conversation_lock_key(sender_id: &str) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in sender_id.as_bytes() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash as i64
 }
 
 /// Runs `connect` until it succeeds, a non-transient error occurs, or `config.connect_attempts` are used.
@@ -328,14 +313,7 @@ async fn create_database_if_absent(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::conversation_lock_key;
-
-    #[test]
-    fn lock_keys_are_stable_and_distinct() {
-        assert_eq!(conversation_lock_key("a"), conversation_lock_key("a"));
-        assert_ne!(conversation_lock_key("a"), conversation_lock_key("b"));
-        assert_ne!(conversation_lock_key("ab"), conversation_lock_key("ba"));
-    }
+/// Whether the database refused a row because a unique index holds its key already.
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
 }

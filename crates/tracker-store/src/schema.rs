@@ -164,10 +164,11 @@ pub async fn insert_events_postgres(
 }
 
 /// Inserts the new events of one conversation (`rows`, all of `sender_id`) at positions `first_seq ..`, in one
-/// statement; with `with_outbox`, the same statement records them in the `outbox` table for the relay. Unlike
-/// [`insert_events_postgres`], a duplicate `event_id` or position is an error: the tracker store holds the
-/// conversation's lock and has checked the stored count, so a duplicate means a bug or a foreign writer.
-/// Rows get ascending ids in slice order.
+/// statement, and only if the conversation holds exactly `first_seq` rows (else nothing is inserted and the
+/// result is 0); with `with_outbox`, the same statement records them in the `outbox` table for the relay.
+/// Unlike [`insert_events_postgres`], a duplicate `event_id` or position is an error: a concurrent save of the
+/// same conversation that committed first makes this one fail on the unique `(sender_id, seq)` index, even
+/// where the count check could not see it yet. Rows get ascending ids in slice order.
 pub async fn insert_tracked_events_postgres(
     conn: &mut PgConnection,
     sender_id: &str,
@@ -199,6 +200,7 @@ pub async fn insert_tracked_events_postgres(
                  SELECT $1, type_name, ts, intent_name, action_name, data, event_id, $2 + position - 1
                  FROM UNNEST($3::varchar[], $4::float8[], $5::varchar[], $6::varchar[], $7::text[], $8::text[])
                       WITH ORDINALITY AS batch(type_name, ts, intent_name, action_name, data, event_id, position)
+                 WHERE (SELECT count(*) FROM events WHERE sender_id = $1) = $2
                  ORDER BY position
                  RETURNING id)
                INSERT INTO outbox (event_row_id) SELECT id FROM inserted"#,
@@ -209,6 +211,7 @@ pub async fn insert_tracked_events_postgres(
                SELECT $1, type_name, ts, intent_name, action_name, data, event_id, $2 + position - 1
                FROM UNNEST($3::varchar[], $4::float8[], $5::varchar[], $6::varchar[], $7::text[], $8::text[])
                     WITH ORDINALITY AS batch(type_name, ts, intent_name, action_name, data, event_id, position)
+               WHERE (SELECT count(*) FROM events WHERE sender_id = $1) = $2
                ORDER BY position"#,
         )
     };
