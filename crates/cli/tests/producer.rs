@@ -383,6 +383,73 @@ async fn import_into_a_postgres_tracker_store_streams_through_its_outbox() {
 }
 
 #[tokio::test]
+async fn import_into_postgres_survives_its_connections_being_killed() {
+    let topology = Topology::new().await;
+    let store = colloquy_testkit::fresh_database().await;
+    let bodies = interleave(
+        (0..200)
+            .map(|n| rasa_conversation(&format!("killed-{n:03}"), 10))
+            .collect(),
+    );
+    let path = write_file(&format!("{}.jsonl", topology.queue), &bodies.join(&b'\n'));
+    let mut subscription = topology.subscribe().await;
+    let mut command = args(&[
+        "import",
+        "--file",
+        path.to_str().unwrap(),
+        "--tracker-store",
+        &store.url,
+        "--progress",
+        "none",
+    ]);
+    command.extend(topology.broker_args());
+    let mut import = Command::new(BINARY)
+        .args(&command)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once events flow, freeze the import and terminate every connection to its database (what a
+    // PostgreSQL restart does to it), then let it go on.
+    let first = receive(&mut subscription, 1).await;
+    signal(&import, "STOP");
+    let mut admin = PgConnection::connect(&colloquy_testkit::database_url().await)
+        .await
+        .unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+    )
+    .bind(&store.name)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "the import had connections to kill");
+    signal(&import, "CONT");
+    let status = wait_for_exit(&mut import).await;
+    let mut text = String::new();
+    std::io::Read::read_to_string(import.stderr.as_mut().unwrap(), &mut text).unwrap();
+    assert!(status.success(), "{text}");
+    eprintln!("{text}");
+    // Every event once in the store, and every event in the queue.
+    assert_eq!(count_rows(&store.url).await, bodies.len() as i64);
+    let mut received = first;
+    received.extend(receive(&mut subscription, bodies.len() - 1).await);
+    received.extend(drain(&mut subscription).await);
+    let ids: BTreeSet<String> = received
+        .iter()
+        .filter_map(|m| m.message_id.clone())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        bodies.len(),
+        "every event published (duplicates share ids)"
+    );
+    topology.cleanup().await;
+    store.drop_database().await;
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
 async fn import_messages_carry_stable_ids_and_positions() {
     let topology = Topology::new().await;
     let mut subscription = topology.subscribe().await;

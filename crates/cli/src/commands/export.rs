@@ -236,20 +236,32 @@ impl Export<'_> {
                 Some(resume) if &resume.sender_id == sender_id => resume.seq,
                 _ => 0,
             };
-            let rows = sqlx::query(
-                r#"SELECT id::int8 AS id, data, event_id, "timestamp" FROM events
-                   WHERE sender_id = $1 ORDER BY id"#,
-            )
-            .bind(sender_id)
-            .fetch_all(pool)
-            .await
-            .map_err(|error| {
-                self.failure(
-                    anyhow!(error).context(format!("cannot read conversation `{sender_id}`")),
-                    sender_id,
-                    skip,
+            // A database that restarts in the middle is waited for (bounded); then the resume command.
+            let mut outage = super::import::Outage::default();
+            let rows = loop {
+                let read = sqlx::query(
+                    r#"SELECT id::int8 AS id, data, event_id, "timestamp" FROM events
+                       WHERE sender_id = $1 ORDER BY id"#,
                 )
-            })?;
+                .bind(sender_id)
+                .fetch_all(pool)
+                .await;
+                match read {
+                    Ok(rows) => break rows,
+                    Err(error) => {
+                        if let Err(error) = outage
+                            .wait(&error, "The tracker store failed; retrying the read.")
+                            .await
+                        {
+                            return Err(self.failure(
+                                error.context(format!("cannot read conversation `{sender_id}`")),
+                                sender_id,
+                                skip,
+                            ));
+                        }
+                    }
+                }
+            };
             for (seq, row) in rows.iter().enumerate() {
                 let seq = seq as u64;
                 let timestamp: Option<f64> = row.get("timestamp");

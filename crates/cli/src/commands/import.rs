@@ -153,9 +153,22 @@ pub async fn import(
             }
             let count = records.len() as u64;
             for (sender_id, batch) in group_by_conversation(records) {
-                let mut tracker = store.get_or_create(&sender_id).await.with_context(|| {
-                    format!("cannot read conversation `{sender_id}` from the tracker store")
-                })?;
+                let mut outage = Outage::default();
+                let mut tracker = loop {
+                    match store.get_or_create(&sender_id).await {
+                        Ok(tracker) => break tracker,
+                        Err(error) if error.is_transient() => {
+                            outage
+                                .wait(&error, "The tracker store failed; retrying the read.")
+                                .await?;
+                        }
+                        Err(error) => {
+                            return Err(anyhow!(error)).with_context(|| {
+                                format!("cannot read conversation `{sender_id}` from the tracker store")
+                            });
+                        }
+                    }
+                };
                 let mut batch = batch.into_iter().peekable();
                 while batch.peek().is_some() {
                     let mut lines = Vec::with_capacity(SAVE_MAX);
@@ -237,13 +250,14 @@ async fn save(
     lines: &[u64],
     unconfirmed_lines: &VecDeque<u64>,
 ) -> Result<()> {
+    let mut outage = Outage::default();
     loop {
         match store.save(tracker).await {
             Ok(_) => return Ok(()),
             Err(error)
                 if broker_error(&error).is_some_and(colloquy_broker::Error::is_buffer_full) =>
             {
-                if let Err(error) = broker.flush().await {
+                if let Err(error) = drained(broker).await {
                     // Still unconfirmed: the tail of what was handed over, then this save's events.
                     let unconfirmed = broker.unconfirmed() as usize;
                     let skip = unconfirmed_lines.len().saturating_sub(unconfirmed);
@@ -252,6 +266,20 @@ async fn save(
                     lines_left.extend(lines);
                     return Err(not_confirmed(&lines_left, lines.first().copied(), &error));
                 }
+            }
+            // A database that restarts or drops connections: the same save is retried (a save whose commit
+            // went through is recognised by its event ids and not written twice).
+            Err(error) if broker_error(&error).is_none() && error.is_transient() => {
+                outage
+                    .wait(&error, "The tracker store failed; retrying the save.")
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot save conversation `{}` (events from line {})",
+                            tracker.sender_id(),
+                            lines.first().copied().unwrap_or_default()
+                        )
+                    })?;
             }
             Err(error) => {
                 return Err(anyhow!(error)).with_context(|| {
@@ -263,6 +291,36 @@ async fn save(
                 });
             }
         }
+    }
+}
+
+/// How long a tracker store that keeps failing is retried before the import gives up.
+pub const OUTAGE_LIMIT: Duration = Duration::from_secs(120);
+
+/// Retries through a passing outage: capped exponential back-off, at most [`OUTAGE_LIMIT`] in all.
+#[derive(Debug, Default)]
+pub struct Outage {
+    started: Option<std::time::Instant>,
+    delay: Duration,
+}
+
+impl Outage {
+    /// Waits before the next attempt, or returns `error` once the outage lasted too long.
+    pub async fn wait<E>(&mut self, error: &E, message: &'static str) -> Result<()>
+    where
+        E: std::fmt::Display,
+    {
+        let started = *self.started.get_or_insert_with(std::time::Instant::now);
+        if started.elapsed() > OUTAGE_LIMIT {
+            return Err(anyhow!(
+                "{error} (still failing after {} s)",
+                OUTAGE_LIMIT.as_secs()
+            ));
+        }
+        self.delay = (self.delay * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        tracing::warn!(%error, retry_in_ms = self.delay.as_millis() as u64, "{message}");
+        tokio::time::sleep(self.delay).await;
+        Ok(())
     }
 }
 
@@ -321,11 +379,21 @@ fn not_confirmed(
 
 /// Waits until the PostgreSQL store's outbox is empty (every saved event confirmed by RabbitMQ).
 async fn wait_for_outbox(store: &PostgresStore, broker: &AmqpBroker) -> Result<()> {
+    let mut outage = Outage::default();
     loop {
-        let left = store
-            .outbox_len()
-            .await
-            .context("cannot read the tracker store's outbox")?;
+        let left = match store.outbox_len().await {
+            Ok(left) => left,
+            Err(error) if error.is_transient() => {
+                outage
+                    .wait(&error, "The tracker store failed; retrying.")
+                    .await
+                    .context("cannot read the tracker store's outbox")?;
+                continue;
+            }
+            Err(error) => {
+                return Err(anyhow!(error)).context("cannot read the tracker store's outbox");
+            }
+        };
         if left == 0 {
             return Ok(());
         }
