@@ -52,6 +52,8 @@ fn main() -> Result<()> {
 
         if latency_secs > 0 {
             let rate = ours / 2.0;
+            let (p50, p99, max) = raw_latency(&amqp_url, rate, Duration::from_secs(latency_secs)).await?;
+            println!("latency at {rate:.0} events/s, raw baseline (5 ms batch wait), publish to commit: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms");
             let (p50, p99, max) = latency(&amqp_url, rate, Duration::from_secs(latency_secs)).await?;
             println!("latency at {rate:.0} events/s (half of ours), publish to commit: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms");
         }
@@ -250,12 +252,40 @@ async fn raw_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
         )
         .await?;
     let started = Instant::now();
+    raw_consume(
+        &pool,
+        &channel,
+        &mut consumer,
+        BATCH_WAIT,
+        bodies.len(),
+        None,
+    )
+    .await?;
+    let elapsed = started.elapsed();
+    connection.close(200, "done".into()).await?;
+    pool.close().await;
+    database.drop_database().await;
+    topology.delete().await?;
+    Ok(bodies.len() as f64 / elapsed.as_secs_f64())
+}
+
+/// The baseline consumer: batches of up to 1000 or `batch_wait`, one UNNEST insert with ON CONFLICT DO NOTHING
+/// in a transaction, commit, one multiple-ack; until `total` events are stored. With `latencies`, records
+/// publish-to-commit times (the event timestamps are the publish times).
+async fn raw_consume(
+    pool: &sqlx::PgPool,
+    channel: &Channel,
+    consumer: &mut lapin::Consumer,
+    batch_wait: Duration,
+    total: usize,
+    mut latencies: Option<&mut Vec<f64>>,
+) -> Result<()> {
     let mut stored = 0usize;
-    while stored < bodies.len() {
+    while stored < total {
         let mut batch: Vec<(String, String, f64, Option<String>, String, String)> =
             Vec::with_capacity(BATCH);
         let mut last_tag = None;
-        let batch_deadline = tokio::time::Instant::now() + BATCH_WAIT;
+        let batch_deadline = tokio::time::Instant::now() + batch_wait;
         while batch.len() < BATCH {
             let delivery = match tokio::time::timeout_at(batch_deadline, consumer.next()).await {
                 Ok(Some(delivery)) => delivery?,
@@ -294,17 +324,16 @@ async fn raw_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        if let Some(latencies) = latencies.as_deref_mut() {
+            let now = unix_now();
+            latencies.extend(batch.iter().map(|row| (now - row.2) * 1000.0));
+        }
         channel
             .basic_ack(last_tag, BasicAckOptions { multiple: true })
             .await?;
         stored += batch.len();
     }
-    let elapsed = started.elapsed();
-    connection.close(200, "done".into()).await?;
-    pool.close().await;
-    database.drop_database().await;
-    topology.delete().await?;
-    Ok(bodies.len() as f64 / elapsed.as_secs_f64())
+    Ok(())
 }
 
 /// Wraps the database: counts stored events and, when asked, records publish-to-commit latencies (the event
@@ -356,6 +385,110 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
+/// Publishes at `rate` events/s for `duration`, each event's timestamp its publish time; returns how many.
+/// Every millisecond it publishes what the rate owes by then. Confirms are awaited by another task, so that
+/// waiting for them never stalls the stream into bursts.
+async fn publish_steadily(topology: &Topology, rate: f64, duration: Duration) -> Result<usize> {
+    topology
+        .channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let (confirmed_tx, mut confirmed_rx) =
+        tokio::sync::mpsc::unbounded_channel::<lapin::PublisherConfirm>();
+    let confirmer = tokio::spawn(async move {
+        while let Some(confirm) = confirmed_rx.recv().await {
+            confirm.await?;
+        }
+        anyhow::Ok(())
+    });
+    let mut interval = tokio::time::interval(Duration::from_millis(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let started = Instant::now();
+    let mut sent = 0usize;
+    let total = (rate * duration.as_secs_f64()) as usize;
+    while sent < total {
+        interval.tick().await;
+        let owed = ((rate * started.elapsed().as_secs_f64()) as usize).min(total);
+        while sent < owed {
+            let body = format!(
+                r#"{{"sender_id": "lat-{}", "event": "user", "timestamp": {:?}, "metadata": {{}}, "text": "hello {sent}", "parse_data": {{"intent": {{"name": "greet", "confidence": 0.9}}, "entities": []}}, "input_channel": "rest", "message_id": "m{sent}"}}"#,
+                sent % 100,
+                unix_now()
+            );
+            let confirm = topology
+                .channel
+                .basic_publish(
+                    topology.exchange.as_str().into(),
+                    "".into(),
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    BasicProperties::default().with_delivery_mode(2),
+                )
+                .await?;
+            let _ = confirmed_tx.send(confirm);
+            sent += 1;
+        }
+    }
+    drop(confirmed_tx);
+    confirmer.await??;
+    Ok(sent)
+}
+
+/// p50, p99 and max of latencies in milliseconds.
+fn percentiles(mut latencies: Vec<f64>) -> (f64, f64, f64) {
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
+    (at(0.5), at(0.99), *latencies.last().unwrap_or(&0.0))
+}
+
+/// The baseline's latency: the raw consumer with a 5 ms batch wait, under the same steady stream.
+async fn raw_latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f64, f64, f64)> {
+    let topology = topology(amqp_url).await?;
+    let database = fresh_database().await;
+    let migrate = Database::connect_lazy(&database.url)?;
+    migrate.migrate().await?;
+    migrate.close().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&database.url)
+        .await?;
+    let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .basic_qos((2 * BATCH) as u16, BasicQosOptions::default())
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            topology.queue.as_str().into(),
+            "raw-latency".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let expected = (rate * duration.as_secs_f64()) as usize;
+    let draining = tokio::spawn(async move {
+        let mut latencies = Vec::with_capacity(expected);
+        raw_consume(
+            &pool,
+            &channel,
+            &mut consumer,
+            Duration::from_millis(5),
+            expected,
+            Some(&mut latencies),
+        )
+        .await?;
+        pool.close().await;
+        connection.close(200, "done".into()).await?;
+        anyhow::Ok(latencies)
+    });
+    let sent = publish_steadily(&topology, rate, duration).await?;
+    anyhow::ensure!(sent == expected, "published {sent}, expected {expected}");
+    let latencies = tokio::time::timeout(Duration::from_secs(60), draining).await???;
+    database.drop_database().await;
+    topology.delete().await?;
+    Ok(percentiles(latencies))
+}
+
 /// Publishes at `rate` events/s for `duration` while our consumer runs; returns p50, p99 and max latency (ms).
 async fn latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f64, f64, f64)> {
     let topology = topology(amqp_url).await?;
@@ -386,51 +519,7 @@ async fn latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f64, 
         let _ = stopped.await;
     }));
 
-    topology
-        .channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    let tick = Duration::from_millis(2);
-    let per_tick = (rate * tick.as_secs_f64()).max(1.0);
-    let mut owed = 0.0;
-    let mut interval = tokio::time::interval(tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let started = Instant::now();
-    let mut sent = 0usize;
-    let mut confirms = Vec::new();
-    while started.elapsed() < duration {
-        interval.tick().await;
-        owed += per_tick;
-        while owed >= 1.0 {
-            owed -= 1.0;
-            let body = format!(
-                r#"{{"sender_id": "lat-{}", "event": "user", "timestamp": {:?}, "metadata": {{}}, "text": "hello {sent}", "parse_data": {{"intent": {{"name": "greet", "confidence": 0.9}}, "entities": []}}, "input_channel": "rest", "message_id": "m{sent}"}}"#,
-                sent % 100,
-                unix_now()
-            );
-            confirms.push(
-                topology
-                    .channel
-                    .basic_publish(
-                        topology.exchange.as_str().into(),
-                        "".into(),
-                        BasicPublishOptions::default(),
-                        body.as_bytes(),
-                        BasicProperties::default().with_delivery_mode(2),
-                    )
-                    .await?,
-            );
-            sent += 1;
-        }
-        if confirms.len() >= 1000 {
-            for confirm in confirms.drain(..) {
-                confirm.await?;
-            }
-        }
-    }
-    for confirm in confirms {
-        confirm.await?;
-    }
+    let sent = publish_steadily(&topology, rate, duration).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while counting.stored() < sent {
         anyhow::ensure!(
@@ -444,16 +533,14 @@ async fn latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f64, 
     if std::env::var_os("BENCH_DEBUG").is_some() {
         println!("{}", metrics.encode());
     }
-    let mut latencies = counting
+    let latencies = counting
         .latencies
         .as_ref()
         .expect("recording")
         .lock()
         .expect("lock")
         .clone();
-    latencies.sort_by(f64::total_cmp);
-    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
-    let result = (at(0.5), at(0.99), *latencies.last().unwrap_or(&0.0));
+    let result = percentiles(latencies);
     sink.close().await;
     database.drop_database().await;
     topology.delete().await?;
