@@ -166,14 +166,17 @@ where
 impl EventSink for Database {
     async fn store(&self, events: &[EventRow], dead_letters: &[DeadLetterRow]) -> Result<u64> {
         let inserted = match self {
-            // One statement is atomic on its own: the common case (events only) needs one round trip, not
+            // One statement is atomic on its own: a small batch of events needs one round trip, not
             // BEGIN + INSERT + COMMIT.
-            Self::Postgres(pool) if dead_letters.is_empty() => {
+            Self::Postgres(pool) if dead_letters.is_empty() && fits_one_segment(events) => {
                 schema::insert_events_postgres(&mut *pool.acquire().await?, events).await?
             }
             Self::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let inserted = schema::insert_events_postgres(&mut tx, events).await?;
+                let mut inserted = 0;
+                for chunk in segment_sized_chunks(events) {
+                    inserted += schema::insert_events_postgres(&mut tx, chunk).await?;
+                }
                 schema::insert_dead_letters_postgres(&mut tx, dead_letters).await?;
                 tx.commit().await?;
                 inserted
@@ -200,6 +203,36 @@ impl EventSink for Database {
         }
         Ok(())
     }
+}
+
+/// How much event data one INSERT message carries at most. sqlx does not set TCP_NODELAY, so a message larger
+/// than one TCP segment (64 KiB on loopback) can have its tail held back by Nagle's algorithm until the server's
+/// delayed ACK, some 40 ms; messages below this size go out at once. Larger batches are inserted in chunks of
+/// this size within one transaction.
+const STATEMENT_DATA_BYTES: usize = 48 * 1024;
+
+fn fits_one_segment(events: &[EventRow]) -> bool {
+    events.iter().map(|row| row.data.len()).sum::<usize>() <= STATEMENT_DATA_BYTES
+}
+
+/// Consecutive chunks of `events` of at most [`STATEMENT_DATA_BYTES`] of data each (at least one row each).
+fn segment_sized_chunks(events: &[EventRow]) -> impl Iterator<Item = &[EventRow]> {
+    let mut rest = events;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let mut end = 0;
+        while end < rest.len() && (end == 0 || bytes + rest[end].data.len() <= STATEMENT_DATA_BYTES)
+        {
+            bytes += rest[end].data.len();
+            end += 1;
+        }
+        let (chunk, tail) = rest.split_at(end);
+        rest = tail;
+        Some(chunk)
+    })
 }
 
 /// The URL without its password, for messages.

@@ -178,8 +178,12 @@ impl Consumer {
     }
 }
 
-/// How often the batcher refreshes the broker health flag while idle.
+/// How often the batcher refreshes the broker health flag.
 const HEALTH_TICK: Duration = Duration::from_millis(500);
+
+/// How long the writer waits for an acknowledgement to be sent. One that does not go out in time is treated as
+/// lost: the broker redelivers those messages and their duplicates are skipped.
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The writer asks for a batch each time it is idle. Until it asks, the batch in hand keeps growing (up to the
 /// batch size): a batch holds what arrived while the previous one committed, which keeps latency low at low
@@ -265,6 +269,7 @@ async fn batcher(
                     Ok(None) => ended = true,
                     Err(error) => tracing::warn!(%error, "Receiving failed; the subscription reconnects."),
                 },
+                _ = health.tick() => metrics.set_broker_ready(subscription.is_ready()),
             }
         }
     }
@@ -337,7 +342,11 @@ async fn writer(
             newest,
         );
         if let Some(last) = batch.last {
-            match last.ack_up_to().await {
+            // A connection that is going down may never answer: the ack is then as good as lost, which is safe.
+            match tokio::time::timeout(ACK_TIMEOUT, last.ack_up_to())
+                .await
+                .unwrap_or(Ok(AckOutcome::Stale))
+            {
                 Ok(AckOutcome::Acked) => {}
                 Ok(AckOutcome::Stale) => {
                     tracing::debug!(
