@@ -232,28 +232,13 @@ async fn our_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
 async fn raw_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
     let topology = topology(amqp_url).await?;
     fill(&topology, bodies).await?;
-    let database = fresh_database().await;
-    let migrate = Database::connect_lazy(&database.url)?;
-    migrate.migrate().await?;
-    migrate.close().await;
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&database.url)
-        .await?;
-
-    let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
-    let channel = connection.create_channel().await?;
-    channel
-        .basic_qos((2 * BATCH) as u16, BasicQosOptions::default())
-        .await?;
-    let mut consumer = channel
-        .basic_consume(
-            topology.queue.as_str().into(),
-            "raw-bench".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let RawConsumer {
+        database,
+        pool,
+        connection,
+        channel,
+        mut consumer,
+    } = raw_consumer(amqp_url, &topology.queue).await?;
     let started = Instant::now();
     raw_consume(
         &pool,
@@ -270,6 +255,47 @@ async fn raw_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
     database.drop_database().await;
     topology.delete().await?;
     Ok(bodies.len() as f64 / elapsed.as_secs_f64())
+}
+
+/// What the raw baseline consumer runs on: a fresh migrated database, one pool connection, and a lapin
+/// consumer of `queue` with the same prefetch as ours.
+struct RawConsumer {
+    database: TestDatabase,
+    pool: sqlx::PgPool,
+    connection: Connection,
+    channel: Channel,
+    consumer: lapin::Consumer,
+}
+
+async fn raw_consumer(amqp_url: &str, queue: &str) -> Result<RawConsumer> {
+    let database = fresh_database().await;
+    let migrate = Database::connect_lazy(&database.url)?;
+    migrate.migrate().await?;
+    migrate.close().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&database.url)
+        .await?;
+    let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .basic_qos((2 * BATCH) as u16, BasicQosOptions::default())
+        .await?;
+    let consumer = channel
+        .basic_consume(
+            queue.into(),
+            "raw-baseline".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(RawConsumer {
+        database,
+        pool,
+        connection,
+        channel,
+        consumer,
+    })
 }
 
 /// The baseline consumer: batches of up to 1000 or `batch_wait`, one UNNEST insert with ON CONFLICT DO NOTHING
@@ -447,27 +473,13 @@ fn percentiles(mut latencies: Vec<f64>) -> (f64, f64, f64) {
 /// The baseline's latency: the raw consumer with a 5 ms batch wait, under the same steady stream.
 async fn raw_latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f64, f64, f64)> {
     let topology = topology(amqp_url).await?;
-    let database = fresh_database().await;
-    let migrate = Database::connect_lazy(&database.url)?;
-    migrate.migrate().await?;
-    migrate.close().await;
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&database.url)
-        .await?;
-    let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
-    let channel = connection.create_channel().await?;
-    channel
-        .basic_qos((2 * BATCH) as u16, BasicQosOptions::default())
-        .await?;
-    let mut consumer = channel
-        .basic_consume(
-            topology.queue.as_str().into(),
-            "raw-latency".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let RawConsumer {
+        database,
+        pool,
+        connection,
+        channel,
+        mut consumer,
+    } = raw_consumer(amqp_url, &topology.queue).await?;
     let expected = (rate * duration.as_secs_f64()) as usize;
     let draining = tokio::spawn(async move {
         let mut latencies = Vec::with_capacity(expected);
