@@ -142,6 +142,29 @@ impl AmqpBroker {
         .await
     }
 
+    /// Waits until at most `limit` of the events handed over so far are unconfirmed (`flush` is `limit` 0), or
+    /// fails as `flush` does. A producer that wants to keep the pipeline full waits for, say, half its buffer
+    /// rather than for a full flush.
+    pub async fn wait_for_unconfirmed_at_most(&self, limit: u64) -> Result<()> {
+        let handed_over = self.handed_over.load(Ordering::SeqCst);
+        let target = handed_over.saturating_sub(limit);
+        let mut progress = self.progress.clone();
+        let reached = progress
+            .wait_for(|p| p.confirmed >= target || p.unreachable.is_some())
+            .await
+            .map(|p| p.clone());
+        match reached {
+            Ok(p) if p.confirmed >= target => Ok(()),
+            Ok(p) => Err(Error::Unconfirmed {
+                pending: handed_over - p.confirmed,
+                reason: p.unreachable.as_deref().unwrap_or_default().to_owned(),
+            }),
+            // The task has ended: what it confirmed is final.
+            Err(_) if progress.borrow().confirmed >= target => Ok(()),
+            Err(_) => Err(Error::Closed),
+        }
+    }
+
     /// How many events were handed over and are not confirmed yet.
     pub fn unconfirmed(&self) -> u64 {
         self.handed_over
@@ -207,22 +230,7 @@ impl EventBroker for AmqpBroker {
     }
 
     async fn flush(&self) -> Result<()> {
-        let target = self.handed_over.load(Ordering::SeqCst);
-        let mut progress = self.progress.clone();
-        let reached = progress
-            .wait_for(|p| p.confirmed >= target || p.unreachable.is_some())
-            .await
-            .map(|p| p.clone());
-        match reached {
-            Ok(p) if p.confirmed >= target => Ok(()),
-            Ok(p) => Err(Error::Unconfirmed {
-                pending: target - p.confirmed,
-                reason: p.unreachable.as_deref().unwrap_or_default().to_owned(),
-            }),
-            // The task has ended: what it confirmed is final.
-            Err(_) if progress.borrow().confirmed >= target => Ok(()),
-            Err(_) => Err(Error::Closed),
-        }
+        self.wait_for_unconfirmed_at_most(0).await
     }
 
     async fn close(&self) -> Result<()> {

@@ -3,8 +3,8 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use colloquy_testkit::{
     TestDatabase, delete_topology, interleave, publish_like_rasa, rasa_conversation, unique_name,
@@ -126,18 +126,8 @@ fn signal(child: &Child, name: &str) {
     assert!(status.success(), "kill -{name}");
 }
 
-async fn wait_for_exit(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting for the consumer") {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the consumer did not exit within {TIMEOUT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
+    colloquy_testkit::wait_for_exit(child, TIMEOUT).await
 }
 
 /// Checks that every conversation's rows are exactly its events, in order.

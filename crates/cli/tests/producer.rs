@@ -286,14 +286,7 @@ fn signal(child: &Child, name: &str) {
 }
 
 async fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting") {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "no exit within {TIMEOUT:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    colloquy_testkit::wait_for_exit(child, TIMEOUT).await
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use colloquy_broker::{AmqpConfig, AmqpSubscription};
 use colloquy_consumer::{Consumer, ConsumerOptions, Database, EventSink};
-use colloquy_testkit::{TestDatabase, fresh_database, unique_name};
+use colloquy_testkit::{TestDatabase, fresh_database, unique_name, wait_until};
 use colloquy_tracker_store::schema::{DeadLetterRow, EventRow};
 use futures_util::StreamExt;
 use lapin::options::{
@@ -209,14 +209,12 @@ async fn our_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
     let running = tokio::spawn(consumer.run(Box::new(subscription), async move {
         let _ = stopped.await;
     }));
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while counting.stored() < bodies.len() {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the consumer did not drain the queue in 600 s"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until(
+        "the consumer to drain the queue",
+        Duration::from_secs(600),
+        || async { counting.stored() >= bodies.len() },
+    )
+    .await;
     let elapsed = started.elapsed();
     let _ = stop.send(());
     running.await??;
@@ -535,14 +533,12 @@ async fn latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f64, 
     }));
 
     let sent = publish_steadily(&topology, rate, duration).await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while counting.stored() < sent {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the consumer did not store every event"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until(
+        "the consumer to store every event",
+        Duration::from_secs(60),
+        || async { counting.stored() >= sent },
+    )
+    .await;
     let _ = stop.send(());
     running.await??;
     if std::env::var_os("BENCH_DEBUG").is_some() {

@@ -187,6 +187,23 @@ where
     }
 }
 
+/// Waits (bounded by `timeout`, polling like [`wait_until`]) for a child process to exit; returns its status.
+pub async fn wait_for_exit(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> std::process::ExitStatus {
+    let mut status = None;
+    wait_until("the child process to exit", timeout, || {
+        if status.is_none() {
+            status = child.try_wait().expect("waiting for the child process");
+        }
+        let exited = status.is_some();
+        async move { exited }
+    })
+    .await;
+    status.expect("the child exited")
+}
+
 /// Runs `rabbitmqctl` with `args` (fault injection); panics with its output when it fails.
 pub fn rabbitmqctl(args: &[&str]) {
     let output = Command::new("rabbitmqctl")

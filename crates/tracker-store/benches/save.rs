@@ -234,11 +234,10 @@ fn main() {
         let store = Arc::new(store);
         let outboxed = run_store(store.clone(), "pg-outbox").await;
         let drained = Instant::now();
-        while store.outbox_len().await.expect("outbox") > 0
-            && drained.elapsed() < Duration::from_secs(120)
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        colloquy_testkit::wait_until("the outbox to drain", Duration::from_secs(120), || async {
+            store.outbox_len().await.expect("outbox") == 0
+        })
+        .await;
         outboxed.print("PostgreSQL store + outbox -> in-process");
         println!(
             "outbox drained {:.2} s after the last save",

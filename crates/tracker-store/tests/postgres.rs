@@ -337,8 +337,11 @@ async fn crash_child(url: &str) -> Result<()> {
         store.save(&mut tracker).await?;
     }
     println!("COMMITTED {}", tracker.events().len());
-    // Wait to be killed (bounded, in case the parent died).
-    tokio::time::sleep(Duration::from_secs(120)).await;
+    // Wait to be killed. The parent holds our stdin open; should it die instead, stdin ends and so do we.
+    tokio::task::spawn_blocking(|| {
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new())
+    })
+    .await??;
     anyhow::bail!("the parent did not kill the child")
 }
 
@@ -352,6 +355,7 @@ async fn crash_parent(db: &TestDatabase) -> Result<()> {
             "--test-threads=1",
         ])
         .env(CHILD_DB_ENV, &db.url)
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;

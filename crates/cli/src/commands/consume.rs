@@ -1,17 +1,14 @@
 //! `colloquy consume`: the consumer service.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use colloquy_broker::AmqpSubscription;
 use colloquy_consumer::{Consumer, ConsumerOptions, Database, redact};
 
 use crate::cli::ConsumeArgs;
 use crate::settings::{Endpoints, amqp_config, prefetch_for};
-
-/// How long start-up waits for a database that does not answer before giving up.
-const DATABASE_STARTUP_WAIT: Duration = Duration::from_secs(120);
 
 /// Runs the consumer until SIGTERM / SIGINT.
 pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()> {
@@ -49,23 +46,18 @@ pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()>
     Ok(())
 }
 
-/// Applies the migrations, waiting (with backoff) for a database that is still starting.
+/// Applies the migrations, waiting (with backoff, up to [`super::OUTAGE_LIMIT`]) for a database that is still
+/// starting.
 async fn migrate_when_ready(database: &Database, url: &str) -> Result<()> {
-    let started = Instant::now();
-    let mut delay = Duration::from_millis(200);
+    let mut outage = super::Outage::default();
     loop {
         match database.migrate().await {
             Ok(()) => return Ok(()),
-            Err(error) if error.is_transient() && started.elapsed() < DATABASE_STARTUP_WAIT => {
-                tracing::warn!(database = %redact(url), %error, retry_in_ms = delay.as_millis() as u64, "The database does not answer yet.");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
             Err(error) if error.is_transient() => {
-                bail!(
-                    "the database at {} did not answer within {DATABASE_STARTUP_WAIT:?}: {error}",
-                    redact(url)
-                )
+                outage
+                    .wait(&error, "The database does not answer yet.")
+                    .await
+                    .with_context(|| format!("the database at {} does not answer", redact(url)))?;
             }
             Err(error) => {
                 return Err(error)

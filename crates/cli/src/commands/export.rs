@@ -237,7 +237,7 @@ impl Export<'_> {
                 _ => 0,
             };
             // A database that restarts in the middle is waited for (bounded); then the resume command.
-            let mut outage = super::import::Outage::default();
+            let mut outage = super::Outage::default();
             let rows = loop {
                 let read = sqlx::query(
                     r#"SELECT id::int8 AS id, data, event_id, "timestamp" FROM events

@@ -153,7 +153,7 @@ pub async fn import(
             }
             let count = records.len() as u64;
             for (sender_id, batch) in group_by_conversation(records) {
-                let mut outage = Outage::default();
+                let mut outage = super::Outage::default();
                 let mut tracker = loop {
                     match store.get_or_create(&sender_id).await {
                         Ok(tracker) => break tracker,
@@ -250,7 +250,7 @@ async fn save(
     lines: &[u64],
     unconfirmed_lines: &VecDeque<u64>,
 ) -> Result<()> {
-    let mut outage = Outage::default();
+    let mut outage = super::Outage::default();
     loop {
         match store.save(tracker).await {
             Ok(_) => return Ok(()),
@@ -294,49 +294,11 @@ async fn save(
     }
 }
 
-/// How long a tracker store that keeps failing is retried before the import gives up.
-pub const OUTAGE_LIMIT: Duration = Duration::from_secs(120);
-
-/// Retries through a passing outage: capped exponential back-off, at most [`OUTAGE_LIMIT`] in all.
-#[derive(Debug, Default)]
-pub struct Outage {
-    started: Option<std::time::Instant>,
-    delay: Duration,
-}
-
-impl Outage {
-    /// Waits before the next attempt, or returns `error` once the outage lasted too long.
-    pub async fn wait<E>(&mut self, error: &E, message: &'static str) -> Result<()>
-    where
-        E: std::fmt::Display,
-    {
-        let started = *self.started.get_or_insert_with(std::time::Instant::now);
-        if started.elapsed() > OUTAGE_LIMIT {
-            return Err(anyhow!(
-                "{error} (still failing after {} s)",
-                OUTAGE_LIMIT.as_secs()
-            ));
-        }
-        self.delay = (self.delay * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
-        tracing::warn!(%error, retry_in_ms = self.delay.as_millis() as u64, "{message}");
-        tokio::time::sleep(self.delay).await;
-        Ok(())
-    }
-}
-
 /// Waits until RabbitMQ confirmed half of the broker's buffer (so the pipeline never runs dry, as waiting for
 /// a full flush would), or fails as `flush` does when RabbitMQ stays unreachable.
 pub async fn drained(broker: &AmqpBroker) -> colloquy_broker::Result<()> {
     let half = broker.config().buffer_capacity().get() as u64 / 2;
-    let below_half = async {
-        while broker.unconfirmed() > half {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    };
-    tokio::select! {
-        flushed = broker.flush() => flushed,
-        () = below_half => Ok(()),
-    }
+    broker.wait_for_unconfirmed_at_most(half).await
 }
 
 /// The broker error behind a store error, if any.
@@ -379,7 +341,7 @@ fn not_confirmed(
 
 /// Waits until the PostgreSQL store's outbox is empty (every saved event confirmed by RabbitMQ).
 async fn wait_for_outbox(store: &PostgresStore, broker: &AmqpBroker) -> Result<()> {
-    let mut outage = Outage::default();
+    let mut outage = super::Outage::default();
     loop {
         let left = match store.outbox_len().await {
             Ok(left) => left,

@@ -7,6 +7,8 @@ pub mod export;
 pub mod import;
 pub mod migrate;
 
+use std::time::Duration;
+
 use std::num::NonZeroU32;
 
 use colloquy_broker::{AmqpBroker, AmqpConfig};
@@ -24,6 +26,36 @@ pub fn open_database(
     let database = colloquy_consumer::Database::connect_lazy(&url)
         .map_err(|error| ConfigError(error.to_string()))?;
     Ok((database, url))
+}
+
+/// How long a database that keeps failing is retried (consumer start-up, import, export) before giving up.
+pub const OUTAGE_LIMIT: Duration = Duration::from_secs(120);
+
+/// Retries through a passing outage: capped exponential back-off, at most [`OUTAGE_LIMIT`] in all.
+#[derive(Debug, Default)]
+pub struct Outage {
+    started: Option<std::time::Instant>,
+    delay: Duration,
+}
+
+impl Outage {
+    /// Waits before the next attempt, or returns `error` once the outage lasted too long.
+    pub async fn wait<E>(&mut self, error: &E, message: &'static str) -> anyhow::Result<()>
+    where
+        E: std::fmt::Display,
+    {
+        let started = *self.started.get_or_insert_with(std::time::Instant::now);
+        if started.elapsed() > OUTAGE_LIMIT {
+            return Err(anyhow::anyhow!(
+                "{error} (still failing after {} s)",
+                OUTAGE_LIMIT.as_secs()
+            ));
+        }
+        self.delay = (self.delay * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        tracing::warn!(%error, retry_in_ms = self.delay.as_millis() as u64, "{message}");
+        tokio::time::sleep(self.delay).await;
+        Ok(())
+    }
 }
 
 /// A configuration problem: reported with exit code 2.
