@@ -13,17 +13,23 @@ pub(crate) enum Decoded {
     DeadLetter(DeadLetterRow),
 }
 
-/// A valid event with what is needed to dead-letter it after all, should the database refuse the row.
+/// A valid event: its row, and the message it came from.
 #[derive(Debug)]
 pub(crate) struct ReceivedEvent {
     pub(crate) row: EventRow,
-    pub(crate) source: String,
-    pub(crate) body: Vec<u8>,
-    pub(crate) properties: MessageProperties,
+    pub(crate) message: RawMessage,
 }
 
-impl ReceivedEvent {
-    /// The dead letter of this event, for when the database refuses its row.
+/// A message as received: what is needed to dead-letter it after all, should the database refuse its row.
+#[derive(Debug)]
+pub(crate) struct RawMessage {
+    source: String,
+    body: Vec<u8>,
+    properties: MessageProperties,
+}
+
+impl RawMessage {
+    /// The dead letter of this message, for when the database refuses its row.
     pub(crate) fn into_dead_letter(self, error: String) -> DeadLetterRow {
         DeadLetterRow {
             source: self.source,
@@ -46,9 +52,11 @@ pub(crate) fn decode(delivery: Delivery, max_body_bytes: usize) -> (Decoded, Ack
     let decoded = match event_row(&body, &properties, max_body_bytes) {
         Ok(row) => Decoded::Event(Box::new(ReceivedEvent {
             row,
-            source,
-            body,
-            properties,
+            message: RawMessage {
+                source,
+                body,
+                properties,
+            },
         })),
         Err(error) => Decoded::DeadLetter(DeadLetterRow {
             source,

@@ -14,7 +14,7 @@ use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::database::EventSink;
-use crate::decode::{Decoded, ReceivedEvent, decode};
+use crate::decode::{Decoded, RawMessage, ReceivedEvent, decode};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 
@@ -75,7 +75,10 @@ impl std::fmt::Debug for Consumer {
 /// One batch on its way from the batcher to the writer.
 #[derive(Default)]
 struct Batch {
-    events: Vec<ReceivedEvent>,
+    /// The events' rows, as the sink takes them.
+    rows: Vec<EventRow>,
+    /// The message each row came from (same index), kept to dead-letter a row the database refuses.
+    messages_of_rows: Vec<RawMessage>,
     dead_letters: Vec<DeadLetterRow>,
     /// The acker of the last delivery: its multiple-ack covers the whole batch.
     last: Option<Acker>,
@@ -85,7 +88,11 @@ struct Batch {
 impl Batch {
     fn push(&mut self, (decoded, acker): (Decoded, Acker)) {
         match decoded {
-            Decoded::Event(event) => self.events.push(*event),
+            Decoded::Event(event) => {
+                let ReceivedEvent { row, message } = *event;
+                self.rows.push(row);
+                self.messages_of_rows.push(message);
+            }
             Decoded::DeadLetter(dead_letter) => {
                 tracing::warn!(source = %dead_letter.source, reason = %dead_letter.error, "Dead-lettering a message.");
                 self.dead_letters.push(dead_letter);
@@ -312,14 +319,15 @@ async fn writer(
         };
         let started = Instant::now();
         let newest = batch
-            .events
+            .rows
             .iter()
-            .filter_map(|event| event.row.timestamp)
+            .filter_map(|row| row.timestamp)
             .reduce(f64::max);
         let messages = batch.messages;
         let stored = match store_with_retry(
             &*sink,
-            batch.events,
+            batch.rows,
+            batch.messages_of_rows,
             batch.dead_letters,
             &options,
             &metrics,
@@ -377,13 +385,13 @@ struct Stored {
 /// database refuses the data itself, the events are stored one by one and those it refuses become dead letters.
 async fn store_with_retry(
     sink: &dyn EventSink,
-    events: Vec<ReceivedEvent>,
+    rows: Vec<EventRow>,
+    messages_of_rows: Vec<RawMessage>,
     mut dead_letters: Vec<DeadLetterRow>,
     options: &ConsumerOptions,
     metrics: &Metrics,
     stop: &watch::Receiver<bool>,
 ) -> Result<Stored> {
-    let rows: Vec<EventRow> = events.iter().map(|event| event.row.clone()).collect();
     match retry_transient(|| sink.store(&rows, &dead_letters), options, metrics, stop).await {
         Ok(inserted) => {
             return Ok(Stored {
@@ -398,8 +406,8 @@ async fn store_with_retry(
         }
     }
     let mut stored = Stored::default();
-    for event in events {
-        let row = std::slice::from_ref(&event.row);
+    for (row, message) in rows.iter().zip(messages_of_rows) {
+        let row = std::slice::from_ref(row);
         match retry_transient(|| sink.store(row, &[]), options, metrics, stop).await {
             Ok(inserted) => {
                 stored.inserted += inserted;
@@ -413,7 +421,7 @@ async fn store_with_retry(
                     }
                     other => format!("the database refused the event: {other}"),
                 };
-                dead_letters.push(event.into_dead_letter(reason));
+                dead_letters.push(message.into_dead_letter(reason));
             }
         }
     }

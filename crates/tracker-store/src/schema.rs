@@ -117,6 +117,31 @@ pub struct DeadLetterRow {
     pub error: String,
 }
 
+/// `rows` as one array per column, for an `UNNEST` insert.
+struct Columns<'a> {
+    sender_ids: Vec<&'a str>,
+    type_names: Vec<&'a str>,
+    timestamps: Vec<Option<f64>>,
+    intent_names: Vec<Option<&'a str>>,
+    action_names: Vec<Option<&'a str>>,
+    datas: Vec<&'a str>,
+    event_ids: Vec<Option<&'a str>>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(rows: &'a [EventRow]) -> Self {
+        Self {
+            sender_ids: rows.iter().map(|row| row.sender_id.as_str()).collect(),
+            type_names: rows.iter().map(|row| row.type_name.as_str()).collect(),
+            timestamps: rows.iter().map(|row| row.timestamp).collect(),
+            intent_names: rows.iter().map(|row| row.intent_name.as_deref()).collect(),
+            action_names: rows.iter().map(|row| row.action_name.as_deref()).collect(),
+            datas: rows.iter().map(|row| row.data.as_str()).collect(),
+            event_ids: rows.iter().map(|row| row.event_id.as_deref()).collect(),
+        }
+    }
+}
+
 /// Inserts `rows` in one statement, skipping those whose `event_id` is stored already; returns how many were
 /// inserted. Rows get ascending ids in slice order.
 pub async fn insert_events_postgres(
@@ -126,22 +151,7 @@ pub async fn insert_events_postgres(
     if rows.is_empty() {
         return Ok(0);
     }
-    let mut sender_ids = Vec::with_capacity(rows.len());
-    let mut type_names = Vec::with_capacity(rows.len());
-    let mut timestamps = Vec::with_capacity(rows.len());
-    let mut intent_names = Vec::with_capacity(rows.len());
-    let mut action_names = Vec::with_capacity(rows.len());
-    let mut datas = Vec::with_capacity(rows.len());
-    let mut event_ids = Vec::with_capacity(rows.len());
-    for row in rows {
-        sender_ids.push(row.sender_id.as_str());
-        type_names.push(row.type_name.as_str());
-        timestamps.push(row.timestamp);
-        intent_names.push(row.intent_name.as_deref());
-        action_names.push(row.action_name.as_deref());
-        datas.push(row.data.as_str());
-        event_ids.push(row.event_id.as_deref());
-    }
+    let columns = Columns::of(rows);
     let result = sqlx::query(
         r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, action_name, data, event_id)
            SELECT sender_id, type_name, ts, intent_name, action_name, data, event_id
@@ -151,13 +161,13 @@ pub async fn insert_events_postgres(
            ORDER BY position
            ON CONFLICT (event_id) DO NOTHING"#,
     )
-    .bind(sender_ids)
-    .bind(type_names)
-    .bind(timestamps)
-    .bind(intent_names)
-    .bind(action_names)
-    .bind(datas)
-    .bind(event_ids)
+    .bind(columns.sender_ids)
+    .bind(columns.type_names)
+    .bind(columns.timestamps)
+    .bind(columns.intent_names)
+    .bind(columns.action_names)
+    .bind(columns.datas)
+    .bind(columns.event_ids)
     .execute(conn)
     .await?;
     Ok(result.rows_affected())
@@ -179,20 +189,7 @@ pub async fn insert_tracked_events_postgres(
     if rows.is_empty() {
         return Ok(0);
     }
-    let mut type_names = Vec::with_capacity(rows.len());
-    let mut timestamps = Vec::with_capacity(rows.len());
-    let mut intent_names = Vec::with_capacity(rows.len());
-    let mut action_names = Vec::with_capacity(rows.len());
-    let mut datas = Vec::with_capacity(rows.len());
-    let mut event_ids = Vec::with_capacity(rows.len());
-    for row in rows {
-        type_names.push(row.type_name.as_str());
-        timestamps.push(row.timestamp);
-        intent_names.push(row.intent_name.as_deref());
-        action_names.push(row.action_name.as_deref());
-        datas.push(row.data.as_str());
-        event_ids.push(row.event_id.as_deref());
-    }
+    let columns = Columns::of(rows);
     let query = if with_outbox {
         sqlx::query(
             r#"WITH inserted AS (
@@ -220,12 +217,12 @@ pub async fn insert_tracked_events_postgres(
     let result = query
         .bind(sender_id)
         .bind(first_seq)
-        .bind(type_names)
-        .bind(timestamps)
-        .bind(intent_names)
-        .bind(action_names)
-        .bind(datas)
-        .bind(event_ids)
+        .bind(columns.type_names)
+        .bind(columns.timestamps)
+        .bind(columns.intent_names)
+        .bind(columns.action_names)
+        .bind(columns.datas)
+        .bind(columns.event_ids)
         .execute(conn)
         .await?;
     Ok(result.rows_affected())
