@@ -118,6 +118,79 @@ pub async fn fresh_database() -> TestDatabase {
         url: with_database(&server_url, &name),
         server_url,
         name,
+        dialect: TestDialect::Postgres,
+    }
+}
+
+/// The local MariaDB/MySQL that CI and the development machines run.
+pub const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
+
+/// The SQL dialects the storage layer speaks, as test parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestDialect {
+    /// PostgreSQL: `DATABASE_URL`, else 127.0.0.1:5432.
+    Postgres,
+    /// MySQL or MariaDB: `MYSQL_URL`, else 127.0.0.1:3306.
+    MySql,
+    /// SQLite: a file in a temporary directory.
+    Sqlite,
+}
+
+impl TestDialect {
+    /// Every dialect; suites that must hold on each run once per entry.
+    pub const ALL: [TestDialect; 3] = [Self::Postgres, Self::MySql, Self::Sqlite];
+
+    /// A fresh, empty database of this dialect for one test.
+    pub async fn fresh_database(self) -> TestDatabase {
+        match self {
+            Self::Postgres => fresh_database().await,
+            Self::MySql => fresh_mysql_database().await,
+            Self::Sqlite => {
+                let name = unique_name("colloquy_test").replace('-', "_");
+                let path = std::env::temp_dir().join(format!("{name}.db"));
+                TestDatabase {
+                    url: format!("sqlite://{}", path.display()),
+                    name,
+                    server_url: String::new(),
+                    dialect: self,
+                }
+            }
+        }
+    }
+}
+
+/// The MySQL/MariaDB server to test against: `MYSQL_URL`, else the local one on 3306, else a panic that says
+/// what to do.
+pub fn mysql_url() -> String {
+    if let Ok(url) = std::env::var("MYSQL_URL") {
+        return url;
+    }
+    if port_answers(3306) {
+        return DEFAULT_MYSQL_URL.to_owned();
+    }
+    panic!(
+        "no MySQL/MariaDB for the integration tests: set MYSQL_URL, or start one on 127.0.0.1:3306 \
+         (`service mariadb start`)"
+    )
+}
+
+async fn fresh_mysql_database() -> TestDatabase {
+    let server_url = mysql_url();
+    let name = unique_name("colloquy_test").replace('-', "_");
+    let mut admin = sqlx::MySqlConnection::connect(&server_url)
+        .await
+        .expect("connecting to MySQL");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
+        )))
+        .await
+        .expect("creating a test database");
+    TestDatabase {
+        url: with_database(&server_url, &name),
+        server_url,
+        name,
+        dialect: TestDialect::MySql,
     }
 }
 
@@ -129,11 +202,36 @@ pub struct TestDatabase {
     /// Its name.
     pub name: String,
     server_url: String,
+    /// Its dialect.
+    pub dialect: TestDialect,
 }
 
 impl TestDatabase {
     /// Drops the database (terminating any connection still open to it).
     pub async fn drop_database(self) {
+        match self.dialect {
+            TestDialect::Postgres => {}
+            TestDialect::MySql => {
+                let mut admin = sqlx::MySqlConnection::connect(&self.server_url)
+                    .await
+                    .expect("connecting to MySQL");
+                admin
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS `{}`",
+                        self.name
+                    )))
+                    .await
+                    .expect("dropping a test database");
+                return;
+            }
+            TestDialect::Sqlite => {
+                let path = self.url.trim_start_matches("sqlite://").to_owned();
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{path}{suffix}"));
+                }
+                return;
+            }
+        }
         let mut admin = PgConnection::connect(&self.server_url)
             .await
             .expect("connecting to PostgreSQL");

@@ -1,0 +1,289 @@
+//! The one error type of the storage layer, and the one classification of database errors.
+//!
+//! Every dialect's errors are sorted into an [`ErrorKind`] here, once, so that callers decide what to do
+//! (retry, dead-letter a row, stop with a configuration error) by asking, never by matching on SQLSTATE codes
+//! or driver types.
+
+use std::error::Error as StdError;
+
+use crate::Dialect;
+
+/// A boxed source error, so that driver types do not leak into the public API.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// What a database error means for the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The same call may succeed later: the server is unreachable, restarting, out of disk or memory,
+    /// read-only for now, or the transaction lost a race (deadlock, serialisation failure, busy).
+    Transient,
+    /// A unique index holds the key already.
+    UniqueViolation,
+    /// The database refused the data itself (too long, out of range, bad encoding): retrying the same row
+    /// cannot help, other rows may pass.
+    Refused,
+    /// A table, column or the unique index the statement needs does not exist: the schema is not what
+    /// Colloquy expects (run `colloquy migrate`, or someone dropped it).
+    SchemaMissing,
+    /// The settings are wrong and will stay wrong: refused credentials, a database that does not exist, a
+    /// bad URL, a file that cannot be opened.
+    Config,
+    /// Anything else.
+    Other,
+}
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A database statement failed.
+    #[error("the database at {target} failed to {action}")]
+    Database {
+        /// What was being done (`insert a batch of events`, ...).
+        action: &'static str,
+        /// Host, port and database (no credentials).
+        target: String,
+        /// What the error means.
+        kind: ErrorKind,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The database could not be reached at start-up after every attempt.
+    #[error("the database at {target} could not be reached after {attempts} attempts")]
+    Unavailable {
+        /// Host, port and database (no credentials).
+        target: String,
+        /// How many attempts were made.
+        attempts: usize,
+        /// The last attempt's error.
+        #[source]
+        source: BoxError,
+    },
+    /// Applying the schema migrations failed.
+    #[error("the schema migrations of {target} could not be applied")]
+    Migrate {
+        /// Host, port and database (no credentials).
+        target: String,
+        /// What the error means.
+        kind: ErrorKind,
+        /// The migrator's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The database lacks what a read-only command needs (it was never migrated, or it is not a tracker
+    /// store at all).
+    #[error("the database at {target} has no {what}: {hint}")]
+    SchemaMissing {
+        /// Host, port and database (no credentials).
+        target: String,
+        /// The missing table or column.
+        what: String,
+        /// What to check.
+        hint: &'static str,
+    },
+    /// The URL names no dialect this build supports, or cannot be read.
+    #[error("{0}")]
+    Url(String),
+    /// A wait for the database took longer than allowed.
+    #[error("the database at {target} did not answer within {seconds} s while trying to {action}")]
+    Timeout {
+        /// What was being done.
+        action: &'static str,
+        /// Host, port and database (no credentials).
+        target: String,
+        /// The limit.
+        seconds: u64,
+    },
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// What the error means.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Database { kind, .. } | Self::Migrate { kind, .. } => *kind,
+            Self::Unavailable { .. } | Self::Timeout { .. } => ErrorKind::Transient,
+            Self::SchemaMissing { .. } => ErrorKind::SchemaMissing,
+            Self::Url(_) => ErrorKind::Config,
+        }
+    }
+
+    /// Whether the same call may succeed if retried later.
+    pub fn is_transient(&self) -> bool {
+        self.kind() == ErrorKind::Transient
+    }
+
+    /// Whether a unique index refused the row.
+    pub fn is_unique_violation(&self) -> bool {
+        self.kind() == ErrorKind::UniqueViolation
+    }
+
+    /// Whether the database refused the data itself (other rows may pass).
+    pub fn is_refused(&self) -> bool {
+        self.kind() == ErrorKind::Refused
+    }
+
+    /// Whether the schema lacks a table, column or index that Colloquy needs.
+    pub fn is_schema_missing(&self) -> bool {
+        self.kind() == ErrorKind::SchemaMissing
+    }
+
+    /// Whether the settings are at fault and waiting cannot help (credentials, missing database, bad URL):
+    /// a command stops with exit code 2. A missing schema counts too.
+    pub fn is_config(&self) -> bool {
+        matches!(self.kind(), ErrorKind::Config | ErrorKind::SchemaMissing)
+    }
+
+    pub(crate) fn database(
+        action: &'static str,
+        target: &str,
+        dialect: Dialect,
+        error: sqlx::Error,
+    ) -> Self {
+        Self::Database {
+            action,
+            target: target.to_owned(),
+            kind: classify(&error, dialect),
+            source: Box::new(error),
+        }
+    }
+
+    pub(crate) fn migrate(
+        target: &str,
+        dialect: Dialect,
+        error: sqlx::migrate::MigrateError,
+    ) -> Self {
+        let kind = match &error {
+            sqlx::migrate::MigrateError::Execute(error)
+            | sqlx::migrate::MigrateError::ExecuteMigration(error, _) => classify(error, dialect),
+            _ => ErrorKind::Config,
+        };
+        Self::Migrate {
+            target: target.to_owned(),
+            kind,
+            source: Box::new(error),
+        }
+    }
+}
+
+/// What a driver error means.
+pub(crate) fn classify(error: &sqlx::Error, dialect: Dialect) -> ErrorKind {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => ErrorKind::Transient,
+        sqlx::Error::Configuration(_) => ErrorKind::Config,
+        sqlx::Error::Database(db) if db.is_unique_violation() => ErrorKind::UniqueViolation,
+        sqlx::Error::Database(db) => match dialect {
+            Dialect::Postgres => classify_sqlstate(db.code().as_deref().unwrap_or("")),
+            Dialect::MySql => classify_mysql(mysql_number(db.as_ref())),
+            Dialect::Sqlite => classify_sqlite(db.code().as_deref().unwrap_or("")),
+        },
+        _ => ErrorKind::Other,
+    }
+}
+
+/// PostgreSQL's SQLSTATE codes.
+fn classify_sqlstate(code: &str) -> ErrorKind {
+    match code {
+        // No unique index matches ON CONFLICT; undefined table, column, object.
+        "42P10" | "42P01" | "42703" | "42704" => ErrorKind::SchemaMissing,
+        // Invalid authorization, invalid password, database does not exist, insufficient privilege.
+        "28000" | "28P01" | "3D000" | "42501" => ErrorKind::Config,
+        // A read-only transaction (a standby, a database set read-only for maintenance): it can pass.
+        "25006" => ErrorKind::Transient,
+        // Data exceptions (too long, out of range, bad encoding), integrity constraints.
+        _ if code.starts_with("22") || code.starts_with("23") => ErrorKind::Refused,
+        // Connection exception, transaction rollback (serialisation, deadlock), insufficient resources (disk
+        // full, out of memory, too many connections), object not in prerequisite state (lock not available),
+        // operator intervention (shutdown), system error.
+        _ if ["08", "40", "53", "55", "57", "58"]
+            .iter()
+            .any(|class| code.starts_with(class)) =>
+        {
+            ErrorKind::Transient
+        }
+        _ => ErrorKind::Other,
+    }
+}
+
+/// MySQL's and MariaDB's error numbers.
+fn classify_mysql(number: Option<u16>) -> ErrorKind {
+    match number {
+        // Unknown table, unknown column, no such index.
+        Some(1146 | 1054 | 1176 | 1091) => ErrorKind::SchemaMissing,
+        // Access denied, unknown database, command denied.
+        Some(1044 | 1045 | 1049 | 1142 | 1227 | 1698) => ErrorKind::Config,
+        // Lock wait timeout, deadlock, read-only server, disk full, table full, out of memory or resources,
+        // too many connections, server shutting down, query interrupted, statement timeout.
+        Some(
+            1205 | 1213 | 1290 | 1836 | 1021 | 1114 | 1037 | 1041 | 1040 | 1053 | 1317 | 3024
+            | 1927,
+        ) => ErrorKind::Transient,
+        // Data too long, out of range, incorrect value, NULL into NOT NULL, bad string, truncated, packet
+        // too large.
+        Some(1406 | 1264 | 1366 | 1292 | 1265 | 1048 | 1300 | 3140 | 1153) => ErrorKind::Refused,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// SQLite's (extended) result codes; an extended code keeps its primary code in the low byte.
+fn classify_sqlite(code: &str) -> ErrorKind {
+    match code.parse::<u32>().map(|code| code & 0xff) {
+        // Busy, locked, out of memory, read-only (a file made read-only can pass), I/O error, full disk.
+        Ok(5 | 6 | 7 | 8 | 10 | 13) => ErrorKind::Transient,
+        // Cannot open, not a database, authorisation denied.
+        Ok(14 | 26 | 23) => ErrorKind::Config,
+        // Too big, datatype mismatch, constraint.
+        Ok(18 | 20 | 19) => ErrorKind::Refused,
+        _ => ErrorKind::Other,
+    }
+}
+
+#[cfg(feature = "mysql")]
+fn mysql_number(error: &dyn sqlx::error::DatabaseError) -> Option<u16> {
+    error
+        .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+        .map(sqlx::mysql::MySqlDatabaseError::number)
+}
+
+#[cfg(not(feature = "mysql"))]
+fn mysql_number(_error: &dyn sqlx::error::DatabaseError) -> Option<u16> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_the_codes_of_each_dialect() {
+        let cases = [
+            (classify_sqlstate("42P10"), ErrorKind::SchemaMissing),
+            (classify_sqlstate("28P01"), ErrorKind::Config),
+            (classify_sqlstate("3D000"), ErrorKind::Config),
+            (classify_sqlstate("25006"), ErrorKind::Transient),
+            (classify_sqlstate("53100"), ErrorKind::Transient),
+            (classify_sqlstate("57P01"), ErrorKind::Transient),
+            (classify_sqlstate("22001"), ErrorKind::Refused),
+            (classify_mysql(Some(1146)), ErrorKind::SchemaMissing),
+            (classify_mysql(Some(1045)), ErrorKind::Config),
+            (classify_mysql(Some(1290)), ErrorKind::Transient),
+            (classify_mysql(Some(1406)), ErrorKind::Refused),
+            (classify_sqlite("13"), ErrorKind::Transient),
+            (classify_sqlite("1032"), ErrorKind::Transient),
+            (classify_sqlite("14"), ErrorKind::Config),
+            (classify_sqlite("18"), ErrorKind::Refused),
+        ];
+        for (i, (got, expected)) in cases.into_iter().enumerate() {
+            assert_eq!(got, expected, "case {i}");
+        }
+    }
+}

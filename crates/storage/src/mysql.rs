@@ -1,0 +1,687 @@
+//! MySQL and MariaDB.
+//!
+//! - Dedupe without `INSERT IGNORE` (which turns every other error into a warning) and without `ON DUPLICATE
+//!   KEY UPDATE` (whose affected-row count cannot tell an insert from a duplicate): in one transaction, the
+//!   batch's ids already stored are looked up through the unique `event_id` index and only the others are
+//!   inserted. A concurrent writer inserting the same id in between makes the unique index refuse the
+//!   insert; the transaction is then retried, and the look-up sees the row.
+//! - Sessions run in strict mode (`STRICT_ALL_TABLES`), so a value that does not fit is refused, never
+//!   truncated; rows are also checked against `TEXT`'s 65,535 bytes before they are sent
+//!   ([`EventRow::check_fits`](crate::EventRow::check_fits)).
+//! - MySQL has no `ADD COLUMN IF NOT EXISTS`: Colloquy's columns are added to a table Rasa created by
+//!   [`adopt`], which looks at `information_schema` first.
+//! - The outbox relay locks one row of `outbox_relay_lock` with `FOR UPDATE SKIP LOCKED` for its transaction.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+
+use sqlx::migrate::Migrator;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlRow};
+use sqlx::{Connection, Executor, MySql, MySqlConnection, MySqlPool, QueryBuilder, Row};
+
+use crate::database::{
+    ConnectOptions, ConversationRows, ExportSelection, OutboxEntry, RelayError, RelayPass, Schema,
+    StoredDeadLetter, StoredEvent, bad_url, first_of_each_id,
+};
+use crate::error::{Error, ErrorKind, Result};
+use crate::rows::{DeadLetterRow, EventRow};
+use crate::transaction;
+use crate::url::Dialect;
+
+/// The migrations of [`Schema::Events`] and those [`Schema::TrackerStore`] adds. Both sets share sqlx's
+/// bookkeeping table, so each ignores the other's versions.
+fn migrators(schema: Schema) -> Vec<Migrator> {
+    let mut migrators = vec![sqlx::migrate!("./migrations/mysql/events")];
+    if schema == Schema::TrackerStore {
+        migrators.push(sqlx::migrate!("./migrations/mysql/tracker_store"));
+    }
+    for migrator in &mut migrators {
+        migrator.set_ignore_missing(true);
+    }
+    migrators
+}
+
+/// Most rows per INSERT statement.
+const ROWS_PER_STATEMENT: usize = 1000;
+/// Most bytes of `data` per INSERT statement, well under the server's `max_allowed_packet` (16 MiB by default
+/// on MariaDB, 64 MiB on MySQL 8).
+const STATEMENT_DATA_BYTES: usize = 4 * 1024 * 1024;
+/// How often a batch is retried when a concurrent writer inserted one of its ids between look-up and insert.
+const UNIQUE_RACE_RETRIES: usize = 3;
+
+fn db<'a>(action: &'static str, target: &'a str) -> impl FnOnce(sqlx::Error) -> Error + 'a {
+    move |error| Error::database(action, target, Dialect::MySql, error)
+}
+
+fn options(url: &str) -> Result<MySqlConnectOptions> {
+    let url = url.replacen("mariadb://", "mysql://", 1);
+    MySqlConnectOptions::from_str(&url).map_err(|error| bad_url(&url, &error))
+}
+
+pub(crate) fn pool(url: &str, settings: &ConnectOptions) -> Result<MySqlPool> {
+    let read_only = settings.read_only;
+    Ok(MySqlPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.connect_timeout)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                // Refuse what does not fit instead of truncating it, whatever the server's default mode.
+                conn.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
+                    .await?;
+                if read_only {
+                    conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options(url)?))
+}
+
+pub(crate) async fn create_if_absent(
+    url: &str,
+    login_db: &str,
+    _settings: &ConnectOptions,
+) -> Result<()> {
+    let options = options(url)?;
+    let Some(database) = options.get_database().map(str::to_owned) else {
+        return Ok(());
+    };
+    let target = crate::url::target(url);
+    let mut conn = MySqlConnection::connect_with(&options.clone().database(login_db))
+        .await
+        .map_err(db("connect to the login database", &target))?;
+    let statement = format!(
+        "CREATE DATABASE IF NOT EXISTS `{}` CHARACTER SET utf8mb4",
+        database.replace('`', "``")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(statement))
+        .execute(&mut conn)
+        .await
+        .map_err(db("create the database", &target))?;
+    conn.close().await.ok();
+    Ok(())
+}
+
+pub(crate) async fn migrate(pool: &MySqlPool, target: &str, schema: Schema) -> Result<()> {
+    let mut migrators = migrators(schema).into_iter();
+    let events = migrators.next();
+    if let Some(migrator) = events {
+        run(&migrator, pool, target).await?;
+    }
+    adopt(
+        pool,
+        target,
+        "event_id",
+        &[
+            "ALTER TABLE events ADD COLUMN event_id VARCHAR(255)",
+            "CREATE UNIQUE INDEX events_event_id_key ON events (event_id)",
+            "CREATE INDEX events_sender_id_id ON events (sender_id, id)",
+        ],
+    )
+    .await?;
+    if schema == Schema::TrackerStore {
+        adopt(
+            pool,
+            target,
+            "seq",
+            &[
+                "ALTER TABLE events ADD COLUMN seq BIGINT",
+                "CREATE UNIQUE INDEX events_sender_id_seq ON events (sender_id, seq)",
+            ],
+        )
+        .await?;
+    }
+    for migrator in migrators {
+        run(&migrator, pool, target).await?;
+    }
+    Ok(())
+}
+
+async fn run(migrator: &Migrator, pool: &MySqlPool, target: &str) -> Result<()> {
+    migrator
+        .run(pool)
+        .await
+        .map_err(|error| Error::migrate(target, Dialect::MySql, error))
+}
+
+/// Adds Colloquy's `column` (with its indexes) to an `events` table that lacks it — one Rasa created.
+async fn adopt(
+    pool: &MySqlPool,
+    target: &str,
+    column: &str,
+    statements: &[&'static str],
+) -> Result<()> {
+    let present: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.columns
+         WHERE table_schema = DATABASE() AND table_name = 'events' AND column_name = ?",
+    )
+    .bind(column)
+    .fetch_one(pool)
+    .await
+    .map_err(db("look at the events table", target))?;
+    if present == 0 {
+        tracing::info!(target = %target, column, "Adding Colloquy's column to Rasa's events table.");
+        for statement in statements {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))
+                .execute(pool)
+                .await
+                .map_err(db("add Colloquy's columns to the events table", target))?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn ping(pool: &MySqlPool, target: &str) -> Result<()> {
+    sqlx::query("SELECT 1")
+        .execute(pool)
+        .await
+        .map_err(db("answer", target))?;
+    Ok(())
+}
+
+/// Consecutive chunks of at most [`ROWS_PER_STATEMENT`] rows and [`STATEMENT_DATA_BYTES`] of data.
+fn statement_chunks<'a, 'r>(rows: &'a [&'r EventRow]) -> impl Iterator<Item = &'a [&'r EventRow]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let mut end = 0;
+        while end < rest.len()
+            && end < ROWS_PER_STATEMENT
+            && (end == 0 || bytes + rest[end].data.len() <= STATEMENT_DATA_BYTES)
+        {
+            bytes += rest[end].data.len();
+            end += 1;
+        }
+        let (chunk, tail) = rest.split_at(end);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+async fn insert_rows(
+    conn: &mut MySqlConnection,
+    rows: &[&EventRow],
+    first_seq: Option<i64>,
+) -> Result<u64, sqlx::Error> {
+    let mut inserted = 0;
+    let mut position = 0;
+    for chunk in statement_chunks(rows) {
+        let mut insert: QueryBuilder<MySql> = QueryBuilder::new(
+            "INSERT INTO events (sender_id, type_name, `timestamp`, intent_name, action_name, data, event_id",
+        );
+        insert.push(if first_seq.is_some() { ", seq) " } else { ") " });
+        insert.push_values(chunk, |mut values, row| {
+            values
+                .push_bind(row.sender_id.as_str())
+                .push_bind(row.type_name.as_str())
+                .push_bind(row.timestamp)
+                .push_bind(row.intent_name.as_deref())
+                .push_bind(row.action_name.as_deref())
+                .push_bind(row.data.as_str())
+                .push_bind(row.event_id.as_deref());
+            if let Some(first) = first_seq {
+                values.push_bind(first + position);
+            }
+            position += 1;
+        });
+        inserted += insert.build().execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(inserted)
+}
+
+/// The ids among `rows` that `events` holds already.
+async fn stored_ids(
+    conn: &mut MySqlConnection,
+    rows: &[&EventRow],
+) -> Result<HashSet<String>, sqlx::Error> {
+    let mut stored = HashSet::new();
+    let ids: Vec<&str> = rows
+        .iter()
+        .filter_map(|row| row.event_id.as_deref())
+        .collect();
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut query: QueryBuilder<MySql> =
+            QueryBuilder::new("SELECT event_id FROM events WHERE event_id IN (");
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        query.push(")");
+        let found: Vec<String> = query.build_query_scalar().fetch_all(&mut *conn).await?;
+        stored.extend(found);
+    }
+    Ok(stored)
+}
+
+pub(crate) async fn store_batch(
+    pool: &MySqlPool,
+    target: &str,
+    events: &[EventRow],
+    dead_letters: &[DeadLetterRow],
+) -> Result<u64> {
+    let events = first_of_each_id(events);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let outcome = transaction::write(pool, "BEGIN", async |conn| {
+            let stored = stored_ids(conn, &events).await?;
+            let new: Vec<&EventRow> = events
+                .iter()
+                .copied()
+                .filter(|row| {
+                    row.event_id
+                        .as_deref()
+                        .is_none_or(|id| !stored.contains(id))
+                })
+                .collect();
+            let inserted = insert_rows(conn, &new, None).await?;
+            for chunk in dead_letters.chunks(ROWS_PER_STATEMENT) {
+                let mut insert: QueryBuilder<MySql> = QueryBuilder::new(
+                    "INSERT INTO dead_letters (source, body, properties, error) ",
+                );
+                insert.push_values(chunk, |mut values, row| {
+                    values
+                        .push_bind(row.source.as_str())
+                        .push_bind(row.body.as_slice())
+                        .push_bind(row.properties.as_str())
+                        .push_bind(row.error.as_str());
+                });
+                insert.build().execute(&mut *conn).await?;
+            }
+            Ok(inserted)
+        })
+        .await
+        .map_err(db("insert a batch of events", target));
+        match outcome {
+            Err(error) if error.is_unique_violation() && attempt <= UNIQUE_RACE_RETRIES => continue,
+            outcome => return outcome,
+        }
+    }
+}
+
+pub(crate) async fn insert_tracked(
+    pool: &MySqlPool,
+    target: &str,
+    sender_id: &str,
+    first_seq: u64,
+    rows: &[EventRow],
+    with_outbox: bool,
+) -> Result<u64> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<&EventRow> = rows.iter().collect();
+    let first_seq = i64::try_from(first_seq).unwrap_or(i64::MAX);
+    let outcome = transaction::write(pool, "BEGIN", async |conn| {
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE sender_id = ?")
+            .bind(sender_id)
+            .fetch_one(&mut *conn)
+            .await?;
+        if stored != first_seq {
+            return Ok(0);
+        }
+        let inserted = insert_rows(conn, &rows, Some(first_seq)).await?;
+        if with_outbox {
+            sqlx::query(
+                "INSERT INTO outbox (event_row_id)
+                 SELECT id FROM events WHERE sender_id = ? AND seq >= ? ORDER BY id",
+            )
+            .bind(sender_id)
+            .bind(first_seq)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(inserted)
+    })
+    .await;
+    match outcome {
+        Ok(inserted) => Ok(inserted),
+        Err(error) => match db("insert the new events", target)(error) {
+            error if error.kind() == ErrorKind::UniqueViolation => Ok(0),
+            error => Err(error),
+        },
+    }
+}
+
+pub(crate) async fn count_events(pool: &MySqlPool, target: &str, sender_id: &str) -> Result<u64> {
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE sender_id = ?")
+        .bind(sender_id)
+        .fetch_one(pool)
+        .await
+        .map_err(db("count the conversation's events", target))?;
+    Ok(count as u64)
+}
+
+pub(crate) async fn count_stored_ids(
+    pool: &MySqlPool,
+    target: &str,
+    sender_id: &str,
+    event_ids: &[&str],
+) -> Result<u64> {
+    let mut found = 0;
+    for chunk in event_ids.chunks(ROWS_PER_STATEMENT) {
+        let mut query: QueryBuilder<MySql> =
+            QueryBuilder::new("SELECT count(*) FROM events WHERE sender_id = ");
+        query.push_bind(sender_id).push(" AND event_id IN (");
+        let mut ids = query.separated(", ");
+        for id in chunk {
+            ids.push_bind(*id);
+        }
+        query.push(")");
+        let count: i64 = query
+            .build_query_scalar()
+            .fetch_one(pool)
+            .await
+            .map_err(db("look for events by id", target))?;
+        found += count as u64;
+    }
+    Ok(found)
+}
+
+pub(crate) async fn read_conversation(
+    pool: &MySqlPool,
+    target: &str,
+    sender_id: &str,
+    latest_session_only: bool,
+) -> Result<Option<ConversationRows>> {
+    let rows = sqlx::query(
+        "SELECT e.id, e.data, e.`timestamp`, t.n AS total
+         FROM events e
+         CROSS JOIN (SELECT max(`timestamp`) AS start FROM events
+                     WHERE sender_id = ? AND type_name = 'session_started') s
+         CROSS JOIN (SELECT count(*) AS n FROM events WHERE sender_id = ?) t
+         WHERE e.sender_id = ?
+           AND (NOT ? OR s.start IS NULL OR e.`timestamp` >= s.start)
+         ORDER BY e.id",
+    )
+    .bind(sender_id)
+    .bind(sender_id)
+    .bind(sender_id)
+    .bind(latest_session_only)
+    .fetch_all(pool)
+    .await
+    .map_err(db("read a conversation", target))?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let total: i64 = first.get("total");
+    Ok(Some(ConversationRows {
+        total: total as u64,
+        rows: rows.iter().map(stored_event).collect(),
+    }))
+}
+
+fn stored_event(row: &MySqlRow) -> StoredEvent {
+    StoredEvent {
+        row_id: row.try_get("id").unwrap_or_default(),
+        data: row
+            .try_get::<Option<String>, _>("data")
+            .ok()
+            .flatten()
+            .unwrap_or_default(),
+        event_id: row.try_get("event_id").ok().flatten(),
+        timestamp: row.try_get("timestamp").ok().flatten(),
+    }
+}
+
+pub(crate) async fn conversation_exists(
+    pool: &MySqlPool,
+    target: &str,
+    sender_id: &str,
+) -> Result<bool> {
+    let exists: i64 =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE sender_id = ?)")
+            .bind(sender_id)
+            .fetch_one(pool)
+            .await
+            .map_err(db("look for a conversation", target))?;
+    Ok(exists != 0)
+}
+
+pub(crate) async fn outbox_len(pool: &MySqlPool, target: &str) -> Result<u64> {
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(pool)
+        .await
+        .map_err(db("count the outbox", target))?;
+    Ok(count as u64)
+}
+
+pub(crate) async fn relay_outbox<F, Fut, E>(
+    pool: &MySqlPool,
+    target: &str,
+    limit: u32,
+    publish: F,
+) -> Result<RelayPass, RelayError<E>>
+where
+    F: FnOnce(Vec<OutboxEntry>) -> Fut + Send,
+    Fut: Future<Output = std::result::Result<(), E>> + Send,
+    E: Send,
+{
+    let storage = |action| move |error| RelayError::Storage(db(action, target)(error));
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(storage("begin a relay pass"))?;
+    let outcome = async {
+        sqlx::raw_sql("BEGIN")
+            .execute(&mut *conn)
+            .await
+            .map_err(storage("begin a relay pass"))?;
+        let locked: Option<i32> = sqlx::query_scalar(
+            "SELECT id FROM outbox_relay_lock WHERE id = 1 FOR UPDATE SKIP LOCKED",
+        )
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(storage("take the relay lock"))?;
+        if locked.is_none() {
+            sqlx::raw_sql("ROLLBACK")
+                .execute(&mut *conn)
+                .await
+                .map_err(storage("end a relay pass"))?;
+            return Ok(RelayPass::Busy);
+        }
+        let entries: Vec<OutboxEntry> = sqlx::query(
+            "SELECT o.event_row_id AS row_id, e.sender_id, e.seq, e.event_id, e.data
+             FROM outbox o JOIN events e ON e.id = o.event_row_id
+             ORDER BY o.event_row_id
+             LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(storage("read the outbox"))?
+        .iter()
+        .map(|row| OutboxEntry {
+            row_id: row.try_get("row_id").unwrap_or_default(),
+            sender_id: row.get("sender_id"),
+            seq: row.get("seq"),
+            event_id: row.get("event_id"),
+            data: row.get::<Option<String>, _>("data").unwrap_or_default(),
+        })
+        .collect();
+        let row_ids: Vec<i64> = entries.iter().map(|entry| entry.row_id).collect();
+        if !entries.is_empty() {
+            publish(entries).await.map_err(RelayError::Publish)?;
+            for chunk in row_ids.chunks(ROWS_PER_STATEMENT) {
+                let mut delete: QueryBuilder<MySql> =
+                    QueryBuilder::new("DELETE FROM outbox WHERE event_row_id IN (");
+                let mut ids = delete.separated(", ");
+                for id in chunk {
+                    ids.push_bind(*id);
+                }
+                delete.push(")");
+                delete
+                    .build()
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(storage("delete confirmed outbox entries"))?;
+            }
+        }
+        sqlx::raw_sql("COMMIT")
+            .execute(&mut *conn)
+            .await
+            .map_err(storage("commit a relay pass"))?;
+        Ok(RelayPass::Published(row_ids.len()))
+    }
+    .await;
+    if outcome.is_err() {
+        conn.close_on_drop();
+    }
+    outcome
+}
+
+pub(crate) async fn table_exists(pool: &MySqlPool, target: &str, table: &str) -> Result<bool> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables
+         WHERE table_schema = DATABASE() AND table_name = ?",
+    )
+    .bind(table)
+    .fetch_one(pool)
+    .await
+    .map_err(db("look for a table", target))?;
+    Ok(count > 0)
+}
+
+pub(crate) async fn export_conversations(
+    pool: &MySqlPool,
+    target: &str,
+    selection: &ExportSelection,
+) -> Result<Vec<String>> {
+    let mut query: QueryBuilder<MySql> =
+        QueryBuilder::new("SELECT sender_id FROM events WHERE 1 = 1");
+    if !selection.only.is_empty() {
+        query.push(" AND sender_id IN (");
+        let mut ids = query.separated(", ");
+        for id in &selection.only {
+            ids.push_bind(id.as_str());
+        }
+        query.push(")");
+    }
+    if let Some(from) = &selection.from {
+        query
+            .push(" AND CAST(sender_id AS BINARY) >= CAST(")
+            .push_bind(from.as_str())
+            .push(" AS BINARY)");
+    }
+    // Byte order, whatever the column's collation (which may fold case or accents).
+    query.push(" GROUP BY CAST(sender_id AS BINARY), sender_id ORDER BY CAST(sender_id AS BINARY)");
+    query
+        .build_query_scalar()
+        .fetch_all(pool)
+        .await
+        .map_err(db("list the conversations", target))
+}
+
+pub(crate) async fn count_selected(
+    pool: &MySqlPool,
+    target: &str,
+    conversations: &[String],
+    selection: &ExportSelection,
+) -> Result<u64> {
+    let mut query: QueryBuilder<MySql> =
+        QueryBuilder::new("SELECT count(*) FROM events WHERE sender_id IN (");
+    let mut ids = query.separated(", ");
+    for id in conversations {
+        ids.push_bind(id.as_str());
+    }
+    query.push(")");
+    if selection.minimum_timestamp.is_some() || selection.maximum_timestamp.is_some() {
+        query.push(" AND `timestamp` IS NOT NULL");
+    }
+    if let Some(min) = selection.minimum_timestamp {
+        query.push(" AND `timestamp` >= ").push_bind(min);
+    }
+    if let Some(max) = selection.maximum_timestamp {
+        query.push(" AND `timestamp` < ").push_bind(max);
+    }
+    let count: i64 = query
+        .build_query_scalar()
+        .fetch_one(pool)
+        .await
+        .map_err(db("count the events to export", target))?;
+    Ok(count as u64)
+}
+
+pub(crate) async fn conversation_rows(
+    pool: &MySqlPool,
+    target: &str,
+    sender_id: &str,
+) -> Result<Vec<StoredEvent>> {
+    let rows = sqlx::query("SELECT * FROM events WHERE sender_id = ? ORDER BY id")
+        .bind(sender_id)
+        .fetch_all(pool)
+        .await
+        .map_err(db("read a conversation", target))?;
+    Ok(rows.iter().map(stored_event).collect())
+}
+
+pub(crate) async fn event_counts(
+    pool: &MySqlPool,
+    target: &str,
+) -> Result<(Vec<(String, i64)>, i64)> {
+    let by_type = sqlx::query_as(
+        "SELECT type_name, count(*) AS n FROM events GROUP BY type_name ORDER BY n DESC, type_name",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db("count the events", target))?;
+    let conversations = sqlx::query_scalar("SELECT count(DISTINCT sender_id) FROM events")
+        .fetch_one(pool)
+        .await
+        .map_err(db("count the conversations", target))?;
+    Ok((by_type, conversations))
+}
+
+pub(crate) async fn dead_letters(
+    pool: &MySqlPool,
+    target: &str,
+    after: i64,
+    limit: i64,
+    preview_bytes: Option<usize>,
+) -> Result<Vec<StoredDeadLetter>> {
+    let preview = preview_bytes.map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX));
+    let rows = sqlx::query(
+        "SELECT id, CAST(received_at AS CHAR) AS received_at, source,
+                CASE WHEN ? IS NULL THEN body ELSE SUBSTRING(body, 1, ?) END AS body,
+                LENGTH(body) AS body_len, properties, error
+         FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?",
+    )
+    .bind(preview)
+    .bind(preview)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(db("read the dead letters", target))?;
+    Ok(rows
+        .iter()
+        .map(|row| StoredDeadLetter {
+            id: row.get("id"),
+            received_at: row.get("received_at"),
+            source: row.get("source"),
+            body: row.get("body"),
+            body_len: row.get("body_len"),
+            properties: row.get("properties"),
+            error: row.get("error"),
+        })
+        .collect())
+}
+
+pub(crate) async fn last_dead_letter_id(pool: &MySqlPool, target: &str) -> Result<i64> {
+    sqlx::query_scalar("SELECT CAST(COALESCE(MAX(id), 0) AS SIGNED) FROM dead_letters")
+        .fetch_one(pool)
+        .await
+        .map_err(db("read the dead letters", target))
+}
+
+pub(crate) async fn delete_dead_letter(pool: &MySqlPool, target: &str, id: i64) -> Result<()> {
+    sqlx::query("DELETE FROM dead_letters WHERE id = ?")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map_err(db("delete a dead letter", target))?;
+    Ok(())
+}
