@@ -2,7 +2,7 @@
 
 use colloquy_broker::{Acker, Delivery, MessageProperties};
 use colloquy_events::{Envelope, EventId};
-use colloquy_tracker_store::schema::{DeadLetterRow, EventRow};
+use colloquy_storage::{DeadLetterRow, EventRow};
 
 /// A delivery, decoded.
 #[derive(Debug)]

@@ -1,5 +1,5 @@
 //! `colloquy-consumer`: the consumer service. It reads Rasa events from a broker subscription and stores them
-//! in a database with Rasa's `events` schema (PostgreSQL, or SQLite as the embedded default), so that Rasa's
+//! in a database with Rasa's `events` schema (PostgreSQL, MySQL/MariaDB, or SQLite as the embedded default), so that Rasa's
 //! own `SQLTrackerStore` — and ours — can read the result.
 //!
 //! Guarantees: a batch is acknowledged only after its transaction committed (at-least-once from the broker),
@@ -15,10 +15,11 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use colloquy_consumer::{Consumer, ConsumerOptions, Database};
+//! use colloquy_consumer::{Consumer, ConsumerOptions};
+//! use colloquy_storage::{ConnectOptions, Database, Schema};
 //!
-//! let database = Database::connect_lazy("sqlite::memory:")?;
-//! database.migrate().await?;
+//! let database = Database::connect_lazy("sqlite::memory:", &ConnectOptions::default())?;
+//! database.migrate(Schema::Events).await?;
 //! let consumer = Consumer::new(Arc::new(database), ConsumerOptions::default());
 //! assert_eq!(consumer.metrics().events_stored(), 0);
 //! // consumer.run(subscription, shutdown_signal).await?;
@@ -33,7 +34,7 @@ mod http;
 mod metrics;
 mod service;
 
-pub use database::{Database, EventSink, StoredDeadLetter, redact};
+pub use database::EventSink;
 pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use service::{Consumer, ConsumerOptions, RunSummary};

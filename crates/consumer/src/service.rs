@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use colloquy_broker::{AckOutcome, Acker, Subscription};
-use colloquy_tracker_store::schema::{DeadLetterRow, EventRow};
+use colloquy_storage::{DeadLetterRow, EventRow};
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -416,9 +416,10 @@ async fn store_with_retry(
             Err(error) if error.is_transient() => return Err(error),
             Err(error) => {
                 let reason = match &error {
-                    Error::Database(sqlx::Error::Database(db)) => {
-                        format!("the database refused the event: {}", db.message())
-                    }
+                    Error::Storage(error) => format!(
+                        "the database refused the event: {}",
+                        colloquy_storage::error_chain(error)
+                    ),
                     other => format!("the database refused the event: {other}"),
                 };
                 dead_letters.push(message.into_dead_letter(reason));

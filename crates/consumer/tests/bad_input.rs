@@ -2,12 +2,13 @@
 
 mod support;
 
+use colloquy_testkit::TestDialect;
 use colloquy_testkit::rasa_conversation;
-use support::{Harness, TestStore};
+use support::Harness;
 
 #[tokio::test]
 async fn bad_messages_become_dead_letters_and_the_consumer_carries_on() {
-    let mut harness = Harness::new(TestStore::postgres().await).await;
+    let mut harness = Harness::new(TestDialect::Postgres).await;
     harness.start().await;
     let deep = format!(
         r#"{{"sender_id": "s", "event": "user", "x": {}1{}}}"#,
@@ -60,7 +61,7 @@ async fn bad_messages_become_dead_letters_and_the_consumer_carries_on() {
     harness.wait_for_events(good.len() as i64).await;
     assert!(!harness.consumer_finished());
 
-    let letters = harness.database.dead_letters(0, 100).await.unwrap();
+    let letters = harness.database.dead_letters(0, 100, None).await.unwrap();
     assert_eq!(letters.len(), cases.len());
     for ((name, body, reason), letter) in cases.iter().zip(&letters) {
         assert_eq!(&letter.body, body, "{name}: the raw bytes are kept");

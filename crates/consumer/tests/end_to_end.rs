@@ -1,4 +1,5 @@
-//! End to end: Rasa-shaped and Colloquy-published events through the real RabbitMQ into PostgreSQL and SQLite.
+//! End to end: Rasa-shaped and Colloquy-published events through the real RabbitMQ into PostgreSQL, MySQL and
+//! SQLite (every test runs on each).
 
 mod support;
 
@@ -6,8 +7,9 @@ use std::collections::BTreeMap;
 
 use colloquy_broker::{AmqpBroker, EventBroker};
 use colloquy_events::{Envelope, EventId, Tracker};
+use colloquy_testkit::TestDialect;
 use colloquy_testkit::{data_of, interleave, rasa_conversation};
-use support::{Harness, StoredRow, TestStore};
+use support::{Harness, StoredRow};
 
 /// Checks that `rows` are exactly `bodies` (each once), in per-conversation order, with Rasa's column values.
 fn assert_stored_exactly(rows: &[StoredRow], bodies: &[Vec<u8>]) {
@@ -47,9 +49,8 @@ fn assert_stored_exactly(rows: &[StoredRow], bodies: &[Vec<u8>]) {
     );
 }
 
-#[tokio::test]
-async fn rasa_published_conversations_are_stored_once_in_order_postgres() {
-    let mut harness = Harness::new(TestStore::postgres().await).await;
+async fn rasa_published_conversations_are_stored_once_in_order(dialect: TestDialect) {
+    let mut harness = Harness::new(dialect).await;
     harness.start().await;
     let bodies = interleave(
         (0..5)
@@ -72,24 +73,8 @@ async fn rasa_published_conversations_are_stored_once_in_order_postgres() {
     harness.cleanup().await;
 }
 
-#[tokio::test]
-async fn rasa_published_conversations_are_stored_in_sqlite() {
-    let mut harness = Harness::new(TestStore::sqlite()).await;
-    harness.start().await;
-    let bodies = interleave(
-        (0..3)
-            .map(|n| rasa_conversation(&format!("sqlite-{n}"), 5))
-            .collect(),
-    );
-    harness.publish_like_rasa(&bodies).await;
-    harness.wait_for_events(bodies.len() as i64).await;
-    assert_stored_exactly(&harness.rows().await, &bodies);
-    harness.cleanup().await;
-}
-
-#[tokio::test]
-async fn a_message_published_twice_is_stored_once() {
-    let mut harness = Harness::new(TestStore::postgres().await).await;
+async fn a_message_published_twice_is_stored_once(dialect: TestDialect) {
+    let mut harness = Harness::new(dialect).await;
     harness.start().await;
     let bodies = rasa_conversation("twice", 2);
     // Rasa re-sends the same body with a new message_id when a publish fails: same content, same event.
@@ -107,9 +92,8 @@ async fn a_message_published_twice_is_stored_once() {
     harness.cleanup().await;
 }
 
-#[tokio::test]
-async fn events_from_our_broker_keep_their_ids() {
-    let mut harness = Harness::new(TestStore::postgres().await).await;
+async fn events_from_our_broker_keep_their_ids(dialect: TestDialect) {
+    let mut harness = Harness::new(dialect).await;
     harness.start().await;
     let bodies = rasa_conversation("ours", 4);
     let mut tracker = Tracker::new("ours");
@@ -136,9 +120,8 @@ async fn events_from_our_broker_keep_their_ids() {
     harness.cleanup().await;
 }
 
-#[tokio::test]
-async fn unknown_event_types_and_keys_are_stored_like_any_other() {
-    let mut harness = Harness::new(TestStore::postgres().await).await;
+async fn unknown_event_types_and_keys_are_stored_like_any_other(dialect: TestDialect) {
+    let mut harness = Harness::new(dialect).await;
     harness.start().await;
     let bodies: Vec<Vec<u8>> = [
         r#"{"sender_id": "pro", "user_id": "u1", "event": "flow_started", "timestamp": 1700000000.5, "metadata": {"rasa_environment": "prod"}, "flow_id": "transfer_money"}"#,
@@ -164,3 +147,10 @@ async fn unknown_event_types_and_keys_are_stored_like_any_other() {
     }
     harness.cleanup().await;
 }
+
+on_every_dialect!(
+    rasa_published_conversations_are_stored_once_in_order,
+    a_message_published_twice_is_stored_once,
+    events_from_our_broker_keep_their_ids,
+    unknown_event_types_and_keys_are_stored_like_any_other,
+);

@@ -1,4 +1,5 @@
-//! Fault injection against the real servers: the broker drops connections or restarts, PostgreSQL restarts.
+//! Fault injection against the real servers: the broker drops connections or restarts, PostgreSQL or MariaDB
+//! restarts.
 //! After each fault the table holds every event exactly once, in per-conversation order.
 //!
 //! These tests disturb the shared servers, so they run one at a time (a process-wide lock), and each restores
@@ -9,9 +10,10 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
+use colloquy_testkit::TestDialect;
 use colloquy_testkit::{data_of, interleave, rasa_conversation};
 use colloquy_testkit::{rabbitmqctl, wait_until};
-use support::{Harness, TestStore};
+use support::Harness;
 
 static ONE_FAULT_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -24,22 +26,28 @@ impl Drop for BrokerRestorer {
     }
 }
 
-/// Starts PostgreSQL when dropped, so that a failing test leaves the server running.
-struct PostgresRestorer;
+/// Starts the database server when dropped, so that a failing test leaves it running.
+struct DatabaseRestorer(TestDialect);
 
-impl Drop for PostgresRestorer {
+impl Drop for DatabaseRestorer {
     fn drop(&mut self) {
-        let _ = pg_ctlcluster("start");
+        let _ = database_server(self.0, "start");
     }
 }
 
-fn pg_ctlcluster(action: &str) -> std::io::Result<std::process::ExitStatus> {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!(
+/// Runs `action` (`start`, `restart`) on the local server of `dialect`.
+fn database_server(
+    dialect: TestDialect,
+    action: &str,
+) -> std::io::Result<std::process::ExitStatus> {
+    let command = match dialect {
+        TestDialect::Postgres => format!(
             "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | head -n1) main {action}"
-        ))
-        .status()
+        ),
+        TestDialect::MySql => format!("/etc/init.d/mariadb {action} >/dev/null"),
+        TestDialect::Sqlite => return Ok(std::process::ExitStatus::default()),
+    };
+    Command::new("sh").arg("-c").arg(command).status()
 }
 
 /// 200 conversations of 25 turns: 20600 events, consumed in small batches so that the fault lands mid-stream.
@@ -51,8 +59,8 @@ fn workload() -> Vec<Vec<u8>> {
     )
 }
 
-async fn slow_harness() -> Harness {
-    let mut harness = Harness::new(TestStore::postgres().await).await;
+async fn slow_harness(dialect: TestDialect) -> Harness {
+    let mut harness = Harness::new(dialect).await;
     harness.options.batch_size = 20;
     harness.prefetch = 40;
     harness
@@ -96,10 +104,9 @@ async fn wait_for_progress(harness: &Harness, at_least: i64, total: usize) {
     );
 }
 
-#[tokio::test]
-async fn broker_connections_closed_mid_stream() {
+async fn broker_connections_closed_mid_stream(dialect: TestDialect) {
     let _serial = ONE_FAULT_AT_A_TIME.lock().await;
-    let mut harness = slow_harness().await;
+    let mut harness = slow_harness(dialect).await;
     harness.start().await;
     let bodies = workload();
     harness.publish_like_rasa(&bodies).await;
@@ -112,7 +119,7 @@ async fn broker_connections_closed_mid_stream() {
 #[tokio::test]
 async fn broker_restarted_mid_stream() {
     let _serial = ONE_FAULT_AT_A_TIME.lock().await;
-    let mut harness = slow_harness().await;
+    let mut harness = slow_harness(TestDialect::Postgres).await;
     harness.start().await;
     let bodies = workload();
     harness.publish_like_rasa(&bodies).await;
@@ -138,23 +145,38 @@ async fn broker_restarted_mid_stream() {
     harness.cleanup().await;
 }
 
-#[tokio::test]
-async fn postgres_restarted_mid_stream() {
+async fn database_restarted_mid_stream(dialect: TestDialect) {
     let _serial = ONE_FAULT_AT_A_TIME.lock().await;
-    let mut harness = slow_harness().await;
+    let mut harness = slow_harness(dialect).await;
     harness.start().await;
     let bodies = workload();
     harness.publish_like_rasa(&bodies).await;
     wait_for_progress(&harness, 500, bodies.len()).await;
     {
-        let _restorer = PostgresRestorer;
+        let _restorer = DatabaseRestorer(dialect);
         assert!(
-            pg_ctlcluster("restart")
-                .expect("running pg_ctlcluster")
+            database_server(dialect, "restart")
+                .expect("running the service script")
                 .success(),
-            "restarting PostgreSQL"
+            "restarting the {dialect:?} server"
         );
     }
     assert_all_stored_once_in_order(&harness, &bodies).await;
     harness.cleanup().await;
+}
+
+on_every_dialect!(broker_connections_closed_mid_stream);
+
+mod database_restarted_mid_stream {
+    use colloquy_testkit::TestDialect;
+
+    #[tokio::test]
+    async fn postgres() {
+        super::database_restarted_mid_stream(TestDialect::Postgres).await
+    }
+
+    #[tokio::test]
+    async fn mysql() {
+        super::database_restarted_mid_stream(TestDialect::MySql).await
+    }
 }

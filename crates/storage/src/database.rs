@@ -102,6 +102,14 @@ pub struct Database {
 pub struct StoredEvent {
     /// The row's `id` (Rasa's order of a conversation).
     pub row_id: i64,
+    /// The conversation.
+    pub sender_id: String,
+    /// The event type.
+    pub type_name: String,
+    /// `parse_data.intent.name` of a user event.
+    pub intent_name: Option<String>,
+    /// The event's `name` key.
+    pub action_name: Option<String>,
     /// The event's JSON without `sender_id` (NULL in the table reads as empty).
     pub data: String,
     /// Colloquy's dedupe key; `None` for rows Rasa wrote, and for every row of a database Colloquy never
@@ -332,7 +340,20 @@ impl Database {
         rows: &[EventRow],
         with_outbox: bool,
     ) -> Result<u64> {
+        self.check_fit(rows)?;
         dispatch!(self, pool, dialect => dialect::insert_tracked(pool, &self.target, sender_id, first_seq, rows, with_outbox).await)
+    }
+
+    /// Refuses, before anything is sent, a batch with a row that does not fit the dialect's schema.
+    fn check_fit(&self, rows: &[EventRow]) -> Result<()> {
+        for row in rows {
+            row.check_fits(self.dialect).map_err(|source| Error::Row {
+                target: self.target.clone(),
+                sender_id: row.sender_id.clone(),
+                source,
+            })?;
+        }
+        Ok(())
     }
 
     /// How many events conversation `sender_id` holds.
@@ -441,6 +462,17 @@ impl Database {
     /// Colloquy never touched).
     pub async fn conversation_rows(&self, sender_id: &str) -> Result<Vec<StoredEvent>> {
         dispatch!(self, pool, dialect => dialect::conversation_rows(pool, &self.target, sender_id).await)
+    }
+
+    /// At most `limit` events with a row id above `after_row_id`, in id order, whatever their conversation:
+    /// how a whole table is walked (resumably, by the last row id seen).
+    pub async fn events_after(&self, after_row_id: i64, limit: i64) -> Result<Vec<StoredEvent>> {
+        dispatch!(self, pool, dialect => dialect::events_after(pool, &self.target, after_row_id, limit).await)
+    }
+
+    /// How many rows `events` and `dead_letters` hold.
+    pub async fn table_counts(&self) -> Result<(u64, u64)> {
+        dispatch!(self, pool, dialect => dialect::table_counts(pool, &self.target).await)
     }
 
     /// Events per type, most frequent first, and the number of conversations.

@@ -83,6 +83,17 @@ pub enum Error {
         /// What to check.
         hint: &'static str,
     },
+    /// A row does not fit the dialect's schema; nothing was written.
+    #[error("the database at {target} cannot hold an event of conversation `{sender_id}`")]
+    Row {
+        /// Host, port and database (no credentials).
+        target: String,
+        /// The conversation.
+        sender_id: String,
+        /// Why.
+        #[source]
+        source: crate::RowError,
+    },
     /// The URL names no dialect this build supports, or cannot be read.
     #[error("{0}")]
     Url(String),
@@ -109,6 +120,7 @@ impl Error {
             Self::Unavailable { .. } | Self::Timeout { .. } => ErrorKind::Transient,
             Self::SchemaMissing { .. } => ErrorKind::SchemaMissing,
             Self::Url(_) => ErrorKind::Config,
+            Self::Row { .. } => ErrorKind::Refused,
         }
     }
 

@@ -338,7 +338,7 @@ pub(crate) async fn read_conversation(
                SELECT max("timestamp") AS start FROM events
                WHERE sender_id = $1 AND type_name = 'session_started'),
            total AS (SELECT count(*) AS n FROM events WHERE sender_id = $1)
-           SELECT e.id::int8 AS id, e.data, e."timestamp", total.n AS total
+           SELECT e.*, total.n AS total
            FROM events e, session, total
            WHERE e.sender_id = $1
              AND (NOT $2 OR session.start IS NULL OR e."timestamp" >= session.start)
@@ -355,16 +355,29 @@ pub(crate) async fn read_conversation(
     let total: i64 = first.get("total");
     Ok(Some(ConversationRows {
         total: total as u64,
-        rows: rows
-            .iter()
-            .map(|row| StoredEvent {
-                row_id: row.get("id"),
-                data: row.get::<Option<String>, _>("data").unwrap_or_default(),
-                event_id: None,
-                timestamp: row.get("timestamp"),
-            })
-            .collect(),
+        rows: rows.iter().map(stored_event).collect(),
     }))
+}
+
+fn stored_event(row: &sqlx::postgres::PgRow) -> StoredEvent {
+    StoredEvent {
+        row_id: row
+            .try_get::<i64, _>("id")
+            .or_else(|_| row.try_get::<i32, _>("id").map(i64::from))
+            .unwrap_or_default(),
+        sender_id: row.try_get("sender_id").unwrap_or_default(),
+        type_name: row.try_get("type_name").unwrap_or_default(),
+        intent_name: row.try_get("intent_name").ok().flatten(),
+        action_name: row.try_get("action_name").ok().flatten(),
+        data: row
+            .try_get::<Option<String>, _>("data")
+            .ok()
+            .flatten()
+            .unwrap_or_default(),
+        // Absent from a database Colloquy never migrated.
+        event_id: row.try_get("event_id").ok().flatten(),
+        timestamp: row.try_get("timestamp").ok().flatten(),
+    }
 }
 
 pub(crate) async fn conversation_exists(
@@ -524,22 +537,7 @@ pub(crate) async fn conversation_rows(
         .fetch_all(pool)
         .await
         .map_err(db("read a conversation", target))?;
-    Ok(rows
-        .iter()
-        .map(|row| StoredEvent {
-            row_id: row
-                .try_get::<i64, _>("id")
-                .or_else(|_| row.try_get::<i32, _>("id").map(i64::from))
-                .unwrap_or_default(),
-            data: row
-                .try_get::<Option<String>, _>("data")
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-            event_id: row.try_get("event_id").ok().flatten(),
-            timestamp: row.try_get("timestamp").ok().flatten(),
-        })
-        .collect())
+    Ok(rows.iter().map(stored_event).collect())
 }
 
 pub(crate) async fn event_counts(pool: &PgPool, target: &str) -> Result<(Vec<(String, i64)>, i64)> {
@@ -604,4 +602,31 @@ pub(crate) async fn delete_dead_letter(pool: &PgPool, target: &str, id: i64) -> 
         .await
         .map_err(db("delete a dead letter", target))?;
     Ok(())
+}
+
+pub(crate) async fn events_after(
+    pool: &PgPool,
+    target: &str,
+    after_row_id: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>> {
+    let rows = sqlx::query("SELECT * FROM events WHERE id > $1 ORDER BY id LIMIT $2")
+        .bind(after_row_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(db("read the events", target))?;
+    Ok(rows.iter().map(stored_event).collect())
+}
+
+pub(crate) async fn table_counts(pool: &PgPool, target: &str) -> Result<(u64, u64)> {
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
+        .await
+        .map_err(db("count the events", target))?;
+    let dead_letters: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
+        .fetch_one(pool)
+        .await
+        .map_err(db("count the dead letters", target))?;
+    Ok((events as u64, dead_letters as u64))
 }

@@ -1,5 +1,5 @@
 //! The consumer's test harness: a consumer running in this process against the real RabbitMQ and a fresh
-//! PostgreSQL database (or an SQLite file), with its own exchange and queue, and a Rasa-like publisher.
+//! database of any dialect, with its own exchange and queue, and a Rasa-like publisher.
 
 #![allow(dead_code, missing_docs)]
 
@@ -7,61 +7,44 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use colloquy_broker::{AmqpConfig, AmqpSubscription};
-use colloquy_consumer::{Consumer, ConsumerOptions, Database, Metrics, RunSummary};
-use colloquy_testkit::{TestDatabase, unique_name, wait_until};
-use sqlx::Row;
+use colloquy_consumer::{Consumer, ConsumerOptions, Metrics, RunSummary};
+use colloquy_storage::{ConnectOptions, Database, Schema};
+use colloquy_testkit::{TestDatabase, TestDialect, unique_name, wait_until};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// How long a test waits for the consumer to store what it expects.
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The database a test consumer writes to.
-pub enum TestStore {
-    Postgres(TestDatabase),
-    Sqlite(std::path::PathBuf),
-}
+/// Every stored event, with all of Rasa's columns and Colloquy's.
+pub type StoredRow = colloquy_storage::StoredEvent;
 
-impl TestStore {
-    pub async fn postgres() -> Self {
-        Self::Postgres(colloquy_testkit::fresh_database().await)
-    }
+/// Defines, for each named `async fn NAME(dialect: TestDialect)`, a module `NAME` with one test per dialect
+/// (`NAME::postgres`, `NAME::mysql`, `NAME::sqlite`).
+#[macro_export]
+macro_rules! on_every_dialect {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use colloquy_testkit::TestDialect;
 
-    pub fn sqlite() -> Self {
-        Self::Sqlite(
-            std::env::temp_dir().join(format!("{}.db", unique_name("colloquy-consumer-test"))),
-        )
-    }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(TestDialect::Postgres).await
+                }
 
-    pub fn url(&self) -> String {
-        match self {
-            Self::Postgres(database) => database.url.clone(),
-            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
-        }
-    }
+                #[tokio::test]
+                async fn mysql() {
+                    super::$name(TestDialect::MySql).await
+                }
 
-    pub async fn cleanup(self) {
-        match self {
-            Self::Postgres(database) => database.drop_database().await,
-            Self::Sqlite(path) => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(TestDialect::Sqlite).await
                 }
             }
-        }
-    }
-}
-
-/// A stored row of `events`, in `id` order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredRow {
-    pub sender_id: String,
-    pub type_name: String,
-    pub timestamp: Option<f64>,
-    pub intent_name: Option<String>,
-    pub action_name: Option<String>,
-    pub data: String,
-    pub event_id: Option<String>,
+        )*
+    };
 }
 
 /// One running consumer and its surroundings.
@@ -69,7 +52,7 @@ pub struct Harness {
     pub amqp_url: String,
     pub exchange: String,
     pub queue: String,
-    pub store: TestStore,
+    pub store: TestDatabase,
     pub database: Database,
     pub options: ConsumerOptions,
     pub prefetch: u16,
@@ -82,10 +65,12 @@ pub struct Harness {
 
 impl Harness {
     /// A harness with its own exchange, queue and database; the consumer is not started yet.
-    pub async fn new(store: TestStore) -> Self {
-        let database = Database::connect_lazy(&store.url()).expect("database URL");
+    pub async fn new(dialect: TestDialect) -> Self {
+        let store = dialect.fresh_database().await;
+        let database =
+            Database::connect_lazy(&store.url, &ConnectOptions::default()).expect("database URL");
         database
-            .migrate()
+            .migrate(Schema::Events)
             .await
             .expect("migrating the test database");
         Self {
@@ -178,40 +163,10 @@ impl Harness {
 
     /// Every stored event, in `id` order.
     pub async fn rows(&self) -> Vec<StoredRow> {
-        const QUERY: &str = r#"SELECT sender_id, type_name, "timestamp", intent_name, action_name, data, event_id
-                               FROM events ORDER BY id"#;
-        match &self.database {
-            Database::Postgres(pool) => sqlx::query(QUERY)
-                .fetch_all(pool)
-                .await
-                .expect("reading events")
-                .iter()
-                .map(|row| StoredRow {
-                    sender_id: row.get(0),
-                    type_name: row.get(1),
-                    timestamp: row.get(2),
-                    intent_name: row.get(3),
-                    action_name: row.get(4),
-                    data: row.get(5),
-                    event_id: row.get(6),
-                })
-                .collect(),
-            Database::Sqlite(pool) => sqlx::query(QUERY)
-                .fetch_all(pool)
-                .await
-                .expect("reading events")
-                .iter()
-                .map(|row| StoredRow {
-                    sender_id: row.get(0),
-                    type_name: row.get(1),
-                    timestamp: row.get(2),
-                    intent_name: row.get(3),
-                    action_name: row.get(4),
-                    data: row.get(5),
-                    event_id: row.get(6),
-                })
-                .collect(),
-        }
+        self.database
+            .events_after(0, i64::MAX)
+            .await
+            .expect("reading events")
     }
 
     /// Deletes the test's exchange and queue and its database.
@@ -221,20 +176,15 @@ impl Harness {
         }
         colloquy_testkit::delete_topology(&self.amqp_url, &self.exchange, &self.queue).await;
         self.database.close().await;
-        self.store.cleanup().await;
+        self.store.drop_database().await;
     }
 }
 
+/// How many rows `table` (`events` or `dead_letters`) holds; -1 while the database does not answer.
 pub async fn count_rows(database: &Database, table: &str) -> i64 {
-    let query = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
-    match database {
-        Database::Postgres(pool) => sqlx::query_scalar(query)
-            .fetch_one(pool)
-            .await
-            .unwrap_or(-1),
-        Database::Sqlite(pool) => sqlx::query_scalar(query)
-            .fetch_one(pool)
-            .await
-            .unwrap_or(-1),
+    match database.table_counts().await {
+        Ok((events, _)) if table == "events" => events as i64,
+        Ok((_, dead_letters)) => dead_letters as i64,
+        Err(_) => -1,
     }
 }
