@@ -44,7 +44,16 @@ fn database_server(
         TestDialect::Postgres => format!(
             "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | head -n1) main {action}"
         ),
-        TestDialect::MySql => format!("/etc/init.d/mariadb {action} >/dev/null"),
+        // The Debian init script cannot stop a server it did not start; the server's own tools can.
+        TestDialect::MySql => {
+            let start = "if ! mariadb-admin -uroot ping >/dev/null 2>&1; then \
+                         (setsid mariadbd-safe --user=mysql >/dev/null 2>&1 &); \
+                         for i in $(seq 300); do mariadb-admin -uroot ping >/dev/null 2>&1 && break; sleep 0.1; done; fi";
+            match action {
+                "restart" => format!("mariadb-admin -uroot shutdown && {start}"),
+                _ => start.to_owned(),
+            }
+        }
         TestDialect::Sqlite => return Ok(std::process::ExitStatus::default()),
     };
     Command::new("sh").arg("-c").arg(command).status()
