@@ -5,8 +5,8 @@
 #[non_exhaustive]
 pub enum Error {
     /// The database failed (see [`colloquy_storage::Error::kind`] for what it means).
-    #[error("storing failed")]
-    Storage(#[source] colloquy_storage::Error),
+    #[error(transparent)]
+    Storage(colloquy_storage::Error),
     /// The broker failed.
     #[error("broker: {0}")]
     Broker(colloquy_broker::Error),

@@ -416,10 +416,7 @@ async fn store_with_retry(
             Err(error) if error.is_transient() => return Err(error),
             Err(error) => {
                 let reason = match &error {
-                    Error::Storage(error) => format!(
-                        "the database refused the event: {}",
-                        colloquy_storage::error_chain(error)
-                    ),
+                    Error::Storage(error) => format!("the database refused the event: {error}"),
                     other => format!("the database refused the event: {other}"),
                 };
                 dead_letters.push(message.into_dead_letter(reason));

@@ -254,14 +254,14 @@ impl Database {
             };
             match delays.next() {
                 Some(delay) => {
-                    tracing::warn!(target = %database.target, attempt, error = %error_chain(&error), "The database is not reachable yet; retrying.");
+                    tracing::warn!(target = %database.target, attempt, error = %error, "The database is not reachable yet; retrying.");
                     tokio::time::sleep(delay).await;
                 }
                 None => {
                     return Err(Error::Unavailable {
                         target: database.target.clone(),
                         attempts: attempt,
-                        source: Box::new(error),
+                        cause: Box::new(error),
                     });
                 }
             }
@@ -347,10 +347,10 @@ impl Database {
     /// Refuses, before anything is sent, a batch with a row that does not fit the dialect's schema.
     fn check_fit(&self, rows: &[EventRow]) -> Result<()> {
         for row in rows {
-            row.check_fits(self.dialect).map_err(|source| Error::Row {
+            row.check_fits(self.dialect).map_err(|cause| Error::Row {
                 target: self.target.clone(),
                 sender_id: row.sender_id.clone(),
-                source,
+                cause,
             })?;
         }
         Ok(())
@@ -500,21 +500,6 @@ impl Database {
     pub async fn delete_dead_letter(&self, id: i64) -> Result<()> {
         dispatch!(self, pool, dialect => dialect::delete_dead_letter(pool, &self.target, id).await)
     }
-}
-
-/// `error` and its causes on one line (`a: b: c`), for logs.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let line = cause.to_string();
-        if !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = source.and_then(|cause| cause.source());
-    }
-    text
 }
 
 /// Keeps the first occurrence of each `event_id` in `rows` (a batch may hold a redelivery of its own

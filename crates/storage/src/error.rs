@@ -37,8 +37,8 @@ pub enum ErrorKind {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A database statement failed.
-    #[error("the database at {target} failed to {action}")]
+    /// A database statement failed. The message ends with the database's own.
+    #[error("the database at {target} failed to {action}: {cause}")]
     Database {
         /// What was being done (`insert a batch of events`, ...).
         action: &'static str,
@@ -46,31 +46,28 @@ pub enum Error {
         target: String,
         /// What the error means.
         kind: ErrorKind,
-        /// The driver's error.
-        #[source]
-        source: BoxError,
+        /// The driver's error (in the message; not repeated as a source).
+        cause: BoxError,
     },
     /// The database could not be reached at start-up after every attempt.
-    #[error("the database at {target} could not be reached after {attempts} attempts")]
+    #[error("the database at {target} could not be reached after {attempts} attempts: {cause}")]
     Unavailable {
         /// Host, port and database (no credentials).
         target: String,
         /// How many attempts were made.
         attempts: usize,
-        /// The last attempt's error.
-        #[source]
-        source: BoxError,
+        /// The last attempt's error (in the message).
+        cause: BoxError,
     },
     /// Applying the schema migrations failed.
-    #[error("the schema migrations of {target} could not be applied")]
+    #[error("the schema migrations of {target} could not be applied: {cause}")]
     Migrate {
         /// Host, port and database (no credentials).
         target: String,
         /// What the error means.
         kind: ErrorKind,
-        /// The migrator's error.
-        #[source]
-        source: BoxError,
+        /// The migrator's error (in the message).
+        cause: BoxError,
     },
     /// The database lacks what a read-only command needs (it was never migrated, or it is not a tracker
     /// store at all).
@@ -84,15 +81,14 @@ pub enum Error {
         hint: &'static str,
     },
     /// A row does not fit the dialect's schema; nothing was written.
-    #[error("the database at {target} cannot hold an event of conversation `{sender_id}`")]
+    #[error("the database at {target} cannot hold an event of conversation `{sender_id}`: {cause}")]
     Row {
         /// Host, port and database (no credentials).
         target: String,
         /// The conversation.
         sender_id: String,
-        /// Why.
-        #[source]
-        source: crate::RowError,
+        /// Why (in the message).
+        cause: crate::RowError,
     },
     /// The URL names no dialect this build supports, or cannot be read.
     #[error("{0}")]
@@ -160,7 +156,7 @@ impl Error {
             action,
             target: target.to_owned(),
             kind: classify(&error, dialect),
-            source: Box::new(error),
+            cause: Box::new(error),
         }
     }
 
@@ -177,7 +173,7 @@ impl Error {
         Self::Migrate {
             target: target.to_owned(),
             kind,
-            source: Box::new(error),
+            cause: Box::new(error),
         }
     }
 }

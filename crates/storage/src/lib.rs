@@ -46,7 +46,7 @@ mod url;
 
 pub use database::{
     ConnectOptions, ConversationRows, Database, ExportSelection, OutboxEntry, RelayError,
-    RelayPass, Schema, StoredDeadLetter, StoredEvent, error_chain,
+    RelayPass, Schema, StoredDeadLetter, StoredEvent,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use rows::{DeadLetterRow, EventRow, MAX_NAME_CHARS, RowError};

@@ -339,11 +339,21 @@ pub(crate) async fn insert_tracked(
     .await;
     match outcome {
         Ok(inserted) => Ok(inserted),
+        // Two saves of one conversation racing for the same positions: InnoDB refuses the loser on the unique
+        // (sender_id, seq) index, or picks it as a deadlock victim (both hold gap locks the other needs). Either
+        // way its transaction rolled back and nothing was written: the caller tells a conflict from a retry.
+        Err(error) if is_deadlock(&error) => Ok(0),
         Err(error) => match db("insert the new events", target)(error) {
             error if error.kind() == ErrorKind::UniqueViolation => Ok(0),
             error => Err(error),
         },
     }
+}
+
+/// Whether InnoDB rolled the transaction back as a deadlock victim (error 1213).
+fn is_deadlock(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db)
+        if db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|db| db.number() == 1213))
 }
 
 pub(crate) async fn count_events(pool: &MySqlPool, target: &str, sender_id: &str) -> Result<u64> {

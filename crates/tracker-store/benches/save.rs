@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use colloquy_broker::{EventBroker, Subscription};
 use colloquy_events::{Event, Tracker};
 use colloquy_tracker_store::schema::EventRow;
-use colloquy_tracker_store::{InMemoryStore, PostgresConfig, PostgresStore, TrackerStore};
+use colloquy_tracker_store::{InMemoryStore, SqlConfig, SqlStore, TrackerStore};
 use serde_json::json;
 use sqlx::{Postgres, QueryBuilder};
 
@@ -212,11 +212,9 @@ fn main() {
         .print("memory store -> in-process broker");
 
         let db = colloquy_testkit::fresh_database().await;
-        let mut config = PostgresConfig::from_url(&db.url).expect("a URL");
+        let mut config = SqlConfig::from_url(&db.url).expect("a URL");
         config.max_connections = PARALLEL as u32;
-        let store = PostgresStore::connect(&config, None)
-            .await
-            .expect("connecting");
+        let store = SqlStore::connect(&config, None).await.expect("connecting");
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(PARALLEL as u32)
             .connect(&db.url)
@@ -228,7 +226,7 @@ fn main() {
         baseline.print("baseline: multi-row INSERT per turn");
         let plain = run_store(Arc::new(store), "pg").await;
         plain.print("PostgreSQL store, no broker");
-        let store = PostgresStore::connect(&config, Some(drained_in_process_broker()))
+        let store = SqlStore::connect(&config, Some(drained_in_process_broker()))
             .await
             .expect("connecting");
         let store = Arc::new(store);

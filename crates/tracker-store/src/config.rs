@@ -1,28 +1,26 @@
-//! Connection settings of the PostgreSQL store: from a URL, or from the `tracker_store` section of Rasa's
-//! `endpoints.yml`.
+//! Connection settings of the SQL store: from a URL (`postgres://`, `mysql://`, `sqlite://`), or from the
+//! `tracker_store` section of Rasa's `endpoints.yml` (`type: sql` with any of Rasa's dialects).
 //!
-//! The library never reads the environment or files itself: [`PostgresConfig::from_endpoints_yaml`] takes the
+//! The library never reads the environment or files itself: [`SqlConfig::from_endpoints_yaml`] takes the
 //! YAML text and a closure that looks variables up, used for Rasa's `${VAR}` substitution.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::time::Duration;
 
+use colloquy_storage::Dialect;
 use serde::Deserialize;
-use sqlx::postgres::PgConnectOptions;
 
 use crate::error::{Error, Result};
 
-/// Connection and relay settings of [`PostgresStore`](crate::PostgresStore). Its `Debug` output hides the
-/// password.
+/// Connection and relay settings of [`SqlStore`](crate::SqlStore). Its `Debug` output hides the password.
 #[derive(Clone)]
-pub struct PostgresConfig {
+pub struct SqlConfig {
     url: String,
     login_db: Option<String>,
     /// The most connections the pool opens.
     pub max_connections: u32,
-    /// How many times start-up tries to reach the database before giving up with
-    /// [`Error::Unavailable`], with exponential back-off between attempts.
+    /// How many times start-up tries to reach the database before giving up, with exponential back-off
+    /// between attempts.
     pub connect_attempts: usize,
     /// How long one connection attempt (or a wait for a pooled connection) may take.
     pub connect_timeout: Duration,
@@ -42,6 +40,8 @@ pub struct RelayConfig {
     pub idle_check: Duration,
     /// The longest pause between retries after the database or the broker failed.
     pub max_retry_delay: Duration,
+    /// How long [`TrackerStore::close`](crate::TrackerStore::close) waits for the outbox to drain.
+    pub close_timeout: Duration,
 }
 
 impl Default for RelayConfig {
@@ -51,13 +51,14 @@ impl Default for RelayConfig {
             confirm_timeout: Duration::from_secs(30),
             idle_check: Duration::from_secs(1),
             max_retry_delay: Duration::from_secs(5),
+            close_timeout: Duration::from_secs(30),
         }
     }
 }
 
-impl std::fmt::Debug for PostgresConfig {
+impl std::fmt::Debug for SqlConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresConfig")
+        f.debug_struct("SqlConfig")
             .field("target", &self.target())
             .field("login_db", &self.login_db)
             .field("max_connections", &self.max_connections)
@@ -68,19 +69,11 @@ impl std::fmt::Debug for PostgresConfig {
     }
 }
 
-impl PostgresConfig {
-    /// Settings for the database at `url` (`postgres://` or `postgresql://`), with default pool, retry and
-    /// relay settings.
+impl SqlConfig {
+    /// Settings for the database at `url` (`postgres://`, `postgresql://`, `mysql://`, `mariadb://` or
+    /// `sqlite://`), with default pool, retry and relay settings.
     pub fn from_url(url: &str) -> Result<Self> {
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(Error::Config(
-                "the database URL must start with `postgres://` or `postgresql://`".into(),
-            ));
-        }
-        // Validate once, here; the message of a parse error never contains the URL (it may hold a password).
-        PgConnectOptions::from_str(url).map_err(|error| {
-            Error::Config(format!("invalid PostgreSQL URL ({})", kind_of(&error)))
-        })?;
+        Dialect::of_url(url).map_err(|error| Error::Config(error.to_string()))?;
         Ok(Self {
             url: url.to_owned(),
             login_db: None,
@@ -92,9 +85,9 @@ impl PostgresConfig {
     }
 
     /// Settings from the `tracker_store` section of Rasa's `endpoints.yml` (`type: sql`, `dialect:
-    /// postgresql`, `url` (a host, `host:port`, or a full URL), `port`, `db`, `username`, `password`,
-    /// `login_db`, `query`). `${VAR}` in any string is replaced by `env("VAR")`; an unset variable is an
-    /// error, as in Rasa.
+    /// postgresql` / `mysql` / `mysql+pymysql` / `sqlite`, `url` (a host, `host:port`, or a full URL), `port`,
+    /// `db`, `username`, `password`, `login_db`, `query`). `${VAR}` in any string is replaced by
+    /// `env("VAR")`; an unset variable is an error, as in Rasa.
     pub fn from_endpoints_yaml(yaml: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let mut document: serde_norway::Value = serde_norway::from_str(yaml)
             .map_err(|error| Error::Config(format!("endpoints YAML: {error}")))?;
@@ -107,39 +100,38 @@ impl PostgresConfig {
             })?;
         let section: SqlSection = serde_norway::from_value(section.clone())
             .map_err(|error| Error::Config(format!("`tracker_store`: {error}")))?;
-        section.into_config()
+        let mut config = Self::from_url(&section.database_url()?)?;
+        config.login_db = section.login_db;
+        Ok(config)
+    }
+
+    /// Settings for the same database that create it first when it does not exist, connecting to `login_db`
+    /// to do so (Rasa's `login_db`; PostgreSQL and MySQL).
+    pub fn with_login_db(mut self, login_db: impl Into<String>) -> Self {
+        self.login_db = Some(login_db.into());
+        self
+    }
+
+    /// The database URL (it may hold a password: show [`SqlConfig::target`] instead).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Host, port and database, without credentials: what error messages and logs may show.
     pub fn target(&self) -> String {
-        match PgConnectOptions::from_str(&self.url) {
-            Ok(options) => format!(
-                "{}:{}/{}",
-                options.get_host(),
-                options.get_port(),
-                options.get_database().unwrap_or_default()
-            ),
-            Err(_) => "<invalid URL>".into(),
-        }
+        colloquy_storage::target(&self.url)
     }
 
     /// The database to create if absent, connecting to `login_db` first (Rasa's `login_db`).
     pub fn login_db(&self) -> Option<&str> {
         self.login_db.as_deref()
     }
-
-    pub(crate) fn connect_options(&self) -> Result<PgConnectOptions> {
-        Ok(PgConnectOptions::from_str(&self.url)
-            .map_err(|error| {
-                Error::Config(format!("invalid PostgreSQL URL ({})", kind_of(&error)))
-            })?
-            .application_name("colloquy-tracker-store"))
-    }
 }
 
-/// The database URL of the `tracker_store` section of Rasa's `endpoints.yml` (`type: sql`), for either of
-/// Rasa's dialects: `sqlite://<db>` (Rasa's default) or a PostgreSQL URL. `Ok(None)` when the file has no
-/// `tracker_store` section. `${VAR}` is substituted as in [`PostgresConfig::from_endpoints_yaml`]. The consumer service reads its database from here.
+/// The database URL of the `tracker_store` section of Rasa's `endpoints.yml` (`type: sql`), for any of
+/// Rasa's dialects: `sqlite://<db>` (Rasa's default), a PostgreSQL or a MySQL URL. `Ok(None)` when the file has
+/// no `tracker_store` section. `${VAR}` is substituted as in [`SqlConfig::from_endpoints_yaml`]. The consumer
+/// service reads its database from here.
 pub fn database_url_from_endpoints_yaml(
     yaml: &str,
     env: impl Fn(&str) -> Option<String>,
@@ -156,13 +148,6 @@ pub fn database_url_from_endpoints_yaml(
     let section: SqlSection = serde_norway::from_value(section.clone())
         .map_err(|error| Error::Config(format!("`tracker_store`: {error}")))?;
     section.database_url().map(Some)
-}
-
-fn kind_of(error: &sqlx::Error) -> &'static str {
-    match error {
-        sqlx::Error::Configuration(_) => "bad setting",
-        _ => "unreadable",
-    }
 }
 
 /// Rasa's keys of the `tracker_store` section (others, such as Rasa's pool settings, are ignored).
@@ -212,40 +197,36 @@ impl SqlSection {
         Ok(())
     }
 
-    /// The database URL the section describes: `sqlite://<db>` for Rasa's default dialect, a PostgreSQL URL for
-    /// `dialect: postgresql`.
+    /// The database URL the section describes: `sqlite://<db>` for Rasa's default dialect, a server URL for
+    /// `dialect: postgresql` or `mysql` (also SQLAlchemy's `mysql+pymysql`, `postgresql+psycopg2`, ...).
     fn database_url(&self) -> Result<String> {
         self.check_type()?;
-        match self.dialect.as_deref().unwrap_or("sqlite") {
+        let dialect = self.dialect.as_deref().unwrap_or("sqlite");
+        // SQLAlchemy names a driver after `+`: the dialect is what comes before it.
+        match dialect.split('+').next().unwrap_or_default() {
             "sqlite" => Ok(format!(
                 "sqlite://{}",
                 self.db.as_deref().unwrap_or("rasa.db")
             )),
-            dialect if dialect.starts_with("postgres") => self.postgres_url(),
-            dialect => Err(Error::Config(format!(
-                "SQL dialect `{dialect}` is not supported; use `postgresql` or `sqlite`"
+            "postgresql" | "postgres" => self.server_url("postgres", 5432),
+            "mysql" | "mariadb" => self.server_url("mysql", 3306),
+            _ => Err(Error::Config(format!(
+                "SQL dialect `{dialect}` is not supported; use `postgresql`, `mysql` or `sqlite`"
             ))),
         }
     }
 
-    fn into_config(self) -> Result<PostgresConfig> {
-        self.check_type()?;
-        // Rasa's default dialect is SQLite; this store is PostgreSQL only.
-        let dialect = self.dialect.as_deref().unwrap_or("sqlite");
-        if !dialect.starts_with("postgres") {
-            return Err(Error::Config(format!(
-                "SQL dialect `{dialect}` is not supported; use `dialect: postgresql`"
-            )));
-        }
-        let mut config = PostgresConfig::from_url(&self.postgres_url()?)?;
-        config.login_db = self.login_db;
-        Ok(config)
-    }
-
-    fn postgres_url(&self) -> Result<String> {
+    fn server_url(&self, scheme: &str, default_port: u16) -> Result<String> {
         // Like Rasa: a `url` that contains `://` is the whole database URL, and the other keys are ignored.
         if let Some(url) = self.url.as_deref().filter(|url| url.contains("://")) {
-            return Ok(url.replacen("postgresql+psycopg2://", "postgresql://", 1));
+            let (given_scheme, rest) = url.split_once("://").unwrap_or_default();
+            let given_scheme = given_scheme.split('+').next().unwrap_or_default();
+            let scheme = if given_scheme == "postgresql" {
+                "postgresql"
+            } else {
+                scheme
+            };
+            return Ok(format!("{scheme}://{rest}"));
         }
         let (host, url_port) = match self.url.as_deref() {
             Some(url) => split_host_port(url)?,
@@ -256,10 +237,10 @@ impl SqlSection {
             (None, Some(port)) => port.text().parse::<u16>().map_err(|_| {
                 Error::Config(format!("`port` `{}` is not a port number", port.text()))
             })?,
-            (None, None) => 5432,
+            (None, None) => default_port,
         };
         let db = self.db.clone().unwrap_or_else(|| "rasa.db".to_owned());
-        let mut url = String::from("postgres://");
+        let mut url = format!("{scheme}://");
         if let Some(username) = &self.username {
             url.push_str(&percent_encode(username));
             if let Some(password) = &self.password {
@@ -365,7 +346,7 @@ mod tests {
     }
 
     fn url_of(yaml: &str) -> Result<String> {
-        PostgresConfig::from_endpoints_yaml(yaml, env).map(|config| config.url)
+        SqlConfig::from_endpoints_yaml(yaml, env).map(|config| config.url)
     }
 
     #[test]
@@ -392,7 +373,7 @@ mod tests {
             "event_broker:\n  type: pika\ntracker_store:\n  type: sql\n  dialect: postgresql\n  port: 5432\n",
             "postgres://localhost:5432/rasa.db",
         );
-        let config = PostgresConfig::from_endpoints_yaml(
+        let config = SqlConfig::from_endpoints_yaml(
             "tracker_store:\n  type: sql\n  dialect: postgresql\n  db: rasa\n  login_db: postgres\n  password: secret\n  username: u\n",
             env,
         )
@@ -417,8 +398,8 @@ mod tests {
             "type `mongod` is not supported",
         );
         check(
-            "tracker_store:\n  type: sql\n",
-            "dialect `sqlite` is not supported",
+            "tracker_store:\n  type: sql\n  dialect: oracle\n",
+            "dialect `oracle` is not supported",
         );
         check(
             "tracker_store:\n  type: sql\n  dialect: postgresql\n  password: ${NOPE}\n",
@@ -428,7 +409,7 @@ mod tests {
             "tracker_store:\n  type: sql\n  dialect: postgresql\n  port: abc\n",
             "not a port number",
         );
-        assert!(PostgresConfig::from_url("mysql://x").is_err());
+        assert!(SqlConfig::from_url("mongodb://x").is_err());
     }
 
     #[test]
@@ -449,15 +430,17 @@ mod tests {
             Some("postgres://localhost:5432/rasa".into())
         );
         assert_eq!(url("event_broker:\n  type: pika\n"), None);
-        let error = database_url_from_endpoints_yaml(
-            "tracker_store:\n  type: sql\n  dialect: mysql\n",
-            env,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            error.contains("dialect `mysql` is not supported"),
-            "{error}"
+        assert_eq!(
+            url(
+                "tracker_store:\n  type: sql\n  dialect: mysql+pymysql\n  url: db\n  db: rasa\n  username: root\n"
+            ),
+            Some("mysql://root@db:3306/rasa".into())
+        );
+        assert_eq!(
+            url(
+                "tracker_store:\n  type: sql\n  dialect: mysql\n  url: mysql+pymysql://u:p@h:1/r\n"
+            ),
+            Some("mysql://u:p@h:1/r".into())
         );
     }
 }

@@ -1,13 +1,7 @@
 //! The one error type of this crate, with classification methods so that callers never match on variants to
 //! decide what to do.
 
-use std::error::Error as StdError;
-
-use crate::schema::RowError;
-
-/// A boxed source error (database or broker), kept as a source so that transport types do not leak into the
-/// public API.
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+use colloquy_storage::RowError;
 
 /// Errors of the tracker stores.
 #[derive(Debug, thiserror::Error)]
@@ -58,31 +52,22 @@ pub enum Error {
         #[source]
         source: colloquy_events::Error,
     },
-    /// The database could not be reached at start-up, after every attempt.
-    #[error("the database at {target} could not be reached after {attempts} attempts")]
-    Unavailable {
-        /// Host, port and database name (no credentials).
-        target: String,
-        /// How many attempts were made.
-        attempts: usize,
-        /// The last attempt's error.
-        #[source]
-        source: BoxError,
+    /// The database failed (see [`colloquy_storage::Error::kind`] for what it means: unreachable, refused
+    /// credentials, a missing schema, ...).
+    #[error(transparent)]
+    Storage(colloquy_storage::Error),
+    /// `close` waited for the outbox to drain and gave up: `events` committed events are not confirmed by
+    /// the broker yet. They are safe in the outbox; the next store on this database publishes them.
+    #[error(
+        "{events} saved events were not confirmed by the broker within {seconds} s; they are safe in the \
+         outbox and the next start of a store on this database publishes them"
+    )]
+    Unpublished {
+        /// How many events are left in the outbox.
+        events: u64,
+        /// How long `close` waited.
+        seconds: u64,
     },
-    /// A database statement failed.
-    #[error("the database failed while trying to {action}")]
-    Database {
-        /// What the store was doing.
-        action: &'static str,
-        /// The database error.
-        #[source]
-        source: BoxError,
-        /// Whether retrying may succeed (connection lost, server shutting down, serialisation failure, ...).
-        transient: bool,
-    },
-    /// Applying the schema migrations failed.
-    #[error("the schema migrations could not be applied")]
-    Migrate(#[source] BoxError),
     /// The broker refused or failed to take the events.
     #[error("the event broker failed")]
     Broker(#[source] colloquy_broker::Error),
@@ -113,8 +98,19 @@ impl Error {
     /// [`crate::TrackerStore::save`]).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Database { transient, .. } => *transient,
-            Self::Unavailable { .. } | Self::Broker(_) | Self::Timeout { .. } => true,
+            Self::Storage(error) => error.is_transient(),
+            Self::Broker(error) => error.is_retryable(),
+            Self::Timeout { .. } | Self::Unpublished { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the settings are at fault and retrying cannot help (refused credentials, a missing database or
+    /// schema, an invalid URL or section): a command stops with exit code 2.
+    pub fn is_config(&self) -> bool {
+        match self {
+            Self::Storage(error) => error.is_config(),
+            Self::Config(_) => true,
             _ => false,
         }
     }
@@ -126,36 +122,10 @@ impl Error {
             Self::InvalidEvent { .. } | Self::Serialise { .. } | Self::Config(_)
         )
     }
-
-    pub(crate) fn database(action: &'static str, error: sqlx::Error) -> Self {
-        let transient = is_transient_sqlx(&error);
-        Self::Database {
-            action,
-            source: Box::new(error),
-            transient,
-        }
-    }
 }
 
-/// Whether a sqlx error is worth retrying: I/O, pool and TLS trouble, and the SQLSTATE classes of a server
-/// that is going away or a transaction that lost a race.
-pub(crate) fn is_transient_sqlx(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            // 08: connection exception; 40: transaction rollback (serialisation, deadlock);
-            // 53: insufficient resources; 57P: operator intervention (admin shutdown, crash shutdown,
-            // cannot connect now).
-            code.starts_with("08")
-                || code.starts_with("40")
-                || code.starts_with("53")
-                || code.starts_with("57P")
-        }),
-        _ => false,
+impl From<colloquy_storage::Error> for Error {
+    fn from(error: colloquy_storage::Error) -> Self {
+        Self::Storage(error)
     }
 }

@@ -1,23 +1,24 @@
-//! `colloquy-tracker-store`: where Colloquy keeps conversations — in memory or in PostgreSQL with Rasa's
-//! `events` table — and how their new events reach the event broker.
+//! `colloquy-tracker-store`: where Colloquy keeps conversations — in memory, or in Rasa's `events` table on
+//! PostgreSQL, MySQL/MariaDB or SQLite — and how their new events reach the event broker.
 //!
 //! # Invariant
 //! A save writes exactly the events that are new since the tracker was last stored, at the positions that
 //! follow the stored ones, and streams exactly those events, once, in conversation order. The count of stored
 //! events is the only thing compared: never timestamps. A concurrent save of the same conversation is
-//! detected and refused ([`Error::Conflict`]) rather than losing or duplicating events. With PostgreSQL, an
+//! detected and refused ([`Error::Conflict`]) rather than losing or duplicating events. With an SQL database, an
 //! event reaches the broker only after it is committed (transactional outbox), and a crash between commit and
-//! publish only delays it.
+//! publish only delays it. Publishing is asynchronous: [`TrackerStore::close`] waits until everything saved
+//! before it is published.
 //!
-//! This crate knows nothing about AMQP (it talks to an [`EventBroker`](colloquy_broker::EventBroker)) and
-//! never reads the environment or files by itself ([`config`] takes the YAML text and an env-lookup closure).
+//! This crate knows nothing about AMQP (it talks to an [`EventBroker`](colloquy_broker::EventBroker)), writes no
+//! SQL (the [`colloquy_storage`] layer does) and never reads the environment or files by itself ([`config`]
+//! takes the YAML text and an env-lookup closure).
 //!
 //! # Modules
 //! - [`store`]: the [`TrackerStore`] trait, what "new since the last save" means, the concurrency rule, and
 //!   Rasa's latest-session selection ([`latest_session`]).
-//! - [`memory`]: [`InMemoryStore`]. [`postgres`]: [`PostgresStore`]. [`outbox`]: how committed events reach the
-//!   broker. [`config`]: [`PostgresConfig`] from a URL or Rasa's `endpoints.yml`. [`error`]: [`Error`].
-//! - [`schema`]: the SQL event schema and migrations shared with the consumer service.
+//! - [`memory`]: [`InMemoryStore`]. [`sql`]: [`SqlStore`]. [`outbox`]: how committed events reach the
+//!   broker. [`config`]: [`SqlConfig`] from a URL or Rasa's `endpoints.yml`. [`error`]: [`Error`].
 //!
 //! # Example
 //! ```
@@ -48,12 +49,11 @@ pub mod config;
 pub mod error;
 pub mod memory;
 pub mod outbox;
-pub mod postgres;
-pub mod schema;
+pub mod sql;
 pub mod store;
 
-pub use config::{PostgresConfig, RelayConfig, database_url_from_endpoints_yaml};
+pub use config::{RelayConfig, SqlConfig, database_url_from_endpoints_yaml};
 pub use error::{Error, Result};
 pub use memory::InMemoryStore;
-pub use postgres::PostgresStore;
+pub use sql::SqlStore;
 pub use store::{TrackerStore, latest_session};

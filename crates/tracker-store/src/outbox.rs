@@ -2,32 +2,28 @@
 //! broker confirmed them.
 //!
 //! A save records its events in the `outbox` table in the same transaction as the events themselves, so an
-//! event is in the outbox if and only if it is committed. The relay, one task per store:
-//! 1. opens a transaction and takes the relay lock (`pg_try_advisory_xact_lock`), so that one relay at a time
-//!    works on a database and the per-conversation order holds across processes;
-//! 2. reads at most `batch_size` entries in `events.id` order (a conversation's saves are serialised by its
-//!    lock, so id order is conversation order);
-//! 3. hands them to the broker, then waits (bounded) for `flush` — every confirm;
-//! 4. deletes them and commits.
+//! event is in the outbox if and only if it is committed. The relay, one task per store, repeats one pass
+//! ([`Database::relay_outbox`]): take the relay lock (one relay at a time per database, so that the
+//! per-conversation order holds across processes; see the storage layer for each dialect's lock), read at most
+//! `batch_size` entries in row order (a conversation's saves are serialised by the count guard, so row order is
+//! conversation order), hand them to the broker and wait (bounded) for every confirm, then delete them.
 //!
-//! A crash or a failure anywhere before the commit leaves the entries in place: the next pass (or the next
-//! process) publishes them again with the same event ids, which a consumer drops as duplicates. The relay is
-//! woken by every save of its store; it also looks every `idle_check` for entries other processes left.
+//! A crash or a failure anywhere before the delete commits leaves the entries in place: the next pass (or the
+//! next process) publishes them again with the same event ids, which a consumer drops as duplicates. The relay
+//! is woken by every save of its store; it also looks every `idle_check` for entries other processes left.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use colloquy_broker::EventBroker;
-use colloquy_events::{Envelope, Event, EventId, StampedEnvelope};
-use sqlx::{PgPool, Row};
+use colloquy_events::{Envelope, EventId, StampedEnvelope};
+use colloquy_storage::{Database, OutboxEntry, RelayError, RelayPass};
 use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::RelayConfig;
 use crate::error::{Error, Result};
-
-/// The two-key advisory lock of the relay (a separate key space from the conversations' one-key locks).
-const RELAY_LOCK: (i32, i32) = (0x636f_6c6c, 1);
+use crate::sql::parse_stored;
 
 /// The handle of a running relay task; dropping it aborts the task.
 pub(crate) struct Relay {
@@ -37,10 +33,14 @@ pub(crate) struct Relay {
 }
 
 impl Relay {
-    pub(crate) fn start(pool: PgPool, broker: Arc<dyn EventBroker>, config: RelayConfig) -> Self {
+    pub(crate) fn start(
+        database: Database,
+        broker: Arc<dyn EventBroker>,
+        config: RelayConfig,
+    ) -> Self {
         let wake = Arc::new(Notify::new());
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(pool, broker, config, wake.clone(), stopped));
+        let task = tokio::spawn(run(database, broker, config, wake.clone(), stopped));
         Self {
             wake,
             stop,
@@ -51,6 +51,27 @@ impl Relay {
     /// Tells the relay that there is something new (a permit is kept if it is busy, so nothing is missed).
     pub(crate) fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Waits until the outbox is empty — everything committed so far published and confirmed — or until
+    /// `timeout`, then says how many events are left.
+    pub(crate) async fn drain(&self, database: &Database, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            self.wake();
+            let left = database.outbox_len().await?;
+            if left == 0 {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Unpublished {
+                    events: left,
+                    seconds: timeout.as_secs(),
+                });
+            }
+            // A bounded poll of a condition the relay task (or another process) changes.
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
     }
 
     /// Stops the relay after its current pass and waits for it.
@@ -70,8 +91,11 @@ impl Drop for Relay {
     }
 }
 
+/// How often [`Relay::drain`] looks at the outbox.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
 async fn run(
-    pool: PgPool,
+    database: Database,
     broker: Arc<dyn EventBroker>,
     config: RelayConfig,
     wake: Arc<Notify>,
@@ -82,7 +106,7 @@ async fn run(
         if *stopped.borrow() {
             return;
         }
-        let pause = match relay_batch(&pool, broker.as_ref(), &config).await {
+        let pause = match relay_batch(&database, broker.as_ref(), &config).await {
             // A full batch: more may be waiting.
             Ok(published) if published >= config.batch_size as usize => {
                 failures = 0;
@@ -120,50 +144,48 @@ async fn run(
 
 /// One pass: publishes and confirms at most one batch; returns how many events it published.
 pub(crate) async fn relay_batch(
-    pool: &PgPool,
+    database: &Database,
     broker: &dyn EventBroker,
     config: &RelayConfig,
 ) -> Result<usize> {
-    let db = |action| move |error| Error::database(action, error);
-    let mut tx = pool.begin().await.map_err(db("begin a relay pass"))?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, $2)")
-        .bind(RELAY_LOCK.0)
-        .bind(RELAY_LOCK.1)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db("take the relay lock"))?;
-    if !locked {
-        // Another process's relay is at work; look again later.
-        return Ok(0);
+    let pass = database
+        .relay_outbox(config.batch_size, async |entries: Vec<OutboxEntry>| {
+            let runs = runs_of(entries)?;
+            let timeout = config.confirm_timeout;
+            tokio::time::timeout(timeout, async {
+                for run in runs {
+                    broker.publish_batch(run).await?;
+                }
+                broker.flush().await
+            })
+            .await
+            .map_err(|_| Error::Timeout {
+                what: "publishing and confirming an outbox batch",
+                seconds: timeout.as_secs(),
+            })?
+            .map_err(Error::Broker)
+        })
+        .await;
+    match pass {
+        Ok(RelayPass::Published(published)) => Ok(published),
+        Ok(RelayPass::Busy) => Ok(0),
+        Err(RelayError::Storage(error)) => Err(error.into()),
+        Err(RelayError::Publish(error)) => Err(error),
     }
-    let rows = sqlx::query(
-        "SELECT o.event_row_id::int8 AS row_id, e.sender_id, e.seq, e.event_id, e.data
-         FROM outbox o JOIN events e ON e.id = o.event_row_id
-         ORDER BY o.event_row_id
-         LIMIT $1",
-    )
-    .bind(i64::from(config.batch_size))
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db("read the outbox"))?;
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let mut row_ids = Vec::with_capacity(rows.len());
+}
+
+/// The entries as runs of consecutive events of one conversation (one `publish_batch` each).
+fn runs_of(entries: Vec<OutboxEntry>) -> Result<Vec<Vec<StampedEnvelope>>> {
     let mut runs: Vec<Vec<StampedEnvelope>> = Vec::new();
-    for row in &rows {
-        let row_id: i64 = row.get("row_id");
-        let sender_id: String = row.get("sender_id");
-        let seq: Option<i64> = row.get("seq");
-        let event_id: Option<String> = row.get("event_id");
-        let data: Option<String> = row.get("data");
-        let event = Event::from_json(data.unwrap_or_default().as_bytes()).map_err(|source| {
-            Error::StoredEvent {
-                sender_id: sender_id.clone(),
-                row_id,
-                source,
-            }
-        })?;
+    for entry in entries {
+        let OutboxEntry {
+            row_id,
+            sender_id,
+            seq,
+            event_id,
+            data,
+        } = entry;
+        let event = parse_stored(&sender_id, row_id, &data)?;
         let envelope = Envelope { sender_id, event };
         let stamped = match event_id {
             Some(id) => StampedEnvelope {
@@ -171,39 +193,18 @@ pub(crate) async fn relay_batch(
                 id: EventId::from(id),
                 seq: seq.map(|seq| seq as u64),
             },
-            None => StampedEnvelope::unsequenced(envelope).map_err(|source| Error::Serialise {
-                sender_id: String::new(),
-                source,
-            })?,
+            None => {
+                let sender_id = envelope.sender_id.clone();
+                StampedEnvelope::unsequenced(envelope)
+                    .map_err(|source| Error::Serialise { sender_id, source })?
+            }
         };
-        // One `publish_batch` per run of consecutive events of one conversation.
         match runs.last_mut() {
             Some(run) if run[0].envelope.sender_id == stamped.envelope.sender_id => {
                 run.push(stamped)
             }
             _ => runs.push(vec![stamped]),
         }
-        row_ids.push(row_id);
     }
-    let published = row_ids.len();
-    let timeout = config.confirm_timeout;
-    let confirmed = tokio::time::timeout(timeout, async {
-        for run in runs {
-            broker.publish_batch(run).await?;
-        }
-        broker.flush().await
-    })
-    .await
-    .map_err(|_| Error::Timeout {
-        what: "publishing and confirming an outbox batch",
-        seconds: timeout.as_secs(),
-    })?;
-    confirmed.map_err(Error::Broker)?;
-    sqlx::query("DELETE FROM outbox WHERE event_row_id = ANY($1::int8[])")
-        .bind(&row_ids)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("delete confirmed outbox entries"))?;
-    tx.commit().await.map_err(db("commit a relay pass"))?;
-    Ok(published)
+    Ok(runs)
 }

@@ -37,6 +37,11 @@ pub trait TrackerStore: Send + Sync {
     /// has one, and marks the tracker saved. Returns how many events were written (0 when there was nothing
     /// new, or when a retry found them stored already).
     ///
+    /// Publishing is asynchronous: `save` returns once the events are stored; a store with a broker hands
+    /// them to it in the background (an SQL store through its transactional outbox, so a crash or a dropped
+    /// store only delays them until the next store on the same database starts). Call
+    /// [`TrackerStore::close`] before the program ends to wait until they are published.
+    ///
     /// Fails with [`Error::Conflict`](crate::Error::Conflict), writing nothing and leaving the tracker as it
     /// was, when the store does not hold exactly the events the tracker believes are stored.
     async fn save(&self, tracker: &mut Tracker) -> Result<u64>;
@@ -46,6 +51,14 @@ pub trait TrackerStore: Send + Sync {
 
     /// Whether the conversation has any stored event.
     async fn exists(&self, sender_id: &str) -> Result<bool>;
+
+    /// Publishes everything saved so far (bounded by a timeout each store documents), then releases the
+    /// store's connections. If events are still unpublished at the deadline, the error says how many and
+    /// where they wait. The store must not be used afterwards. The default does nothing (a store without
+    /// background work).
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// The latest session of the conversation, or a new empty tracker if it has none (nothing is written
     /// until the tracker is saved).

@@ -1,5 +1,6 @@
-//! The PostgreSQL store against a real server: the shared conformance cases, Rasa compatibility of the rows in
-//! both directions, the outbox under a killed process and a restarted server, and start-up errors.
+//! The SQL store on PostgreSQL, what only PostgreSQL shows: Rasa's own SQL reading our rows, a save refused
+//! inside the server, the outbox under a killed process, and start-up errors. The conformance cases run on
+//! every dialect in `sql.rs`.
 
 mod common;
 
@@ -12,23 +13,23 @@ use anyhow::{Context, Result, ensure};
 use colloquy_broker::EventBroker;
 use colloquy_events::{Event, Tracker};
 use colloquy_testkit::{TestDatabase, fresh_database, wait_until};
-use colloquy_tracker_store::{PostgresConfig, PostgresStore, TrackerStore};
+use colloquy_tracker_store::{SqlConfig, SqlStore, TrackerStore};
 use common::{
-    NeverConfirmingBroker, Recorder, amqp_broker, conformance, delete_queue, event,
-    in_process_broker, session_start, turn,
+    NeverConfirmingBroker, Recorder, amqp_broker, delete_queue, event, in_process_broker,
+    session_start, turn,
 };
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, Row};
 
-async fn connect(db: &TestDatabase, broker: Option<Arc<dyn EventBroker>>) -> Result<PostgresStore> {
-    Ok(PostgresStore::connect(&PostgresConfig::from_url(&db.url)?, broker).await?)
+async fn connect(db: &TestDatabase, broker: Option<Arc<dyn EventBroker>>) -> Result<SqlStore> {
+    Ok(SqlStore::connect(&SqlConfig::from_url(&db.url)?, broker).await?)
 }
 
 /// Runs `body` with a fresh database and a store streaming to the real in-process broker (and what its
 /// subscription received); drops the database even when the body fails.
 async fn with_store<F, Fut>(body: F) -> Result<()>
 where
-    F: FnOnce(Arc<PostgresStore>, Arc<Recorder>, TestDatabase) -> Fut,
+    F: FnOnce(Arc<SqlStore>, Arc<Recorder>, TestDatabase) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
     let db = fresh_database().await;
@@ -37,68 +38,13 @@ where
         Ok(store) => {
             let store = Arc::new(store);
             let result = body(store.clone(), received, db.clone()).await;
-            store.close().await;
+            store.close().await?;
             result
         }
         Err(error) => Err(error),
     };
     db.drop_database().await;
     result
-}
-
-#[tokio::test]
-async fn sessions_and_streaming() -> Result<()> {
-    with_store(|store, broker, _| async move {
-        conformance::sessions_and_streaming(store.as_ref(), &broker).await
-    })
-    .await
-}
-
-#[tokio::test]
-async fn only_new_events_are_streamed() -> Result<()> {
-    with_store(|store, broker, _| async move {
-        conformance::only_new_events_are_streamed(store.as_ref(), &broker).await
-    })
-    .await
-}
-
-#[tokio::test]
-async fn retried_save_is_idempotent() -> Result<()> {
-    with_store(|store, broker, _| async move {
-        conformance::retried_save_is_idempotent(store.as_ref(), &broker).await?;
-        wait_until("the outbox to drain", Duration::from_secs(20), || async {
-            store.outbox_len().await.unwrap() == 0
-        })
-        .await;
-        ensure!(
-            broker.count() == 7,
-            "nothing published twice: {}",
-            broker.count()
-        );
-        Ok(())
-    })
-    .await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_saves_of_one_conversation() -> Result<()> {
-    with_store(|store, broker, _| async move {
-        conformance::concurrent_saves_of_one_conversation(store, broker).await
-    })
-    .await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn many_conversations_in_parallel() -> Result<()> {
-    with_store(|store, broker, _| async move {
-        conformance::many_conversations_in_parallel(store.clone(), broker, 300).await?;
-        wait_until("the outbox to drain", Duration::from_secs(30), || async {
-            store.outbox_len().await.unwrap() == 0
-        })
-        .await;
-        Ok(())
-    })
-    .await
 }
 
 /// Rasa's columns by Rasa's rules, for one event.
@@ -202,75 +148,6 @@ async fn rasa_reads_our_rows() -> Result<()> {
     .await
 }
 
-/// `type_name`, `timestamp`, `intent_name`, `action_name`, `data` of a row Rasa inserted.
-type RasaRow = (
-    &'static str,
-    f64,
-    Option<&'static str>,
-    Option<&'static str>,
-    &'static str,
-);
-
-/// Rows Rasa inserted itself (no `event_id`, no `seq`) are read by us, and we continue the conversation.
-#[tokio::test]
-async fn we_read_and_continue_rasas_rows() -> Result<()> {
-    with_store(|store, broker, db| async move {
-        let id = "theirs";
-        // Exactly as Rasa's SQLTrackerStore writes them: `data` is Python's json.dumps of the event.
-        let rasa_rows: [RasaRow; 5] = [
-            ("action", 1700000000.5, None, Some("action_session_start"), r#"{"event": "action", "timestamp": 1700000000.5, "name": "action_session_start", "policy": null, "confidence": 1.0, "action_text": null, "hide_rule_turn": false}"#),
-            ("session_started", 1700000000.25, None, None, r#"{"event": "session_started", "timestamp": 1700000000.25, "metadata": {"model_id": "m1", "assistant_id": "a1"}}"#),
-            ("action", 1700000000.625, None, Some("action_listen"), r#"{"event": "action", "timestamp": 1700000000.625, "name": "action_listen", "policy": null, "confidence": null, "action_text": null, "hide_rule_turn": false}"#),
-            ("user", 1700000000.75, Some("request_restaurant"), None, r#"{"event": "user", "timestamp": 1700000000.75, "metadata": {"source": "web"}, "text": "I want \u00e9 food \ud83c\udf5c", "parse_data": {"intent": {"name": "request_restaurant", "confidence": 0.94}, "entities": [], "text": "I want \u00e9 food \ud83c\udf5c", "message_id": "6f1b", "metadata": {"source": "web"}}, "input_channel": "rest", "message_id": "6f1b"}"#),
-            ("bot", 1700000002.625, None, None, r#"{"event": "bot", "timestamp": 1700000002.625, "text": "Hey there!", "data": {}, "metadata": {}}"#),
-        ];
-        let mut conn = PgConnection::connect(&db.url).await?;
-        for (type_name, timestamp, intent_name, action_name, data) in rasa_rows {
-            sqlx::query(
-                r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, action_name, data)
-                   VALUES ($1, $2, $3, $4, $5, $6)"#,
-            )
-            .bind(id)
-            .bind(type_name)
-            .bind(timestamp)
-            .bind(intent_name)
-            .bind(action_name)
-            .bind(data)
-            .execute(&mut conn)
-            .await?;
-        }
-        ensure!(store.exists(id).await?);
-        let mut tracker = store.retrieve(id).await?.context("Rasa's conversation")?;
-        ensure!(tracker.events().len() == 5 && tracker.first_seq() == 0);
-        for (event, (type_name, timestamp, intent_name, action_name, _)) in tracker.events().iter().zip(rasa_rows) {
-            ensure!(event.type_name() == type_name && event.timestamp() == Some(timestamp));
-            ensure!(event.intent_name() == intent_name && event.action_name() == action_name);
-        }
-        ensure!(tracker.events()[3].to_value()["text"] == "I want é food 🍜");
-
-        // Continue it: our events go after Rasa's, at positions 5.., and only ours are streamed.
-        tracker.apply_all(turn(1700000010.0, 1));
-        ensure!(store.save(&mut tracker).await? == 4);
-        let full = store.retrieve_full(id).await?.context("stored")?;
-        ensure!(full.events().len() == 9);
-        ensure!(full.events()[5..] == turn(1700000010.0, 1)[..]);
-        let seqs: Vec<Option<i64>> = sqlx::query_scalar("SELECT seq FROM events WHERE sender_id = $1 ORDER BY id")
-            .bind(id)
-            .fetch_all(&mut conn)
-            .await?;
-        ensure!(seqs == [None, None, None, None, None, Some(5), Some(6), Some(7), Some(8)]);
-        wait_until("our events to be published", Duration::from_secs(20), || async { broker.count() >= 4 }).await;
-        ensure!(broker.positions_of(id) == [5, 6, 7, 8]);
-        // A stale copy of Rasa's tracker (it does not know our events) is refused.
-        let mut stale = Tracker::restore(id, 0, full.events()[..5].to_vec());
-        stale.apply(event(json!({"event": "restart", "timestamp": 1700000020.0})));
-        ensure!(store.save(&mut stale).await.unwrap_err().is_conflict());
-        conn.close().await?;
-        Ok(())
-    })
-    .await
-}
-
 /// An event whose transaction rolls back is never published; the next save goes through.
 #[tokio::test]
 async fn an_event_never_committed_is_never_published() -> Result<()> {
@@ -324,8 +201,8 @@ async fn outbox_survives_a_killed_process() -> Result<()> {
 }
 
 async fn crash_child(url: &str) -> Result<()> {
-    let store = PostgresStore::connect(
-        &PostgresConfig::from_url(url)?,
+    let store = SqlStore::connect(
+        &SqlConfig::from_url(url)?,
         Some(Arc::new(NeverConfirmingBroker)),
     )
     .await?;
@@ -378,7 +255,7 @@ async fn crash_parent(db: &TestDatabase) -> Result<()> {
     // Everything committed is still in the outbox: nothing was confirmed.
     let inspector = connect(db, None).await?;
     ensure!(inspector.outbox_len().await? == CHILD_EVENTS as u64);
-    inspector.close().await;
+    inspector.close().await?;
 
     // A new process (here: a new store) with the real RabbitMQ broker publishes the leftovers.
     let (amqp, broker, queue) = amqp_broker().await;
@@ -404,7 +281,7 @@ async fn crash_parent(db: &TestDatabase) -> Result<()> {
         let seq = message.seq.context("a position")? as usize;
         ensure!(message.id == ids[seq] && message.envelope.event == stored.events()[seq]);
     }
-    store.close().await;
+    store.close().await?;
     amqp.close().await?;
     delete_queue(&queue);
     Ok(())
@@ -413,11 +290,11 @@ async fn crash_parent(db: &TestDatabase) -> Result<()> {
 /// A database that is down at start-up: bounded retries, then a clear, transient error.
 #[tokio::test]
 async fn unreachable_database_fails_clearly_after_bounded_retries() -> Result<()> {
-    let mut config = PostgresConfig::from_url("postgres://colloquy:secret@127.0.0.1:1/nowhere")?;
+    let mut config = SqlConfig::from_url("postgres://colloquy:secret@127.0.0.1:1/nowhere")?;
     config.connect_attempts = 3;
     config.connect_timeout = Duration::from_secs(2);
     let started = std::time::Instant::now();
-    let error = PostgresStore::connect(&config, None).await.unwrap_err();
+    let error = SqlStore::connect(&config, None).await.unwrap_err();
     ensure!(started.elapsed() < Duration::from_secs(30));
     let message = error.to_string();
     ensure!(error.is_transient(), "{message}");
@@ -442,16 +319,15 @@ async fn connects_from_endpoints_yaml_creating_the_database() -> Result<()> {
         options.get_database().unwrap_or("postgres"),
     );
     let host = options.get_host().to_owned();
-    let config = PostgresConfig::from_endpoints_yaml(&yaml, |var| {
-        (var == "PGHOST_TEST").then(|| host.clone())
-    })?;
+    let config =
+        SqlConfig::from_endpoints_yaml(&yaml, |var| (var == "PGHOST_TEST").then(|| host.clone()))?;
     let result = async {
-        let store = PostgresStore::connect(&config, None).await?;
+        let store = SqlStore::connect(&config, None).await?;
         let mut tracker = Tracker::new("yaml");
         tracker.apply_all(session_start(1.0));
         store.save(&mut tracker).await?;
         ensure!(store.keys().await? == ["yaml"]);
-        store.close().await;
+        store.close().await?;
         Ok(())
     }
     .await;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use colloquy_events::Tracker;
 use colloquy_testkit::{fresh_database, wait_until};
-use colloquy_tracker_store::{PostgresConfig, PostgresStore, TrackerStore};
+use colloquy_tracker_store::{SqlConfig, SqlStore, TrackerStore};
 use common::{in_process_broker, session_start, turn};
 
 fn cluster_version() -> String {
@@ -48,7 +48,7 @@ impl Drop for RestartGuard {
 }
 
 /// Saves, retrying transient failures (the retry of a save that did commit is recognised by the store).
-async fn save_with_retry(store: &PostgresStore, tracker: &mut Tracker) -> Result<()> {
+async fn save_with_retry(store: &SqlStore, tracker: &mut Tracker) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match store.save(tracker).await {
@@ -67,9 +67,9 @@ async fn postgresql_restarted_in_a_stream_of_saves() -> Result<()> {
     const MAX_TURNS: usize = 5000;
     let db = fresh_database().await;
     let (broker, received) = in_process_broker();
-    let mut config = PostgresConfig::from_url(&db.url)?;
+    let mut config = SqlConfig::from_url(&db.url)?;
     config.relay.max_retry_delay = Duration::from_millis(500);
-    let store = Arc::new(PostgresStore::connect(&config, Some(broker)).await?);
+    let store = Arc::new(SqlStore::connect(&config, Some(broker)).await?);
     let saved_turns = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
@@ -144,7 +144,7 @@ async fn postgresql_restarted_in_a_stream_of_saves() -> Result<()> {
         Ok(())
     }
     .await;
-    store.close().await;
+    store.close().await?;
     db.drop_database().await;
     result
 }
