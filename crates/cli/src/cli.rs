@@ -254,9 +254,9 @@ pub struct ImportArgs {
     pub file: PathBuf,
 
     /// The tracker store that receives the conversations and streams their events: `memory` (default;
-    /// nothing kept after the run) or a PostgreSQL URL (events are stored in Rasa's `events` table and
-    /// published through the store's outbox; a conversation the store holds already gets the file's events
-    /// appended after its own).
+    /// nothing kept after the run) or a database URL — `postgres://…`, `mysql://…` or `sqlite://…` (events
+    /// are stored in Rasa's `events` table and published through the store's outbox; a conversation the
+    /// store holds already gets the file's events appended after its own).
     #[arg(
         long,
         env = "COLLOQUY_TRACKER_STORE",
@@ -274,10 +274,21 @@ pub struct ImportArgs {
     pub publish: PublishArgs,
 }
 
+/// The order in which `colloquy export` publishes a conversation's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportOrder {
+    /// The stored order (the table's `id`).
+    Stored,
+    /// By timestamp, stable for equal ones (Rasa 3.6's `rasa export`).
+    Timestamp,
+}
+
 /// `colloquy export`.
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
-    /// The tracker store to read: a PostgreSQL URL. Default: the `tracker_store` section of `--endpoints`.
+    /// The tracker store to read: a database URL (`postgres://…`, `mysql://…`, `sqlite://…`), read only — a
+    /// database Rasa's SQLTrackerStore created and Colloquy never touched works as it is. Default: the
+    /// `tracker_store` section of `--endpoints`.
     #[arg(
         long,
         alias = "database-url",
@@ -301,6 +312,17 @@ pub struct ExportArgs {
     /// Resume a failed export: `SEQ:SENDER_ID`, as printed by the failed run (see below).
     #[arg(long, value_name = "SEQ:SENDER_ID")]
     pub resume_from: Option<String>,
+
+    /// The order of each conversation's events: `stored` (default: the order they were stored in, which is
+    /// the order they happened) or `timestamp` (sorted by timestamp, as `rasa export` does — which reorders
+    /// events whose clocks disagree).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "stored",
+        value_name = "stored|timestamp"
+    )]
+    pub order: ExportOrder,
 
     #[command(flatten)]
     #[allow(missing_docs)]

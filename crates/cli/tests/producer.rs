@@ -13,7 +13,7 @@ use colloquy_testkit::{
     TestDatabase, data_of, delete_topology, interleave, rabbitmqctl, rasa_conversation,
     unique_name, wait_until,
 };
-use colloquy_tracker_store::{PostgresConfig, PostgresStore, TrackerStore};
+use colloquy_tracker_store::{SqlConfig, SqlStore, TrackerStore};
 use sqlx::{Connection, PgConnection};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_colloquy");
@@ -752,8 +752,8 @@ async fn import_names_the_events_rabbitmq_did_not_confirm() {
 /// A PostgreSQL tracker store holding `conversations` (saved through our store, without a broker).
 async fn tracker_store_with(conversations: &[Vec<Vec<u8>>]) -> TestDatabase {
     let database = colloquy_testkit::fresh_database().await;
-    let config = PostgresConfig::from_url(&database.url).unwrap();
-    let store = PostgresStore::connect(&config, None).await.unwrap();
+    let config = SqlConfig::from_url(&database.url).unwrap();
+    let store = SqlStore::connect(&config, None).await.unwrap();
     for bodies in conversations {
         let first = Envelope::from_json(&bodies[0]).unwrap();
         let mut tracker = Tracker::new(first.sender_id);
@@ -762,7 +762,7 @@ async fn tracker_store_with(conversations: &[Vec<Vec<u8>>]) -> TestDatabase {
         }
         store.save(&mut tracker).await.unwrap();
     }
-    store.close().await;
+    store.close().await.unwrap();
     database
 }
 

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use colloquy_broker::{AmqpConfig, AmqpSubscription};
-use colloquy_consumer::{Consumer, ConsumerOptions, Database, EventSink};
+use colloquy_consumer::{Consumer, ConsumerOptions, EventSink};
+use colloquy_storage::{ConnectOptions, Database, Schema};
+use colloquy_storage::{DeadLetterRow, EventRow};
 use colloquy_testkit::{TestDatabase, fresh_database, unique_name, wait_until};
-use colloquy_tracker_store::schema::{DeadLetterRow, EventRow};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -184,8 +185,8 @@ async fn our_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
     let topology = topology(amqp_url).await?;
     fill(&topology, bodies).await?;
     let database = fresh_database().await;
-    let sink = Database::connect_lazy(&database.url)?;
-    sink.migrate().await?;
+    let sink = Database::connect_lazy(&database.url, &ConnectOptions::default())?;
+    sink.migrate(Schema::Events).await?;
     let config = AmqpConfig::from_url(amqp_url)?
         .with_exchange(&topology.exchange)?
         .with_queues([topology.queue.as_str()])?
@@ -267,8 +268,8 @@ struct RawConsumer {
 
 async fn raw_consumer(amqp_url: &str, queue: &str) -> Result<RawConsumer> {
     let database = fresh_database().await;
-    let migrate = Database::connect_lazy(&database.url)?;
-    migrate.migrate().await?;
+    let migrate = Database::connect_lazy(&database.url, &ConnectOptions::default())?;
+    migrate.migrate(Schema::Events).await?;
     migrate.close().await;
     let pool = PgPoolOptions::new()
         .max_connections(1)
@@ -401,7 +402,7 @@ impl EventSink for CountingSink {
     }
 
     async fn ping(&self) -> colloquy_consumer::Result<()> {
-        self.inner.ping().await
+        EventSink::ping(&self.inner).await
     }
 }
 
@@ -506,8 +507,8 @@ async fn raw_latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f
 async fn latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f64, f64, f64)> {
     let topology = topology(amqp_url).await?;
     let database = fresh_database().await;
-    let sink = Database::connect_lazy(&database.url)?;
-    sink.migrate().await?;
+    let sink = Database::connect_lazy(&database.url, &ConnectOptions::default())?;
+    sink.migrate(Schema::Events).await?;
     let config = AmqpConfig::from_url(amqp_url)?
         .with_exchange(&topology.exchange)?
         .with_queues([topology.queue.as_str()])?

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use colloquy_broker::{EventBroker, Subscription};
 use colloquy_events::{Event, Tracker};
-use colloquy_tracker_store::schema::EventRow;
+use colloquy_storage::EventRow;
 use colloquy_tracker_store::{InMemoryStore, SqlConfig, SqlStore, TrackerStore};
 use serde_json::json;
 use sqlx::{Postgres, QueryBuilder};
@@ -249,7 +249,7 @@ fn main() {
             plain.saves_per_second() / base,
             outboxed.saves_per_second() / base
         );
-        store.close().await;
+        store.close().await?;
         pool.close().await;
         db.drop_database().await;
     });

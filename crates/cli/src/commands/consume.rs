@@ -5,14 +5,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use colloquy_broker::AmqpSubscription;
-use colloquy_consumer::{Consumer, ConsumerOptions, Database, redact};
+use colloquy_consumer::{Consumer, ConsumerOptions};
+use colloquy_storage::{ConnectOptions, Database, Schema, redact};
 
 use crate::cli::ConsumeArgs;
 use crate::settings::{Endpoints, amqp_config, prefetch_for};
 
 /// Runs the consumer until SIGTERM / SIGINT.
 pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()> {
-    let (database, url) = super::open_database(&args.database, endpoints)?;
+    let (database, url) =
+        super::open_database(&args.database, endpoints, &ConnectOptions::default())?;
     let amqp = amqp_config(&args.broker, endpoints)
         .map_err(|error| super::ConfigError(format!("{error:#}")))?
         .with_prefetch(prefetch_for(args.batch_size, args.prefetch));
@@ -51,7 +53,7 @@ pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()>
 async fn migrate_when_ready(database: &Database, url: &str) -> Result<()> {
     let mut outage = super::Outage::default();
     loop {
-        match database.migrate().await {
+        match database.migrate(Schema::Events).await {
             Ok(()) => return Ok(()),
             Err(error) if error.is_transient() => {
                 outage
@@ -59,10 +61,7 @@ async fn migrate_when_ready(database: &Database, url: &str) -> Result<()> {
                     .await
                     .with_context(|| format!("the database at {} does not answer", redact(url)))?;
             }
-            Err(error) => {
-                return Err(error)
-                    .with_context(|| format!("cannot prepare the database at {}", redact(url)));
-            }
+            Err(error) => return Err(super::storage_error(error)),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use colloquy_broker::{AmqpBroker, EventBroker, MessageProperties};
-use colloquy_consumer::{Database, StoredDeadLetter};
+use colloquy_storage::{ConnectOptions, StoredDeadLetter};
 
 use crate::cli::DeadLettersCommand;
 use crate::settings::{Endpoints, amqp_config};
@@ -20,15 +20,17 @@ pub async fn run(command: DeadLettersCommand, endpoints: Option<&Endpoints>) -> 
             limit,
             json,
         } => {
-            let (database, _) = super::open_database(&database, endpoints)?;
+            // Read only: a mistyped path or URL is an error, never a new empty database.
+            let (database, _) =
+                super::open_database(&database, endpoints, &ConnectOptions::read_only())?;
             database
-                .migrate()
+                .require_dead_letters_table()
                 .await
-                .context("cannot open the database")?;
+                .map_err(super::storage_error)?;
             let letters = database
-                .dead_letters(0, limit)
+                .dead_letters(0, limit, (!json).then_some(PREVIEW_BYTES))
                 .await
-                .context("cannot read dead letters")?;
+                .map_err(super::storage_error)?;
             let mut out = std::io::stdout().lock();
             for letter in &letters {
                 if json {
@@ -41,7 +43,7 @@ pub async fn run(command: DeadLettersCommand, endpoints: Option<&Endpoints>) -> 
                         letter.received_at,
                         letter.source,
                         letter.error,
-                        preview(&letter.body)
+                        preview(&letter.body, letter.body_len)
                     )?;
                 }
             }
@@ -55,11 +57,12 @@ pub async fn run(command: DeadLettersCommand, endpoints: Option<&Endpoints>) -> 
             broker,
             ids,
         } => {
-            let (database, _) = super::open_database(&database, endpoints)?;
+            let (database, _) =
+                super::open_database(&database, endpoints, &ConnectOptions::default())?;
             database
-                .migrate()
+                .require_dead_letters_table()
                 .await
-                .context("cannot open the database")?;
+                .map_err(super::storage_error)?;
             let config = amqp_config(&broker, endpoints)
                 .map_err(|error| super::ConfigError(format!("{error:#}")))?;
             let broker = AmqpBroker::connect(config)
@@ -69,12 +72,15 @@ pub async fn run(command: DeadLettersCommand, endpoints: Option<&Endpoints>) -> 
             let mut after = 0;
             // Only the letters present now: a requeued message that fails again comes back as a new letter
             // (a higher id) while we page, and must not be requeued again by this run.
-            let ceiling = max_dead_letter_id(&database).await?;
+            let ceiling = database
+                .last_dead_letter_id()
+                .await
+                .map_err(super::storage_error)?;
             loop {
                 let page = database
-                    .dead_letters(after, PAGE)
+                    .dead_letters(after, PAGE, None)
                     .await
-                    .context("cannot read dead letters")?;
+                    .map_err(super::storage_error)?;
                 let Some(last) = page.last() else { break };
                 if page[0].id > ceiling {
                     break;
@@ -103,7 +109,7 @@ pub async fn run(command: DeadLettersCommand, endpoints: Option<&Endpoints>) -> 
                     database
                         .delete_dead_letter(letter.id)
                         .await
-                        .context("cannot delete a requeued dead letter")?;
+                        .map_err(super::storage_error)?;
                     requeued += 1;
                 }
             }
@@ -116,17 +122,6 @@ pub async fn run(command: DeadLettersCommand, endpoints: Option<&Endpoints>) -> 
             Ok(())
         }
     }
-}
-
-/// The highest dead-letter id (0 when there is none).
-async fn max_dead_letter_id(database: &Database) -> Result<i64> {
-    const QUERY: &str = "SELECT COALESCE(MAX(id), 0) FROM dead_letters";
-    let max: i64 = match database {
-        Database::Postgres(pool) => sqlx::query_scalar(QUERY).fetch_one(pool).await,
-        Database::Sqlite(pool) => sqlx::query_scalar(QUERY).fetch_one(pool).await,
-    }
-    .context("cannot read dead letters")?;
-    Ok(max)
 }
 
 fn as_json(letter: &StoredDeadLetter) -> serde_json::Value {
@@ -148,15 +143,19 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// The first 80 characters of a body, printable.
-fn preview(body: &[u8]) -> String {
+/// How many bytes of each body `list` reads: enough for 80 characters of any script.
+const PREVIEW_BYTES: usize = 320;
+
+/// The first 80 characters of a body (`body` may be its first bytes only; `body_len` is the whole length),
+/// printable.
+fn preview(body: &[u8], body_len: i64) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(240)]);
     let mut preview: String = text
         .chars()
         .take(80)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if body.len() > preview.len() {
+    if usize::try_from(body_len).unwrap_or(usize::MAX) > preview.len() {
         preview.push('…');
     }
     preview

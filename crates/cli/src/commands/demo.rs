@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use colloquy_broker::{AmqpConfig, AmqpSubscription, DEFAULT_URL};
-use colloquy_consumer::{Consumer, ConsumerOptions, Database};
+use colloquy_consumer::{Consumer, ConsumerOptions};
+use colloquy_storage::{ConnectOptions, Database, Schema};
 
 use super::import::{StoreChoice, import};
 use crate::cli::{DemoArgs, ProgressMode};
@@ -52,17 +53,14 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         }
     };
     let database_url = format!("sqlite://{}", database_path.display());
-    let database = Database::connect_lazy(&database_url)
+    let database = Database::connect_lazy(&database_url, &ConnectOptions::default())
         .map_err(|error| super::ConfigError(error.to_string()))?;
-    database.migrate().await.with_context(|| {
+    database.migrate(Schema::Events).await.with_context(|| {
         format!(
             "cannot create the demo database {}",
             database_path.display()
         )
     })?;
-    let Database::Sqlite(pool) = &database else {
-        bail!("the demo database must be SQLite");
-    };
 
     println!("Colloquy demo");
     println!(
@@ -97,11 +95,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     // 3. Wait (bounded) until the consumer stored them all.
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     let stored = loop {
-        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-            .fetch_one(pool)
+        let (stored, _) = database
+            .table_counts()
             .await
             .context("cannot count the stored events")?;
-        if stored as u64 >= imported.events {
+        if stored >= imported.events {
             break stored;
         }
         if Instant::now() > deadline {
@@ -123,7 +121,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     tracing::debug!(?summary, "Demo consumer stopped.");
 
     // 4. The summary.
-    print!("{}", summary_text(pool, stored, started.elapsed()).await?);
+    print!(
+        "{}",
+        summary_text(&database, stored, started.elapsed()).await?
+    );
     println!(
         "\nThe rows are in Rasa's `events` schema: try `sqlite3 {} \"SELECT sender_id, type_name, data FROM \
          events LIMIT 5\"`.\nNext: `colloquy consume --help`, `colloquy import --help`, `colloquy export --help`.",
@@ -134,20 +135,14 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 }
 
 /// The printed summary: conversations, events by type, and one conversation as a transcript.
-async fn summary_text(pool: &sqlx::SqlitePool, stored: i64, elapsed: Duration) -> Result<String> {
-    let conversations: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT sender_id) FROM events")
-        .fetch_one(pool)
-        .await?;
-    let by_type: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT type_name, COUNT(*) FROM events GROUP BY type_name ORDER BY COUNT(*) DESC, type_name",
-    )
-    .fetch_all(pool)
-    .await?;
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT type_name, data FROM events WHERE sender_id = ? ORDER BY id")
-            .bind(SHOWN_CONVERSATION)
-            .fetch_all(pool)
-            .await?;
+async fn summary_text(database: &Database, stored: u64, elapsed: Duration) -> Result<String> {
+    let (by_type, conversations) = database.event_counts().await?;
+    let rows: Vec<(String, String)> = database
+        .conversation_rows(SHOWN_CONVERSATION)
+        .await?
+        .into_iter()
+        .map(|row| (row.type_name, row.data))
+        .collect();
 
     let mut out = String::new();
     writeln!(

@@ -1,7 +1,9 @@
 //! `colloquy export`: Rasa's `rasa export`, done so that nothing is lost.
 //!
-//! Conversations are read from the tracker store's `events` table in the byte order of their ids (`COLLATE
-//! "C"`), each conversation's rows `ORDER BY id`; the selected events are published with Colloquy's usual
+//! Conversations are read, read only, from the tracker store's `events` table (PostgreSQL, MySQL/MariaDB or
+//! SQLite; a database Rasa created works as it is) in the byte order of their ids, each conversation's rows
+//! in stored order (or by timestamp with `--order timestamp`, as Rasa does); the selected events are published
+//! with Colloquy's usual
 //! properties (`message_id` = the stored `event_id`, or for rows Rasa wrote the id our store would have given:
 //! [`EventId::for_tracked`] of the position and body) plus Rasa's header `rasa-export-process-id` (one uuid per
 //! run).
@@ -16,12 +18,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use colloquy_broker::{AmqpBroker, EventBroker, MessageProperties};
-use colloquy_consumer::redact;
 use colloquy_events::{Envelope, Event, EventId, StampedEnvelope};
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Row};
+use colloquy_storage::{ConnectOptions, Database, ExportSelection, StoredEvent, redact};
 
-use crate::cli::{DatabaseArgs, ExportArgs};
+use crate::cli::{DatabaseArgs, ExportArgs, ExportOrder};
 use crate::progress::{Progress, Unit, rate};
 use crate::settings::{DEFAULT_DATABASE_URL, Endpoints, database_url};
 
@@ -53,26 +53,11 @@ impl ResumePoint {
     }
 }
 
-/// The events an export selects.
+/// The events an export selects, and where it resumes.
 #[derive(Debug, Clone, Default)]
 struct Filter {
-    conversation_ids: Vec<String>,
-    minimum_timestamp: Option<f64>,
-    maximum_timestamp: Option<f64>,
+    selection: ExportSelection,
     resume: Option<ResumePoint>,
-}
-
-impl Filter {
-    fn selects(&self, timestamp: Option<f64>) -> bool {
-        let bounded = self.minimum_timestamp.is_some() || self.maximum_timestamp.is_some();
-        match timestamp {
-            None => !bounded,
-            Some(t) => {
-                self.minimum_timestamp.is_none_or(|min| t >= min)
-                    && self.maximum_timestamp.is_none_or(|max| t < max)
-            }
-        }
-    }
 }
 
 /// Runs `colloquy export`.
@@ -86,17 +71,10 @@ pub async fn run(args: ExportArgs, endpoints: Option<&Endpoints>) -> Result<()> 
     .map_err(|error| super::ConfigError(format!("{error:#}")))?;
     if args.tracker_store.is_none() && url == DEFAULT_DATABASE_URL {
         return Err(super::ConfigError(
-            "export needs a tracker store: --tracker-store postgres://user:password@host:port/db, or \
-             --endpoints endpoints.yml with a `tracker_store` section (type sql, dialect postgresql)"
+            "export needs a tracker store: --tracker-store postgres://user:password@host:port/db (or mysql://…, \
+             sqlite://…), or --endpoints endpoints.yml with a `tracker_store` section (type sql)"
                 .into(),
         )
-        .into());
-    }
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return Err(super::ConfigError(format!(
-            "export reads PostgreSQL tracker stores; `{}` is not a postgres:// URL",
-            redact(&url)
-        ))
         .into());
     }
     if let (Some(min), Some(max)) = (args.minimum_timestamp, args.maximum_timestamp)
@@ -116,45 +94,42 @@ pub async fn run(args: ExportArgs, endpoints: Option<&Endpoints>) -> Result<()> 
         None => None,
     };
     let filter = Filter {
-        conversation_ids: args
-            .conversation_ids
-            .iter()
-            .filter(|id| !id.is_empty())
-            .cloned()
-            .collect(),
-        minimum_timestamp: args.minimum_timestamp,
-        maximum_timestamp: args.maximum_timestamp,
+        selection: ExportSelection {
+            only: args
+                .conversation_ids
+                .iter()
+                .filter(|id| !id.is_empty())
+                .cloned()
+                .collect(),
+            from: resume.as_ref().map(|resume| resume.sender_id.clone()),
+            minimum_timestamp: args.minimum_timestamp,
+            maximum_timestamp: args.maximum_timestamp,
+        },
         resume,
     };
     let config = super::producer_config(&args.broker, &args.publish, endpoints, "export")?;
 
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect(&url)
-        .await
-        .with_context(|| format!("cannot connect to the tracker store at {}", redact(&url)))?;
-    let has_events: bool = sqlx::query_scalar("SELECT to_regclass('events') IS NOT NULL")
-        .fetch_one(&pool)
-        .await
-        .with_context(|| format!("cannot query the tracker store at {}", redact(&url)))?;
-    if !has_events {
-        return Err(anyhow!(
-            "the database at {} has no `events` table: it is not a tracker store of Rasa's SQLTrackerStore or \
-             Colloquy (check --tracker-store or the tracker_store section of endpoints.yml)",
-            redact(&url)
-        ));
-    }
-    let conversations = conversations(&pool, &filter).await?;
+    // Read only: an export never creates or alters anything, so it works on a database Rasa created.
+    let database =
+        Database::connect_lazy(&url, &ConnectOptions::read_only()).map_err(super::storage_error)?;
+    let conversations = with_retries("list the conversations", || async {
+        database.require_events_table().await?;
+        database.export_conversations(&filter.selection).await
+    })
+    .await?;
     let missing: Vec<&String> = filter
-        .conversation_ids
+        .selection
+        .only
         .iter()
         .filter(|id| !conversations.contains(id))
         .collect();
     if !missing.is_empty() {
         tracing::warn!(missing = ?missing, "These conversations are not in the tracker store.");
     }
-    let total = count(&pool, &conversations, &filter).await?;
+    let total = with_retries("count the events to export", || {
+        database.count_selected(&conversations, &filter.selection)
+    })
+    .await?;
     if total == 0 {
         return Err(anyhow!(
             "no event of the tracker store at {} matches the selection (conversations, timestamps); nothing \
@@ -179,10 +154,10 @@ pub async fn run(args: ExportArgs, endpoints: Option<&Endpoints>) -> Result<()> 
         published: 0,
     };
     let outcome = export
-        .publish_all(&pool, &conversations, &filter, &progress)
+        .publish_all(&database, &conversations, &filter, args.order, &progress)
         .await;
     progress.finish();
-    pool.close().await;
+    database.close().await;
     match outcome {
         Ok(()) => {
             let elapsed = progress.elapsed();
@@ -226,9 +201,10 @@ struct Export<'a> {
 impl Export<'_> {
     async fn publish_all(
         &mut self,
-        pool: &PgPool,
+        database: &Database,
         conversations: &[String],
         filter: &Filter,
+        order: ExportOrder,
         progress: &Progress,
     ) -> Result<(), Failure> {
         for sender_id in conversations {
@@ -237,41 +213,42 @@ impl Export<'_> {
                 _ => 0,
             };
             // A database that restarts in the middle is waited for (bounded); then the resume command.
-            let mut outage = super::Outage::default();
-            let rows = loop {
-                let read = sqlx::query(
-                    r#"SELECT id::int8 AS id, data, event_id, "timestamp" FROM events
-                       WHERE sender_id = $1 ORDER BY id"#,
+            let rows = with_retries("read a conversation", || {
+                database.conversation_rows(sender_id)
+            })
+            .await
+            .map_err(|error| {
+                self.failure(
+                    error.context(format!("cannot read conversation `{sender_id}`")),
+                    sender_id,
+                    skip,
                 )
-                .bind(sender_id)
-                .fetch_all(pool)
-                .await;
-                match read {
-                    Ok(rows) => break rows,
-                    Err(error) => {
-                        if let Err(error) = outage
-                            .wait(&error, "The tracker store failed; retrying the read.")
-                            .await
-                        {
-                            return Err(self.failure(
-                                error.context(format!("cannot read conversation `{sender_id}`")),
-                                sender_id,
-                                skip,
-                            ));
-                        }
-                    }
-                }
-            };
-            for (seq, row) in rows.iter().enumerate() {
-                let seq = seq as u64;
-                let timestamp: Option<f64> = row.get("timestamp");
-                if seq < skip || !filter.selects(timestamp) {
+            })?;
+            // Positions are stored positions, whatever the publishing order.
+            let mut rows: Vec<(u64, StoredEvent)> = rows
+                .into_iter()
+                .enumerate()
+                .map(|(seq, row)| (seq as u64, row))
+                .collect();
+            if order == ExportOrder::Timestamp {
+                // Rasa sorts with Python's stable sort on the timestamp.
+                rows.sort_by(|(_, a), (_, b)| {
+                    a.timestamp
+                        .unwrap_or(f64::NEG_INFINITY)
+                        .total_cmp(&b.timestamp.unwrap_or(f64::NEG_INFINITY))
+                });
+            }
+            for (seq, row) in rows {
+                if seq < skip || !filter.selection.selects(row.timestamp) {
                     continue;
                 }
-                let row_id: i64 = row.get("id");
-                let data: Option<String> = row.get("data");
-                let event_id: Option<String> = row.get("event_id");
-                let event = Event::from_json(data.unwrap_or_default().as_bytes()).map_err(|error| {
+                let StoredEvent {
+                    row_id,
+                    data,
+                    event_id,
+                    ..
+                } = row;
+                let event = Event::from_json(data.as_bytes()).map_err(|error| {
                     self.failure(
                         anyhow!(
                             "row {row_id} of conversation `{sender_id}` is not a readable event: {error}"
@@ -382,45 +359,26 @@ impl Export<'_> {
     }
 }
 
-/// The conversations to export, in byte order of their ids, from the resume point on.
-async fn conversations(pool: &PgPool, filter: &Filter) -> Result<Vec<String>> {
-    let ids = (!filter.conversation_ids.is_empty()).then_some(&filter.conversation_ids);
-    sqlx::query_scalar(
-        r#"SELECT sender_id FROM events
-           WHERE ($1::text[] IS NULL OR sender_id = ANY($1))
-             AND ($2::text IS NULL OR sender_id COLLATE "C" >= $2 COLLATE "C")
-           GROUP BY sender_id ORDER BY sender_id COLLATE "C""#,
-    )
-    .bind(ids)
-    .bind(
-        filter
-            .resume
-            .as_ref()
-            .map(|resume| resume.sender_id.as_str()),
-    )
-    .fetch_all(pool)
-    .await
-    .context("cannot list the conversations of the tracker store")
-}
-
-/// How many events the export selects (for the progress display).
-async fn count(pool: &PgPool, conversations: &[String], filter: &Filter) -> Result<u64> {
-    let bounded = filter.minimum_timestamp.is_some() || filter.maximum_timestamp.is_some();
-    let count: i64 = sqlx::query_scalar(
-        r#"SELECT count(*) FROM events
-           WHERE sender_id = ANY($1)
-             AND (NOT $4 OR "timestamp" IS NOT NULL)
-             AND ($2::float8 IS NULL OR "timestamp" >= $2)
-             AND ($3::float8 IS NULL OR "timestamp" < $3)"#,
-    )
-    .bind(conversations)
-    .bind(filter.minimum_timestamp)
-    .bind(filter.maximum_timestamp)
-    .bind(bounded)
-    .fetch_one(pool)
-    .await
-    .context("cannot count the events to export")?;
-    Ok(count as u64)
+/// Runs a read of the tracker store, retrying (bounded) only while the database is unreachable; a missing
+/// table or refused credentials end the export at once with exit code 2.
+async fn with_retries<T, F, Fut>(action: &'static str, mut read: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = colloquy_storage::Result<T>>,
+{
+    let mut outage = super::Outage::default();
+    loop {
+        match read().await {
+            Ok(value) => return Ok(value),
+            Err(error) if error.is_transient() => {
+                outage
+                    .wait(&error, "The tracker store does not answer; retrying.")
+                    .await
+                    .with_context(|| format!("cannot {action}"))?;
+            }
+            Err(error) => return Err(super::storage_error(error)),
+        }
+    }
 }
 
 /// This process's command line with `--resume-from` set to `at`, quoted for a POSIX shell.
@@ -481,15 +439,15 @@ mod tests {
 
     #[test]
     fn timestamp_filter_is_inclusive_then_exclusive() {
-        let filter = Filter {
+        let selection = ExportSelection {
             minimum_timestamp: Some(10.0),
             maximum_timestamp: Some(20.0),
-            ..Filter::default()
+            ..ExportSelection::default()
         };
-        assert!(filter.selects(Some(10.0)));
-        assert!(!filter.selects(Some(20.0)));
-        assert!(!filter.selects(Some(9.99)));
-        assert!(!filter.selects(None));
-        assert!(Filter::default().selects(None));
+        assert!(selection.selects(Some(10.0)));
+        assert!(!selection.selects(Some(20.0)));
+        assert!(!selection.selects(Some(9.99)));
+        assert!(!selection.selects(None));
+        assert!(ExportSelection::default().selects(None));
     }
 }

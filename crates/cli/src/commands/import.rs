@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use colloquy_broker::{AmqpBroker, EventBroker};
 use colloquy_events::Event;
-use colloquy_tracker_store::{PostgresConfig, PostgresStore, TrackerStore};
+use colloquy_tracker_store::{SqlConfig, SqlStore, TrackerStore};
 use tokio::sync::mpsc;
 
 use crate::cli::ImportArgs;
@@ -71,8 +71,8 @@ pub async fn run(args: ImportArgs, endpoints: Option<&Endpoints>) -> Result<()> 
 pub enum StoreChoice {
     /// [`StreamingStore`]: streams, keeps only each conversation's event count.
     Memory,
-    /// [`PostgresStore`] at this URL.
-    Postgres(String),
+    /// [`SqlStore`] at this database URL (PostgreSQL, MySQL/MariaDB or SQLite).
+    Sql(String),
 }
 
 impl StoreChoice {
@@ -81,13 +81,13 @@ impl StoreChoice {
         if text == "memory" {
             return Ok(Self::Memory);
         }
-        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            return Ok(Self::Postgres(text.to_owned()));
+        if colloquy_storage::Dialect::of_url(text).is_ok() {
+            return Ok(Self::Sql(text.to_owned()));
         }
         Err(super::ConfigError(format!(
-            "--tracker-store must be `memory` or a PostgreSQL URL (postgres://user:password@host:port/db), \
-             not `{}`",
-            colloquy_consumer::redact(text)
+            "--tracker-store must be `memory` or a database URL (postgres://user:password@host:port/db, \
+             mysql://user:password@host:port/db or sqlite://path), not `{}`",
+            colloquy_storage::redact(text)
         ))
         .into())
     }
@@ -101,14 +101,21 @@ pub async fn import(
     broker: Arc<AmqpBroker>,
     progress: &Progress,
 ) -> Result<ImportSummary> {
-    let (store, postgres): (Arc<dyn TrackerStore>, Option<Arc<PostgresStore>>) = match &choice {
+    let (store, postgres): (Arc<dyn TrackerStore>, Option<Arc<SqlStore>>) = match &choice {
         StoreChoice::Memory => (Arc::new(StreamingStore::new(broker.clone())), None),
-        StoreChoice::Postgres(url) => {
-            let config = PostgresConfig::from_url(url)
-                .map_err(|error| super::ConfigError(error.to_string()))?;
+        StoreChoice::Sql(url) => {
+            let config =
+                SqlConfig::from_url(url).map_err(|error| super::ConfigError(error.to_string()))?;
             let store = Arc::new(
-                PostgresStore::connect(&config, Some(broker.clone()))
+                SqlStore::connect(&config, Some(broker.clone()))
                     .await
+                    .map_err(|error| {
+                        if error.is_config() {
+                            anyhow::Error::from(super::ConfigError(error.to_string()))
+                        } else {
+                            anyhow!(error)
+                        }
+                    })
                     .with_context(|| {
                         format!("cannot open the tracker store at {}", config.target())
                     })?,
@@ -206,7 +213,7 @@ pub async fn import(
 
     if let Some(postgres) = &postgres {
         wait_for_outbox(postgres, &broker).await?;
-        postgres.close().await;
+        postgres.close().await?;
     }
     if let Err(error) = broker.close().await {
         let unconfirmed = broker.unconfirmed() as usize;
@@ -339,8 +346,8 @@ fn not_confirmed(
     )
 }
 
-/// Waits until the PostgreSQL store's outbox is empty (every saved event confirmed by RabbitMQ).
-async fn wait_for_outbox(store: &PostgresStore, broker: &AmqpBroker) -> Result<()> {
+/// Waits until the SQL store's outbox is empty (every saved event confirmed by RabbitMQ).
+async fn wait_for_outbox(store: &SqlStore, broker: &AmqpBroker) -> Result<()> {
     let mut outage = super::Outage::default();
     loop {
         let left = match store.outbox_len().await {
@@ -373,9 +380,10 @@ async fn wait_for_outbox(store: &PostgresStore, broker: &AmqpBroker) -> Result<(
 }
 
 /// Stops what is running after a failure (without waiting for confirms that will not come).
-async fn abandon(broker: &AmqpBroker, postgres: Option<&PostgresStore>) {
+async fn abandon(broker: &AmqpBroker, postgres: Option<&SqlStore>) {
     if let Some(postgres) = postgres {
-        postgres.close().await;
+        // The events it holds are safe in its outbox; what is left is said by the caller's error.
+        let _ = tokio::time::timeout(Duration::from_secs(5), postgres.close()).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), broker.close()).await;
 }

@@ -16,16 +16,28 @@ use colloquy_broker::{AmqpBroker, AmqpConfig};
 use crate::cli::{BrokerArgs, PublishArgs};
 use crate::settings::{Endpoints, amqp_config};
 
-/// The database named by the flags, environment or endpoints.yml (connected lazily), and its URL.
+/// The database named by the flags, environment or endpoints.yml (connected lazily), and its URL. With
+/// `options.read_only`, nothing is created: not the SQLite file, not a table.
 pub fn open_database(
     args: &crate::cli::DatabaseArgs,
     endpoints: Option<&crate::settings::Endpoints>,
-) -> anyhow::Result<(colloquy_consumer::Database, String)> {
+    options: &colloquy_storage::ConnectOptions,
+) -> anyhow::Result<(colloquy_storage::Database, String)> {
     let url = crate::settings::database_url(args, endpoints)
         .map_err(|error| ConfigError(format!("{error:#}")))?;
-    let database = colloquy_consumer::Database::connect_lazy(&url)
+    let database = colloquy_storage::Database::connect_lazy(&url, options)
         .map_err(|error| ConfigError(error.to_string()))?;
     Ok((database, url))
+}
+
+/// A storage error as the CLI reports it: a configuration error (exit 2) when the settings or the schema are
+/// at fault, else a run-time failure.
+pub fn storage_error(error: colloquy_storage::Error) -> anyhow::Error {
+    if error.is_config() {
+        ConfigError(error.to_string()).into()
+    } else {
+        error.into()
+    }
 }
 
 /// How long a database that keeps failing is retried (consumer start-up, import, export) before giving up.
