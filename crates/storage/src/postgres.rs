@@ -520,6 +520,8 @@ pub(crate) async fn conversation_rows(
 ) -> Result<Vec<StoredEvent>> {
     // `*`, so that a database Rasa created (no `event_id` column) reads the same way.
     let rows = sqlx::query("SELECT * FROM events WHERE sender_id = $1 ORDER BY id")
+        // Not a cached prepared statement: its columns change when a migration adopts the table.
+        .persistent(false)
         .bind(sender_id)
         .fetch_all(pool)
         .await
