@@ -10,6 +10,10 @@
 //!   ([`EventRow::check_fits`](crate::EventRow::check_fits)).
 //! - MySQL has no `ADD COLUMN IF NOT EXISTS`: Colloquy's columns are added to a table Rasa created by
 //!   [`adopt`], which looks at `information_schema` first.
+//! - The column collations Rasa's table gets (the database's default, e.g. `utf8mb4_general_ci`) fold case,
+//!   accents and trailing blanks: `sender_id = 'alice'` also finds `Alice` and `alicé`. Every query compares
+//!   conversation ids byte for byte as well ([`same_sender!`]), and Colloquy's `event_id` column is
+//!   `utf8mb4_bin`, so that two ids differing in case are two events.
 //! - The outbox relay locks one row of `outbox_relay_lock` with `FOR UPDATE SKIP LOCKED` for its transaction.
 
 use std::collections::HashSet;
@@ -51,6 +55,40 @@ const UNIQUE_RACE_RETRIES: usize = 3;
 
 fn db<'a>(action: &'static str, target: &'a str) -> impl FnOnce(sqlx::Error) -> Error + 'a {
     move |error| Error::database(action, target, Dialect::MySql, error)
+}
+
+/// `$column` equal to a bound conversation id, byte for byte (bind the id twice): the first comparison finds
+/// the rows through the index under the column's collation, which may hold other ids equal to it (`Alice`
+/// for `alice`); the second keeps the exact id, whatever the column's character set.
+macro_rules! same_sender {
+    ($column:literal) => {
+        concat!(
+            $column,
+            " = ? AND CAST(CONVERT(",
+            $column,
+            " USING utf8mb4) AS BINARY) = CAST(? AS BINARY)"
+        )
+    };
+}
+
+/// `sender_id` as bytes, for exact comparison and byte order whatever the column's collation.
+const SENDER_BYTES: &str = "CAST(CONVERT(sender_id USING utf8mb4) AS BINARY)";
+
+/// Appends `sender_id IN (ids)`, exact: the collation's `IN` for the index, then the bytes.
+fn push_senders_in(query: &mut QueryBuilder<MySql>, ids: &[String]) {
+    query.push("sender_id IN (");
+    let mut list = query.separated(", ");
+    for id in ids {
+        list.push_bind(id.as_str());
+    }
+    query.push(") AND ").push(SENDER_BYTES).push(" IN (");
+    let mut list = query.separated(", ");
+    for id in ids {
+        list.push("CAST(")
+            .push_bind_unseparated(id.as_str())
+            .push_unseparated(" AS BINARY)");
+    }
+    query.push(")");
 }
 
 fn options(url: &str) -> Result<MySqlConnectOptions> {
@@ -113,7 +151,7 @@ pub(crate) async fn migrate(pool: &MySqlPool, target: &str, schema: Schema) -> R
         target,
         "event_id",
         &[
-            "ALTER TABLE events ADD COLUMN event_id VARCHAR(255)",
+            "ALTER TABLE events ADD COLUMN event_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
             "CREATE UNIQUE INDEX events_event_id_key ON events (event_id)",
             "CREATE INDEX events_sender_id_id ON events (sender_id, id)",
         ],
@@ -244,7 +282,10 @@ async fn stored_ids(
         .collect();
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let mut query: QueryBuilder<MySql> =
-            QueryBuilder::new("SELECT event_id FROM events WHERE event_id IN (");
+            // FORCE INDEX: the look-up uses the unique index, and fails (a schema fault) where it was dropped.
+            QueryBuilder::new(
+                "SELECT event_id FROM events FORCE INDEX (events_event_id_key) WHERE event_id IN (",
+            );
         let mut list = query.separated(", ");
         for id in chunk {
             list.push_bind(*id);
@@ -316,19 +357,25 @@ pub(crate) async fn insert_tracked(
     let rows: Vec<&EventRow> = rows.iter().collect();
     let first_seq = i64::try_from(first_seq).unwrap_or(i64::MAX);
     let outcome = transaction::write(pool, "BEGIN", async |conn| {
-        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE sender_id = ?")
-            .bind(sender_id)
-            .fetch_one(&mut *conn)
-            .await?;
+        let stored: i64 = sqlx::query_scalar(concat!(
+            "SELECT count(*) FROM events WHERE ",
+            same_sender!("sender_id")
+        ))
+        .bind(sender_id)
+        .bind(sender_id)
+        .fetch_one(&mut *conn)
+        .await?;
         if stored != first_seq {
             return Ok(0);
         }
         let inserted = insert_rows(conn, &rows, Some(first_seq)).await?;
         if with_outbox {
-            sqlx::query(
-                "INSERT INTO outbox (event_row_id)
-                 SELECT id FROM events WHERE sender_id = ? AND seq >= ? ORDER BY id",
-            )
+            sqlx::query(concat!(
+                "INSERT INTO outbox (event_row_id) SELECT id FROM events WHERE ",
+                same_sender!("sender_id"),
+                " AND seq >= ? ORDER BY id"
+            ))
+            .bind(sender_id)
             .bind(sender_id)
             .bind(first_seq)
             .execute(&mut *conn)
@@ -347,11 +394,15 @@ pub(crate) async fn insert_tracked(
 }
 
 pub(crate) async fn count_events(pool: &MySqlPool, target: &str, sender_id: &str) -> Result<u64> {
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE sender_id = ?")
-        .bind(sender_id)
-        .fetch_one(pool)
-        .await
-        .map_err(db("count the conversation's events", target))?;
+    let count: i64 = sqlx::query_scalar(concat!(
+        "SELECT count(*) FROM events WHERE ",
+        same_sender!("sender_id")
+    ))
+    .bind(sender_id)
+    .bind(sender_id)
+    .fetch_one(pool)
+    .await
+    .map_err(db("count the conversation's events", target))?;
     Ok(count as u64)
 }
 
@@ -365,7 +416,13 @@ pub(crate) async fn count_stored_ids(
     for chunk in event_ids.chunks(ROWS_PER_STATEMENT) {
         let mut query: QueryBuilder<MySql> =
             QueryBuilder::new("SELECT count(*) FROM events WHERE sender_id = ");
-        query.push_bind(sender_id).push(" AND event_id IN (");
+        query
+            .push_bind(sender_id)
+            .push(" AND ")
+            .push(SENDER_BYTES)
+            .push(" = CAST(")
+            .push_bind(sender_id)
+            .push(" AS BINARY) AND event_id IN (");
         let mut ids = query.separated(", ");
         for id in chunk {
             ids.push_bind(*id);
@@ -387,16 +444,24 @@ pub(crate) async fn read_conversation(
     sender_id: &str,
     latest_session_only: bool,
 ) -> Result<Option<ConversationRows>> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(concat!(
         "SELECT e.id, e.data, e.`timestamp`, t.n AS total
          FROM events e
          CROSS JOIN (SELECT max(`timestamp`) AS start FROM events
-                     WHERE sender_id = ? AND type_name = 'session_started') s
-         CROSS JOIN (SELECT count(*) AS n FROM events WHERE sender_id = ?) t
-         WHERE e.sender_id = ?
-           AND (NOT ? OR s.start IS NULL OR e.`timestamp` >= s.start)
-         ORDER BY e.id",
-    )
+                     WHERE ",
+        same_sender!("sender_id"),
+        " AND type_name = 'session_started') s
+         CROSS JOIN (SELECT count(*) AS n FROM events WHERE ",
+        same_sender!("sender_id"),
+        ") t
+         WHERE ",
+        same_sender!("e.sender_id"),
+        " AND (NOT ? OR s.start IS NULL OR e.`timestamp` >= s.start)
+         ORDER BY e.id"
+    ))
+    .bind(sender_id)
+    .bind(sender_id)
+    .bind(sender_id)
     .bind(sender_id)
     .bind(sender_id)
     .bind(sender_id)
@@ -432,12 +497,16 @@ pub(crate) async fn conversation_exists(
     target: &str,
     sender_id: &str,
 ) -> Result<bool> {
-    let exists: i64 =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE sender_id = ?)")
-            .bind(sender_id)
-            .fetch_one(pool)
-            .await
-            .map_err(db("look for a conversation", target))?;
+    let exists: i64 = sqlx::query_scalar(concat!(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE ",
+        same_sender!("sender_id"),
+        ")"
+    ))
+    .bind(sender_id)
+    .bind(sender_id)
+    .fetch_one(pool)
+    .await
+    .map_err(db("look for a conversation", target))?;
     Ok(exists != 0)
 }
 
@@ -553,21 +622,23 @@ pub(crate) async fn export_conversations(
     let mut query: QueryBuilder<MySql> =
         QueryBuilder::new("SELECT sender_id FROM events WHERE 1 = 1");
     if !selection.only.is_empty() {
-        query.push(" AND sender_id IN (");
-        let mut ids = query.separated(", ");
-        for id in &selection.only {
-            ids.push_bind(id.as_str());
-        }
-        query.push(")");
+        query.push(" AND ");
+        push_senders_in(&mut query, &selection.only);
     }
     if let Some(from) = &selection.from {
         query
-            .push(" AND CAST(sender_id AS BINARY) >= CAST(")
+            .push(" AND ")
+            .push(SENDER_BYTES)
+            .push(" >= CAST(")
             .push_bind(from.as_str())
             .push(" AS BINARY)");
     }
     // Byte order, whatever the column's collation (which may fold case or accents).
-    query.push(" GROUP BY CAST(sender_id AS BINARY), sender_id ORDER BY CAST(sender_id AS BINARY)");
+    query
+        .push(" GROUP BY ")
+        .push(SENDER_BYTES)
+        .push(", sender_id ORDER BY ")
+        .push(SENDER_BYTES);
     query
         .build_query_scalar()
         .fetch_all(pool)
@@ -581,13 +652,11 @@ pub(crate) async fn count_selected(
     conversations: &[String],
     selection: &ExportSelection,
 ) -> Result<u64> {
-    let mut query: QueryBuilder<MySql> =
-        QueryBuilder::new("SELECT count(*) FROM events WHERE sender_id IN (");
-    let mut ids = query.separated(", ");
-    for id in conversations {
-        ids.push_bind(id.as_str());
+    if conversations.is_empty() {
+        return Ok(0);
     }
-    query.push(")");
+    let mut query: QueryBuilder<MySql> = QueryBuilder::new("SELECT count(*) FROM events WHERE ");
+    push_senders_in(&mut query, conversations);
     if selection.minimum_timestamp.is_some() || selection.maximum_timestamp.is_some() {
         query.push(" AND `timestamp` IS NOT NULL");
     }
@@ -610,11 +679,18 @@ pub(crate) async fn conversation_rows(
     target: &str,
     sender_id: &str,
 ) -> Result<Vec<StoredEvent>> {
-    let rows = sqlx::query("SELECT * FROM events WHERE sender_id = ? ORDER BY id")
-        .bind(sender_id)
-        .fetch_all(pool)
-        .await
-        .map_err(db("read a conversation", target))?;
+    let rows = sqlx::query(concat!(
+        "SELECT * FROM events WHERE ",
+        same_sender!("sender_id"),
+        " ORDER BY id"
+    ))
+    // Not a cached prepared statement: its columns change when a migration adopts the table.
+    .persistent(false)
+    .bind(sender_id)
+    .bind(sender_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db("read a conversation", target))?;
     Ok(rows.iter().map(stored_event).collect())
 }
 
