@@ -5,3 +5,4 @@
 mod adoption;
 mod cases;
 mod fixture;
+mod full_disk;
