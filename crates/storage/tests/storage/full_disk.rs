@@ -99,10 +99,29 @@ pub struct Outcomes {
 impl Outcomes {
     /// Stores batch `n` on `db`, records the outcome; returns whether it was `Ok`.
     pub async fn store(&mut self, db: &Database, n: usize, what: &str) -> bool {
-        let rows = batch(n);
-        match db.store_batch(&rows, &[]).await {
+        let outcome = db.store_batch(&batch(n), &[]).await;
+        self.record(n, what, outcome)
+    }
+
+    /// Like [`Outcomes::store`], with a dead letter in every other batch (a multi-statement transaction).
+    pub async fn store_alternating(&mut self, db: &Database, n: usize, what: &str) -> bool {
+        if n.is_multiple_of(2) {
+            return self.store(db, n, what).await;
+        }
+        let letter = colloquy_storage::DeadLetterRow {
+            source: "q".into(),
+            body: vec![0; 512],
+            properties: "{}".into(),
+            error: format!("batch {n}"),
+        };
+        let outcome = db.store_batch(&batch(n), &[letter]).await;
+        self.record(n, what, outcome)
+    }
+
+    fn record(&mut self, n: usize, what: &str, outcome: colloquy_storage::Result<u64>) -> bool {
+        match outcome {
             Ok(inserted) => {
-                assert_eq!(inserted, rows.len() as u64, "{what}: batch {n} is new");
+                assert_eq!(inserted, 20, "{what}: batch {n} is new");
                 self.ok.push(n);
                 true
             }
@@ -223,4 +242,181 @@ pub fn sizes(dir: &Path) -> String {
         .unwrap_or_default();
     entries.sort();
     entries.join(", ")
+}
+
+/// PostgreSQL's programs.
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A private PostgreSQL cluster for one test (never the shared server: filling its disk is destructive),
+/// with a tablespace on a small tmpfs. Stopped, unmounted and removed when dropped.
+struct PrivateCluster {
+    data: PathBuf,
+    port: u16,
+    /// The tmpfs that holds the tablespace (dropped after the cluster is stopped).
+    tmpfs: Tmpfs,
+}
+
+impl PrivateCluster {
+    /// initdb (as user `postgres`) in a temporary directory, started on a free port.
+    fn start(tmpfs_size: &str) -> Self {
+        let tmpfs = Tmpfs::mount(tmpfs_size);
+        let data = std::env::temp_dir().join(unique_name("colloquy-pg"));
+        std::fs::create_dir(&data).expect("creating the cluster's directory");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let cluster = Self { data, port, tmpfs };
+        run(
+            "chown",
+            &["postgres:postgres", cluster.data(), cluster.tmpfs.path()],
+        );
+        as_postgres(
+            "initdb",
+            &[
+                "-D",
+                cluster.data(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        );
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c shared_buffers=16MB",
+            cluster.data()
+        );
+        let log = format!("{}/log", cluster.data());
+        as_postgres(
+            "pg_ctl",
+            &[
+                "-D",
+                cluster.data(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "start",
+            ],
+        );
+        cluster
+    }
+
+    fn data(&self) -> &str {
+        self.data.to_str().expect("a UTF-8 temp dir")
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                &format!("{PG_BIN}/pg_ctl"),
+                "-D",
+                self.data(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.data);
+        // `self.tmpfs` is unmounted after this, once nothing uses it.
+    }
+}
+
+fn as_postgres(program: &str, args: &[&str]) {
+    let program = format!("{PG_BIN}/{program}");
+    let mut all = vec!["-u", "postgres", "--", program.as_str()];
+    all.extend_from_slice(args);
+    run("runuser", &all);
+}
+
+/// PostgreSQL with its tables in a full tablespace: the same rule and the same checks as for SQLite. Batches
+/// alternate between the one-statement path and the transaction path (a batch with a dead letter).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_with_a_full_tablespace_acknowledges_only_committed_batches() {
+    let what = "PostgreSQL with a full tablespace";
+    let cluster = PrivateCluster::start("2m");
+    let tablespace = cluster.tmpfs.dir.join("tablespace");
+    std::fs::create_dir(&tablespace).unwrap();
+    run(
+        "chown",
+        &["postgres:postgres", tablespace.to_str().unwrap()],
+    );
+    let filler = cluster.tmpfs.dir.join("filler");
+    fill(&filler, 768 * 1024);
+    {
+        let admin = Database::connect(&cluster.url("postgres"), &ConnectOptions::default(), 5)
+            .await
+            .unwrap();
+        admin.close().await;
+    }
+    let setup = format!(
+        "CREATE TABLESPACE small LOCATION '{}'; CREATE DATABASE colloquy; \
+         ALTER DATABASE colloquy SET default_tablespace = small;",
+        tablespace.display()
+    );
+    for statement in setup.split("; ") {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&cluster.url("postgres"))
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let url = cluster.url("colloquy");
+    let db = Database::connect_lazy(&url, &ConnectOptions::default()).unwrap();
+    db.migrate(Schema::Events).await.unwrap();
+
+    let mut outcomes = Outcomes::default();
+    let mut n = 0;
+    let mut failures_in_a_row = 0;
+    while failures_in_a_row < 5 && n < 400 {
+        if outcomes.store_alternating(&db, n, what).await {
+            failures_in_a_row = 0;
+        } else {
+            failures_in_a_row += 1;
+        }
+        n += 1;
+    }
+    let full = outcomes.ok.len();
+    eprintln!("{what}: full: {}", sizes(&cluster.tmpfs.dir));
+    std::fs::remove_file(&filler).unwrap();
+    let mut stored_after = 0;
+    for _ in 0..30 {
+        if outcomes.store_alternating(&db, n, what).await {
+            stored_after += 1;
+        }
+        n += 1;
+        if stored_after == 5 {
+            break;
+        }
+    }
+    db.close().await;
+    let reopened = Database::connect_lazy(&url, &ConnectOptions::read_only()).unwrap();
+    outcomes.check(&reopened, what).await;
+    reopened.close().await;
+    eprintln!(
+        "{what}: {full} batches Ok before the tablespace filled, {} failed, {stored_after} Ok after space was freed",
+        outcomes.failed.len()
+    );
+    assert!(
+        !outcomes.failed.is_empty(),
+        "{what}: the tablespace filled up"
+    );
+    assert!(
+        stored_after > 0,
+        "{what}: batches are stored again once space is freed: {outcomes:?}"
+    );
 }
