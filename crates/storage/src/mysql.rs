@@ -50,8 +50,9 @@ const ROWS_PER_STATEMENT: usize = 1000;
 /// Most bytes of `data` per INSERT statement, well under the server's `max_allowed_packet` (16 MiB by default
 /// on MariaDB, 64 MiB on MySQL 8).
 const STATEMENT_DATA_BYTES: usize = 4 * 1024 * 1024;
-/// How often a batch is retried when a concurrent writer inserted one of its ids between look-up and insert.
-const UNIQUE_RACE_RETRIES: usize = 3;
+/// How often a write is retried when it lost a race to a concurrent writer: a batch whose id another writer
+/// inserted between look-up and insert, a tracked save that InnoDB chose as a deadlock's victim.
+const RACE_RETRIES: usize = 3;
 
 fn db<'a>(action: &'static str, target: &'a str) -> impl FnOnce(sqlx::Error) -> Error + 'a {
     move |error| Error::database(action, target, Dialect::MySql, error)
@@ -140,34 +141,48 @@ pub(crate) async fn create_if_absent(
     Ok(())
 }
 
+/// What Colloquy adds to an `events` table, each step with the column or index it creates (a step runs only
+/// while that is missing, so a migration interrupted half-way is completed by the next one).
+const EVENT_ID_STEPS: [(&str, &str); 3] = [
+    (
+        "event_id",
+        "ALTER TABLE events ADD COLUMN event_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+    ),
+    (
+        "events_event_id_key",
+        "CREATE UNIQUE INDEX events_event_id_key ON events (event_id)",
+    ),
+    (
+        "events_sender_id_id",
+        "CREATE INDEX events_sender_id_id ON events (sender_id, id)",
+    ),
+];
+
+/// The tracker store's `seq`, and the unique guard against two saves claiming one position. The guard is on a
+/// generated binary key (`sender_id`'s bytes, NUL, `seq`), not on `(sender_id, seq)`: under the collation of
+/// Rasa's column, `alice` and `Alice` would claim each other's positions.
+const SEQ_STEPS: [(&str, &str); 3] = [
+    ("seq", "ALTER TABLE events ADD COLUMN seq BIGINT"),
+    (
+        "seq_key",
+        "ALTER TABLE events ADD COLUMN seq_key VARBINARY(1100) \
+         AS (CONCAT(CAST(CONVERT(sender_id USING utf8mb4) AS BINARY), 0x00, seq)) STORED",
+    ),
+    (
+        "events_sender_id_seq",
+        "CREATE UNIQUE INDEX events_sender_id_seq ON events (seq_key)",
+    ),
+];
+
 pub(crate) async fn migrate(pool: &MySqlPool, target: &str, schema: Schema) -> Result<()> {
     let mut migrators = migrators(schema).into_iter();
     let events = migrators.next();
     if let Some(migrator) = events {
         run(&migrator, pool, target).await?;
     }
-    adopt(
-        pool,
-        target,
-        "event_id",
-        &[
-            "ALTER TABLE events ADD COLUMN event_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
-            "CREATE UNIQUE INDEX events_event_id_key ON events (event_id)",
-            "CREATE INDEX events_sender_id_id ON events (sender_id, id)",
-        ],
-    )
-    .await?;
+    adopt(pool, target, &EVENT_ID_STEPS).await?;
     if schema == Schema::TrackerStore {
-        adopt(
-            pool,
-            target,
-            "seq",
-            &[
-                "ALTER TABLE events ADD COLUMN seq BIGINT",
-                "CREATE UNIQUE INDEX events_sender_id_seq ON events (sender_id, seq)",
-            ],
-        )
-        .await?;
+        adopt(pool, target, &SEQ_STEPS).await?;
     }
     for migrator in migrators {
         run(&migrator, pool, target).await?;
@@ -182,24 +197,23 @@ async fn run(migrator: &Migrator, pool: &MySqlPool, target: &str) -> Result<()> 
         .map_err(|error| Error::migrate(target, Dialect::MySql, error))
 }
 
-/// Adds Colloquy's `column` (with its indexes) to an `events` table that lacks it — one Rasa created.
-async fn adopt(
-    pool: &MySqlPool,
-    target: &str,
-    column: &str,
-    statements: &[&'static str],
-) -> Result<()> {
-    let present: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM information_schema.columns
-         WHERE table_schema = DATABASE() AND table_name = 'events' AND column_name = ?",
-    )
-    .bind(column)
-    .fetch_one(pool)
-    .await
-    .map_err(db("look at the events table", target))?;
-    if present == 0 {
-        tracing::info!(target = %target, column, "Adding Colloquy's column to Rasa's events table.");
-        for statement in statements {
+/// Adds Colloquy's columns and indexes that the `events` table lacks — a table Rasa created, or one whose
+/// migration was interrupted. MySQL has no `ADD COLUMN IF NOT EXISTS`.
+async fn adopt(pool: &MySqlPool, target: &str, steps: &[(&str, &'static str)]) -> Result<()> {
+    for (name, statement) in steps {
+        let present: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM information_schema.columns
+                     WHERE table_schema = DATABASE() AND table_name = 'events' AND column_name = ?)
+                  + (SELECT count(*) FROM information_schema.statistics
+                     WHERE table_schema = DATABASE() AND table_name = 'events' AND index_name = ?)",
+        )
+        .bind(name)
+        .bind(name)
+        .fetch_one(pool)
+        .await
+        .map_err(db("look at the events table", target))?;
+        if present == 0 {
+            tracing::info!(target = %target, name, "Adding Colloquy's column or index to the events table.");
             sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))
                 .execute(pool)
                 .await
@@ -337,7 +351,7 @@ pub(crate) async fn store_batch(
         .await
         .map_err(db("insert a batch of events", target));
         match outcome {
-            Err(error) if error.is_unique_violation() && attempt <= UNIQUE_RACE_RETRIES => continue,
+            Err(error) if error.is_unique_violation() && attempt <= RACE_RETRIES => continue,
             outcome => return outcome,
         }
     }
@@ -356,7 +370,38 @@ pub(crate) async fn insert_tracked(
     }
     let rows: Vec<&EventRow> = rows.iter().collect();
     let first_seq = i64::try_from(first_seq).unwrap_or(i64::MAX);
-    let outcome = transaction::write(pool, "BEGIN", async |conn| {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match save_tracked(pool, sender_id, first_seq, &rows, with_outbox).await {
+            Ok(inserted) => return Ok(inserted),
+            // Two saves of one conversation can deadlock (each holds the row the other's outbox insert or
+            // unique check waits for) and InnoDB rolls one back: run it again, its count guard then sees the
+            // other's rows.
+            Err(sqlx::Error::Database(error))
+                if error.code().as_deref() == Some("40001") && attempt <= RACE_RETRIES =>
+            {
+                continue;
+            }
+            Err(error) => {
+                return match db("insert the new events", target)(error) {
+                    error if error.kind() == ErrorKind::UniqueViolation => Ok(0),
+                    error => Err(error),
+                };
+            }
+        }
+    }
+}
+
+/// One attempt of [`insert_tracked`].
+async fn save_tracked(
+    pool: &MySqlPool,
+    sender_id: &str,
+    first_seq: i64,
+    rows: &[&EventRow],
+    with_outbox: bool,
+) -> Result<u64, sqlx::Error> {
+    transaction::write(pool, "BEGIN", async |conn| {
         let stored: i64 = sqlx::query_scalar(concat!(
             "SELECT count(*) FROM events WHERE ",
             same_sender!("sender_id")
@@ -368,7 +413,7 @@ pub(crate) async fn insert_tracked(
         if stored != first_seq {
             return Ok(0);
         }
-        let inserted = insert_rows(conn, &rows, Some(first_seq)).await?;
+        let inserted = insert_rows(conn, rows, Some(first_seq)).await?;
         if with_outbox {
             sqlx::query(concat!(
                 "INSERT INTO outbox (event_row_id) SELECT id FROM events WHERE ",
@@ -383,14 +428,7 @@ pub(crate) async fn insert_tracked(
         }
         Ok(inserted)
     })
-    .await;
-    match outcome {
-        Ok(inserted) => Ok(inserted),
-        Err(error) => match db("insert the new events", target)(error) {
-            error if error.kind() == ErrorKind::UniqueViolation => Ok(0),
-            error => Err(error),
-        },
-    }
+    .await
 }
 
 pub(crate) async fn count_events(pool: &MySqlPool, target: &str, sender_id: &str) -> Result<u64> {
