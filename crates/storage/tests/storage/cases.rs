@@ -18,6 +18,7 @@ crate::dialect_tests!(
     rows_too_large_for_the_dialect_are_refused_never_truncated,
     insert_tracked_guards_the_count_and_records_positions,
     concurrent_saves_of_one_conversation_let_exactly_one_win,
+    tracked_conversations_are_told_apart_byte_for_byte,
     read_conversation_selects_the_latest_session_by_rasas_rule,
     sender_ids_are_distinct_and_in_byte_order,
     relay_publishes_in_row_order_and_deletes_only_after_success,
@@ -455,6 +456,47 @@ async fn concurrent_saves_of_one_conversation_let_exactly_one_win(f: &Fixture) {
     assert_eq!(
         f.db.outbox_len().await.unwrap(),
         f.int("SELECT count(*) FROM events").await as u64,
+        "{d:?}"
+    );
+}
+
+async fn tracked_conversations_are_told_apart_byte_for_byte(f: &Fixture) {
+    let d = f.dialect;
+    f.db.migrate(Schema::TrackerStore).await.unwrap();
+    // Ids a case- and accent-folding, blank-padding collation holds equal.
+    let senders = ["alice", "Alice", "ALICE", "alicé", "alice "];
+    for (i, sender) in senders.iter().enumerate() {
+        let rows: Vec<_> = (0..2)
+            .map(|j| row(sender, &format!("{i}-{j}"), "bot", None))
+            .collect();
+        let inserted = f.db.insert_tracked(sender, 0, &rows, true).await.unwrap();
+        assert_eq!(
+            inserted, 2,
+            "{d:?}: {sender:?} is a conversation of its own"
+        );
+        let next = [row(sender, &format!("{i}-2"), "bot", None)];
+        assert_eq!(
+            f.db.insert_tracked(sender, 2, &next, true).await.unwrap(),
+            1,
+            "{d:?}: {sender:?}"
+        );
+    }
+    for sender in senders {
+        assert_eq!(
+            f.db.count_events(sender).await.unwrap(),
+            3,
+            "{d:?}: {sender:?}"
+        );
+        let read =
+            f.db.read_conversation(sender, true)
+                .await
+                .unwrap()
+                .expect("a conversation");
+        assert_eq!(read.rows.len(), 3, "{d:?}: {sender:?}");
+    }
+    let outbox = f.db.relay_outbox(100, |_| async { Ok::<(), String>(()) });
+    assert!(
+        matches!(outbox.await, Ok(RelayPass::Published(15))),
         "{d:?}"
     );
 }
