@@ -399,8 +399,9 @@ where
     E: Send,
 {
     let storage = |action| move |error| RelayError::Storage(db(action, target)(error));
-    let mut conn = pool
-        .acquire()
+    // Closed, not reused, unless the pass ends cleanly: a pass given up half-way must not leave the relay
+    // lock held by an idle connection in the pool.
+    let mut conn = transaction::Discarding::acquire(pool)
         .await
         .map_err(storage("begin a relay pass"))?;
     let outcome = async {
@@ -456,8 +457,8 @@ where
         Ok(RelayPass::Published(row_ids.len()))
     }
     .await;
-    if outcome.is_err() {
-        conn.close_on_drop();
+    if outcome.is_ok() {
+        conn.keep();
     }
     outcome
 }
