@@ -23,6 +23,7 @@ crate::dialect_tests!(
     sender_ids_are_distinct_and_in_byte_order,
     relay_publishes_in_row_order_and_deletes_only_after_success,
     relay_is_busy_while_another_pass_holds_the_outbox,
+    a_cancelled_relay_pass_releases_the_outbox,
     export_selects_filters_and_resumes,
     dead_letters_list_previews_and_deletes,
     a_missing_table_or_unique_index_is_a_schema_fault,
@@ -792,6 +793,44 @@ async fn relay_is_busy_while_another_pass_holds_the_outbox(f: &Fixture) {
         Err(RelayError::Publish(message)) => panic!("{d:?}: the second pass: {message}"),
         other => panic!("{d:?}: {other:?}"),
     }
+    assert_eq!(f.db.outbox_len().await.unwrap(), 0, "{d:?}");
+}
+
+async fn a_cancelled_relay_pass_releases_the_outbox(f: &Fixture) {
+    let d = f.dialect;
+    if d == TestDialect::Sqlite {
+        return; // no relay lock
+    }
+    f.db.migrate(Schema::TrackerStore).await.unwrap();
+    f.db.insert_tracked("s", 0, &[row("s", "s-0", "bot", None)], true)
+        .await
+        .unwrap();
+    // A pass whose publish never returns (a broker that never confirms) is given up by its caller.
+    let pass =
+        f.db.relay_outbox(10, |_| std::future::pending::<Result<(), String>>());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), pass)
+            .await
+            .is_err(),
+        "{d:?}: the pass hangs"
+    );
+    // Its lock went with its connection: another relay (another process) gets the outbox.
+    let other = Database::connect_lazy(&f.url, &ConnectOptions::default()).unwrap();
+    colloquy_testkit::wait_until(
+        &format!("{d:?}: the outbox to be free again"),
+        Duration::from_secs(10),
+        || {
+            let other = other.clone();
+            async move {
+                let pass = other
+                    .relay_outbox(10, |_| async { Ok::<(), String>(()) })
+                    .await;
+                matches!(pass, Ok(RelayPass::Published(1)))
+            }
+        },
+    )
+    .await;
+    other.close().await;
     assert_eq!(f.db.outbox_len().await.unwrap(), 0, "{d:?}");
 }
 
