@@ -4,7 +4,7 @@
 use colloquy_storage::{ConnectOptions, Database, ExportSelection, Schema, StoredEvent};
 use colloquy_testkit::TestDialect;
 
-use crate::fixture::{Fixture, row};
+use crate::fixture::{Fixture, OnDialect, row};
 
 crate::dialect_tests!(
     a_read_only_handle_reads_a_database_rasa_created_and_changes_nothing,
@@ -181,29 +181,29 @@ fn check_rasa_rows(dialect: TestDialect, sender: &str, read: &[StoredEvent]) {
 async fn a_read_only_handle_reads_a_database_rasa_created_and_changes_nothing(f: &Fixture) {
     let d = f.dialect;
     create_rasa_database(f).await;
-    let ro = Database::connect_lazy(&f.url, &ConnectOptions::read_only()).unwrap();
+    let ro = Database::connect_lazy(&f.url, &ConnectOptions::read_only()).on(d);
     ro.require_events_table()
         .await
         .unwrap_or_else(|error| panic!("{d:?}: {error:?}"));
-    check_rasa_rows(d, "alice", &ro.conversation_rows("alice").await.unwrap());
-    check_rasa_rows(d, "bob", &ro.conversation_rows("bob").await.unwrap());
-    assert_eq!(ro.sender_ids().await.unwrap(), ["alice", "bob"], "{d:?}");
+    check_rasa_rows(d, "alice", &ro.conversation_rows("alice").await.on(d));
+    check_rasa_rows(d, "bob", &ro.conversation_rows("bob").await.on(d));
+    assert_eq!(ro.sender_ids().await.on(d), ["alice", "bob"], "{d:?}");
     let all = ExportSelection::default();
-    let conversations = ro.export_conversations(&all).await.unwrap();
+    let conversations = ro.export_conversations(&all).await.on(d);
     assert_eq!(
-        ro.count_selected(&conversations, &all).await.unwrap(),
+        ro.count_selected(&conversations, &all).await.on(d),
         5,
         "{d:?}"
     );
     let latest = ro
         .read_conversation("alice", true)
         .await
-        .unwrap()
+        .on(d)
         .expect("alice");
     assert_eq!(latest.total, 4, "{d:?}");
     assert!(!latest.rows.is_empty(), "{d:?}");
-    assert_eq!(ro.count_events("alice").await.unwrap(), 4, "{d:?}");
-    assert!(ro.conversation_exists("bob").await.unwrap(), "{d:?}");
+    assert_eq!(ro.count_events("alice").await.on(d), 4, "{d:?}");
+    assert!(ro.conversation_exists("bob").await.on(d), "{d:?}");
     assert!(
         ro.require_dead_letters_table()
             .await
@@ -235,7 +235,7 @@ async fn a_read_only_handle_reads_a_database_rasa_created_and_changes_nothing(f:
 async fn migrating_a_database_rasa_created_keeps_its_rows(f: &Fixture) {
     let d = f.dialect;
     create_rasa_database(f).await;
-    let before = f.db.conversation_rows("alice").await.unwrap();
+    let before = f.db.conversation_rows("alice").await.on(d);
     f.db.migrate(Schema::Events)
         .await
         .unwrap_or_else(|error| panic!("{d:?}: adopting Rasa's table: {error:?}"));
@@ -254,35 +254,35 @@ async fn migrating_a_database_rasa_created_keeps_its_rows(f: &Fixture) {
         f.has_table("dead_letters").await && f.has_table("outbox").await,
         "{d:?}"
     );
-    let after = f.db.conversation_rows("alice").await.unwrap();
+    let after = f.db.conversation_rows("alice").await.on(d);
     assert_eq!(after, before, "{d:?}: Rasa's rows untouched");
     check_rasa_rows(d, "alice", &after);
-    check_rasa_rows(d, "bob", &f.db.conversation_rows("bob").await.unwrap());
+    check_rasa_rows(d, "bob", &f.db.conversation_rows("bob").await.on(d));
 
     // Colloquy writes after Rasa's rows, and the tracker store's count guard counts Rasa's rows too.
     assert_eq!(
         f.db.store_batch(&[row("bob", "b-new", "bot", Some(1_700_000_400.0))], &[])
             .await
-            .unwrap(),
+            .on(d),
         1,
         "{d:?}"
     );
     let stale = [row("alice", "a-stale", "bot", None)];
     assert_eq!(
-        f.db.insert_tracked("alice", 0, &stale, true).await.unwrap(),
+        f.db.insert_tracked("alice", 0, &stale, true).await.on(d),
         0,
         "{d:?}: alice holds 4 events"
     );
     let next = [row("alice", "a-4", "bot", Some(1_700_000_500.0))];
     assert_eq!(
-        f.db.insert_tracked("alice", 4, &next, true).await.unwrap(),
+        f.db.insert_tracked("alice", 4, &next, true).await.on(d),
         1,
         "{d:?}"
     );
     let read =
         f.db.read_conversation("alice", false)
             .await
-            .unwrap()
+            .on(d)
             .expect("alice");
     assert_eq!(read.total, 5, "{d:?}");
     assert_eq!(
@@ -293,7 +293,7 @@ async fn migrating_a_database_rasa_created_keeps_its_rows(f: &Fixture) {
     let latest =
         f.db.read_conversation("alice", true)
             .await
-            .unwrap()
+            .on(d)
             .expect("alice");
     // MySQL's FLOAT rounds `action_session_start`'s timestamp to the session start's: Rasa reads it as part of
     // the session there too.
@@ -303,13 +303,13 @@ async fn migrating_a_database_rasa_created_keeps_its_rows(f: &Fixture) {
         expected,
         "{d:?}: the latest session by Rasa's rule"
     );
-    let bob = f.db.conversation_rows("bob").await.unwrap();
+    let bob = f.db.conversation_rows("bob").await.on(d);
     assert_eq!(
         bob.iter().map(|r| r.event_id.clone()).collect::<Vec<_>>(),
         [None, Some("b-new".into())],
         "{d:?}"
     );
-    assert_eq!(f.db.outbox_len().await.unwrap(), 1, "{d:?}");
+    assert_eq!(f.db.outbox_len().await.on(d), 1, "{d:?}");
 }
 
 async fn a_read_only_handle_never_creates_a_sqlite_file(f: &Fixture) {

@@ -8,7 +8,7 @@ use colloquy_storage::{
 };
 use colloquy_testkit::TestDialect;
 
-use crate::fixture::{Fixture, row};
+use crate::fixture::{Fixture, OnDialect, row};
 
 crate::dialect_tests!(
     migrations_are_idempotent,
@@ -35,7 +35,7 @@ crate::dialect_tests!(
 async fn stored(f: &Fixture, senders: &[&str]) -> Vec<(i64, String)> {
     let mut rows = Vec::new();
     for sender in senders {
-        for event in f.db.conversation_rows(sender).await.unwrap() {
+        for event in f.db.conversation_rows(sender).await.on(f.dialect) {
             rows.push((
                 event.row_id,
                 event
@@ -64,31 +64,31 @@ async fn migrations_are_idempotent(f: &Fixture) {
     assert_eq!(
         f.db.store_batch(&[row("s", "e1", "restart", Some(1.0))], &[])
             .await
-            .unwrap(),
+            .on(d),
         1,
         "{d:?}"
     );
     assert_eq!(
         f.db.insert_tracked("t", 0, &[row("t", "e2", "restart", Some(1.0))], true)
             .await
-            .unwrap(),
+            .on(d),
         1,
         "{d:?}"
     );
     // A second database handle (another process) migrating the same database changes nothing.
-    let other = Database::connect_lazy(&f.url, &ConnectOptions::default()).unwrap();
+    let other = Database::connect_lazy(&f.url, &ConnectOptions::default()).on(d);
     other
         .migrate(Schema::TrackerStore)
         .await
         .unwrap_or_else(|error| panic!("{d:?}: {error:?}"));
     other.close().await;
-    assert_eq!(f.db.count_events("s").await.unwrap(), 1, "{d:?}");
-    assert_eq!(f.db.outbox_len().await.unwrap(), 1, "{d:?}");
+    assert_eq!(f.db.count_events("s").await.on(d), 1, "{d:?}");
+    assert_eq!(f.db.outbox_len().await.on(d), 1, "{d:?}");
 }
 
 async fn consumer_database_has_no_tracker_store_tables(f: &Fixture) {
     let d = f.dialect;
-    f.db.migrate(Schema::Events).await.unwrap();
+    f.db.migrate(Schema::Events).await.on(d);
     assert!(f.has_table("events").await, "{d:?}: events");
     assert!(f.has_table("dead_letters").await, "{d:?}: dead_letters");
     assert!(
@@ -107,7 +107,7 @@ async fn consumer_database_has_no_tracker_store_tables(f: &Fixture) {
         !f.has_column("events", "seq").await,
         "{d:?}: a consumer database has no seq column"
     );
-    f.db.migrate(Schema::TrackerStore).await.unwrap();
+    f.db.migrate(Schema::TrackerStore).await.on(d);
     assert!(
         f.has_table("outbox").await,
         "{d:?}: the tracker store adds the outbox"
@@ -120,7 +120,7 @@ async fn consumer_database_has_no_tracker_store_tables(f: &Fixture) {
 
 async fn store_batch_keeps_order_and_skips_stored_ids(f: &Fixture) {
     let d = f.dialect;
-    f.db.migrate(Schema::Events).await.unwrap();
+    f.db.migrate(Schema::Events).await.on(d);
     let first = [
         row("bob", "id-1", "user", Some(3.0)),
         row("alice", "id-2", "bot", Some(1.0)),
@@ -128,7 +128,7 @@ async fn store_batch_keeps_order_and_skips_stored_ids(f: &Fixture) {
         row("alice", "id-4", "restart", None),
     ];
     assert_eq!(
-        f.db.store_batch(&first, &[]).await.unwrap(),
+        f.db.store_batch(&first, &[]).await.on(d),
         4,
         "{d:?}: every new row is inserted"
     );
@@ -152,12 +152,12 @@ async fn store_batch_keeps_order_and_skips_stored_ids(f: &Fixture) {
         row("carol", "ID-6", "bot", Some(6.0)),
     ];
     assert_eq!(
-        f.db.store_batch(&second, &[]).await.unwrap(),
+        f.db.store_batch(&second, &[]).await.on(d),
         3,
         "{d:?}: duplicates skipped, the rest inserted"
     );
     assert_eq!(
-        f.db.store_batch(&second, &[]).await.unwrap(),
+        f.db.store_batch(&second, &[]).await.on(d),
         0,
         "{d:?}: a redelivered batch inserts nothing"
     );
@@ -169,7 +169,7 @@ async fn store_batch_keeps_order_and_skips_stored_ids(f: &Fixture) {
         "{d:?}: each id once, in the order first seen"
     );
     assert_eq!(
-        f.db.store_batch(&[], &[]).await.unwrap(),
+        f.db.store_batch(&[], &[]).await.on(d),
         0,
         "{d:?}: an empty batch"
     );
@@ -185,7 +185,7 @@ async fn store_batch_keeps_order_and_skips_stored_ids(f: &Fixture) {
         })
         .collect();
     assert_eq!(
-        f.db.store_batch(&many, &[]).await.unwrap(),
+        f.db.store_batch(&many, &[]).await.on(d),
         4500,
         "{d:?}: a large batch"
     );
@@ -199,7 +199,7 @@ async fn store_batch_keeps_order_and_skips_stored_ids(f: &Fixture) {
 
 async fn store_batch_keeps_dead_letters_whole(f: &Fixture) {
     let d = f.dialect;
-    f.db.migrate(Schema::Events).await.unwrap();
+    f.db.migrate(Schema::Events).await.on(d);
     let raw = vec![0xff, 0x00, 0xfe, b'{', 0x80, b'"', 0x00];
     let letters = [
         DeadLetterRow {
@@ -218,9 +218,9 @@ async fn store_batch_keeps_dead_letters_whole(f: &Fixture) {
     let inserted =
         f.db.store_batch(&[row("s", "e1", "bot", Some(1.0))], &letters)
             .await
-            .unwrap();
+            .on(d);
     assert_eq!(inserted, 1, "{d:?}: the count is of events only");
-    let stored = f.db.dead_letters(0, 10, None).await.unwrap();
+    let stored = f.db.dead_letters(0, 10, None).await.on(d);
     assert_eq!(stored.len(), 2, "{d:?}");
     assert_eq!(stored[0].body, raw, "{d:?}: raw bytes kept exactly");
     assert_eq!(stored[0].body_len, raw.len() as i64, "{d:?}");
@@ -238,21 +238,13 @@ async fn store_batch_keeps_dead_letters_whole(f: &Fixture) {
     );
     assert!(stored[0].id < stored[1].id, "{d:?}: ids ascend");
     // A batch of dead letters only.
-    assert_eq!(
-        f.db.store_batch(&[], &letters[..1]).await.unwrap(),
-        0,
-        "{d:?}"
-    );
-    assert_eq!(
-        f.db.dead_letters(0, 10, None).await.unwrap().len(),
-        3,
-        "{d:?}"
-    );
+    assert_eq!(f.db.store_batch(&[], &letters[..1]).await.on(d), 0, "{d:?}");
+    assert_eq!(f.db.dead_letters(0, 10, None).await.on(d).len(), 3, "{d:?}");
 }
 
 async fn rows_too_large_for_the_dialect_are_refused_never_truncated(f: &Fixture) {
     let d = f.dialect;
-    f.db.migrate(Schema::Events).await.unwrap();
+    f.db.migrate(Schema::Events).await.on(d);
     let dialect = f.db.dialect();
     let mut big = row("s", "big", "bot", Some(1.0));
     big.data = format!(r#"{{"event": "bot", "text": "{}"}}"#, "x".repeat(70_000));
@@ -288,7 +280,7 @@ async fn rows_too_large_for_the_dialect_are_refused_never_truncated(f: &Fixture)
                 error.kind()
             );
             assert_eq!(
-                f.db.count_events("s").await.unwrap(),
+                f.db.count_events("s").await.on(d),
                 0,
                 "{d:?}: the batch is stored whole or not at all"
             );
@@ -300,18 +292,18 @@ async fn rows_too_large_for_the_dialect_are_refused_never_truncated(f: &Fixture)
                 "{d:?}: TEXT is unbounded here"
             );
             assert_eq!(
-                f.db.store_batch(&[big.clone()], &[]).await.unwrap(),
+                f.db.store_batch(&[big.clone()], &[]).await.on(d),
                 1,
                 "{d:?}"
             );
         }
     }
     assert_eq!(
-        f.db.store_batch(&[fits.clone()], &[]).await.unwrap(),
+        f.db.store_batch(&[fits.clone()], &[]).await.on(d),
         1,
         "{d:?}"
     );
-    for event in f.db.conversation_rows("s").await.unwrap() {
+    for event in f.db.conversation_rows("s").await.on(d) {
         let expected = if event.event_id.as_deref() == Some("big") {
             &big.data
         } else {
@@ -323,12 +315,12 @@ async fn rows_too_large_for_the_dialect_are_refused_never_truncated(f: &Fixture)
 
 async fn insert_tracked_guards_the_count_and_records_positions(f: &Fixture) {
     let d = f.dialect;
-    f.db.migrate(Schema::TrackerStore).await.unwrap();
+    f.db.migrate(Schema::TrackerStore).await.on(d);
     let first: Vec<_> = (0..3)
         .map(|i| row("s", &format!("s-{i}"), "bot", Some(i as f64)))
         .collect();
     assert_eq!(
-        f.db.insert_tracked("s", 0, &first, true).await.unwrap(),
+        f.db.insert_tracked("s", 0, &first, true).await.on(d),
         3,
         "{d:?}"
     );
@@ -336,12 +328,12 @@ async fn insert_tracked_guards_the_count_and_records_positions(f: &Fixture) {
         .map(|i| row("s", &format!("stale-{i}"), "bot", None))
         .collect();
     assert_eq!(
-        f.db.insert_tracked("s", 0, &stale, true).await.unwrap(),
+        f.db.insert_tracked("s", 0, &stale, true).await.on(d),
         0,
         "{d:?}: the conversation holds 3, not 0"
     );
     assert_eq!(
-        f.db.insert_tracked("s", 5, &stale, true).await.unwrap(),
+        f.db.insert_tracked("s", 5, &stale, true).await.on(d),
         0,
         "{d:?}: the conversation holds 3, not 5"
     );
@@ -349,19 +341,19 @@ async fn insert_tracked_guards_the_count_and_records_positions(f: &Fixture) {
         .map(|i| row("s", &format!("s-{i}"), "bot", Some(i as f64)))
         .collect();
     assert_eq!(
-        f.db.insert_tracked("s", 3, &next, true).await.unwrap(),
+        f.db.insert_tracked("s", 3, &next, true).await.on(d),
         2,
         "{d:?}"
     );
     assert_eq!(
-        f.db.insert_tracked("s", 5, &[], true).await.unwrap(),
+        f.db.insert_tracked("s", 5, &[], true).await.on(d),
         0,
         "{d:?}: nothing to insert"
     );
     // Without the outbox (a store without a broker).
     let quiet = [row("s", "s-5", "bot", Some(5.0))];
     assert_eq!(
-        f.db.insert_tracked("s", 5, &quiet, false).await.unwrap(),
+        f.db.insert_tracked("s", 5, &quiet, false).await.on(d),
         1,
         "{d:?}"
     );
@@ -369,7 +361,7 @@ async fn insert_tracked_guards_the_count_and_records_positions(f: &Fixture) {
     assert_eq!(
         f.db.insert_tracked("other", 0, &[row("other", "o-0", "bot", None)], true)
             .await
-            .unwrap(),
+            .on(d),
         1,
         "{d:?}"
     );
@@ -382,9 +374,9 @@ async fn insert_tracked_guards_the_count_and_records_positions(f: &Fixture) {
         (0..6).map(Some).collect::<Vec<_>>(),
         "{d:?}: positions 0.. in order"
     );
-    assert_eq!(f.db.count_events("s").await.unwrap(), 6, "{d:?}");
+    assert_eq!(f.db.count_events("s").await.on(d), 6, "{d:?}");
     assert_eq!(
-        f.db.outbox_len().await.unwrap(),
+        f.db.outbox_len().await.on(d),
         6,
         "{d:?}: 5 + 1 saved with the outbox"
     );
@@ -402,24 +394,24 @@ async fn insert_tracked_guards_the_count_and_records_positions(f: &Fixture) {
         .iter()
         .filter_map(|row| row.event_id.as_deref())
         .collect();
-    assert_eq!(f.db.count_stored_ids("s", &ids).await.unwrap(), 2, "{d:?}");
+    assert_eq!(f.db.count_stored_ids("s", &ids).await.on(d), 2, "{d:?}");
     assert_eq!(
-        f.db.count_stored_ids("other", &ids).await.unwrap(),
+        f.db.count_stored_ids("other", &ids).await.on(d),
         0,
         "{d:?}: per conversation"
     );
     assert_eq!(
-        f.db.count_stored_ids("s", &["nope"]).await.unwrap(),
+        f.db.count_stored_ids("s", &["nope"]).await.on(d),
         0,
         "{d:?}"
     );
-    assert!(f.db.conversation_exists("s").await.unwrap(), "{d:?}");
-    assert!(!f.db.conversation_exists("nobody").await.unwrap(), "{d:?}");
+    assert!(f.db.conversation_exists("s").await.on(d), "{d:?}");
+    assert!(!f.db.conversation_exists("nobody").await.on(d), "{d:?}");
 }
 
 async fn concurrent_saves_of_one_conversation_let_exactly_one_win(f: &Fixture) {
     let d = f.dialect;
-    f.db.migrate(Schema::TrackerStore).await.unwrap();
+    f.db.migrate(Schema::TrackerStore).await.on(d);
     for round in 0..8 {
         let sender = format!("c{round}");
         let a: Vec<_> = (0..3)
@@ -441,7 +433,7 @@ async fn concurrent_saves_of_one_conversation_let_exactly_one_win(f: &Fixture) {
             "{d:?}: round {round}: exactly one save wins, got {one} and {two}"
         );
         assert_eq!(
-            f.db.count_events(&sender).await.unwrap(),
+            f.db.count_events(&sender).await.on(d),
             one + two,
             "{d:?}: round {round}"
         );
@@ -449,13 +441,13 @@ async fn concurrent_saves_of_one_conversation_let_exactly_one_win(f: &Fixture) {
             .filter_map(|row| row.event_id.as_deref())
             .collect();
         assert_eq!(
-            f.db.count_stored_ids(&sender, &winner).await.unwrap(),
+            f.db.count_stored_ids(&sender, &winner).await.on(d),
             one + two,
             "{d:?}: round {round}"
         );
     }
     assert_eq!(
-        f.db.outbox_len().await.unwrap(),
+        f.db.outbox_len().await.on(d),
         f.int("SELECT count(*) FROM events").await as u64,
         "{d:?}"
     );
@@ -463,35 +455,35 @@ async fn concurrent_saves_of_one_conversation_let_exactly_one_win(f: &Fixture) {
 
 async fn tracked_conversations_are_told_apart_byte_for_byte(f: &Fixture) {
     let d = f.dialect;
-    f.db.migrate(Schema::TrackerStore).await.unwrap();
+    f.db.migrate(Schema::TrackerStore).await.on(d);
     // Ids a case- and accent-folding, blank-padding collation holds equal.
     let senders = ["alice", "Alice", "ALICE", "alicé", "alice "];
     for (i, sender) in senders.iter().enumerate() {
         let rows: Vec<_> = (0..2)
             .map(|j| row(sender, &format!("{i}-{j}"), "bot", None))
             .collect();
-        let inserted = f.db.insert_tracked(sender, 0, &rows, true).await.unwrap();
+        let inserted = f.db.insert_tracked(sender, 0, &rows, true).await.on(d);
         assert_eq!(
             inserted, 2,
             "{d:?}: {sender:?} is a conversation of its own"
         );
         let next = [row(sender, &format!("{i}-2"), "bot", None)];
         assert_eq!(
-            f.db.insert_tracked(sender, 2, &next, true).await.unwrap(),
+            f.db.insert_tracked(sender, 2, &next, true).await.on(d),
             1,
             "{d:?}: {sender:?}"
         );
     }
     for sender in senders {
         assert_eq!(
-            f.db.count_events(sender).await.unwrap(),
+            f.db.count_events(sender).await.on(d),
             3,
             "{d:?}: {sender:?}"
         );
         let read =
             f.db.read_conversation(sender, true)
                 .await
-                .unwrap()
+                .on(d)
                 .expect("a conversation");
         assert_eq!(read.rows.len(), 3, "{d:?}: {sender:?}");
     }
@@ -504,7 +496,7 @@ async fn tracked_conversations_are_told_apart_byte_for_byte(f: &Fixture) {
 
 async fn read_conversation_selects_the_latest_session_by_rasas_rule(f: &Fixture) {
     let d = f.dialect;
-    f.db.migrate(Schema::Events).await.unwrap();
+    f.db.migrate(Schema::Events).await.on(d);
     let rows = [
         row("s", "r1", "action", Some(1.0)),
         row("s", "r2", "session_started", Some(10.0)),
@@ -517,7 +509,7 @@ async fn read_conversation_selects_the_latest_session_by_rasas_rule(f: &Fixture)
         row("s", "r7", "bot", None),
         row("s", "r8", "bot", Some(20.0)),
     ];
-    f.db.store_batch(&rows, &[]).await.unwrap();
+    f.db.store_batch(&rows, &[]).await.on(d);
     let data_of = |ids: &[&str]| -> Vec<String> {
         ids.iter()
             .map(|id| {
@@ -532,7 +524,7 @@ async fn read_conversation_selects_the_latest_session_by_rasas_rule(f: &Fixture)
     let latest =
         f.db.read_conversation("s", true)
             .await
-            .unwrap()
+            .on(d)
             .expect("a conversation");
     assert_eq!(latest.total, 8, "{d:?}: the total counts every session");
     let data: Vec<String> = latest.rows.iter().map(|r| r.data.clone()).collect();
@@ -549,7 +541,7 @@ async fn read_conversation_selects_the_latest_session_by_rasas_rule(f: &Fixture)
     let all =
         f.db.read_conversation("s", false)
             .await
-            .unwrap()
+            .on(d)
             .expect("a conversation");
     assert_eq!(all.total, 8, "{d:?}");
     let data: Vec<String> = all.rows.iter().map(|r| r.data.clone()).collect();
@@ -567,15 +559,15 @@ async fn read_conversation_selects_the_latest_session_by_rasas_rule(f: &Fixture)
         &[],
     )
     .await
-    .unwrap();
+    .on(d);
     let none =
         f.db.read_conversation("n", true)
             .await
-            .unwrap()
+            .on(d)
             .expect("a conversation");
     assert_eq!((none.total, none.rows.len()), (2, 2), "{d:?}");
     assert_eq!(
-        f.db.read_conversation("nobody", true).await.unwrap(),
+        f.db.read_conversation("nobody", true).await.on(d),
         None,
         "{d:?}"
     );
@@ -583,7 +575,7 @@ async fn read_conversation_selects_the_latest_session_by_rasas_rule(f: &Fixture)
 
 async fn sender_ids_are_distinct_and_in_byte_order(f: &Fixture) {
     let d = f.dialect;
-    f.db.migrate(Schema::Events).await.unwrap();
+    f.db.migrate(Schema::Events).await.on(d);
     let senders = [
         "b", "B", "a", "A", "é", "e", "E", "ä", "z", "a ", "a b", "Alice", "alice", "ALICE",
         "日本", "💬", "_",
@@ -594,20 +586,20 @@ async fn sender_ids_are_distinct_and_in_byte_order(f: &Fixture) {
         .map(|(i, s)| row(s, &format!("id-{i}"), "bot", Some(i as f64)))
         .collect();
     assert_eq!(
-        f.db.store_batch(&rows, &[]).await.unwrap(),
+        f.db.store_batch(&rows, &[]).await.on(d),
         senders.len() as u64,
         "{d:?}"
     );
     let mut expected: Vec<String> = senders.iter().map(|s| (*s).to_owned()).collect();
     expected.sort(); // Rust orders strings by their UTF-8 bytes
     assert_eq!(
-        f.db.sender_ids().await.unwrap(),
+        f.db.sender_ids().await.on(d),
         expected,
         "{d:?}: every id once, in byte order"
     );
     // Each conversation is exactly its own, whatever the column's collation thinks is equal.
     for (i, sender) in senders.iter().enumerate() {
-        let stored = f.db.conversation_rows(sender).await.unwrap();
+        let stored = f.db.conversation_rows(sender).await.on(d);
         let ids: Vec<Option<String>> = stored.into_iter().map(|r| r.event_id).collect();
         assert_eq!(
             ids,
@@ -615,14 +607,14 @@ async fn sender_ids_are_distinct_and_in_byte_order(f: &Fixture) {
             "{d:?}: conversation_rows({sender:?})"
         );
         assert_eq!(
-            f.db.count_events(sender).await.unwrap(),
+            f.db.count_events(sender).await.on(d),
             1,
             "{d:?}: count_events({sender:?})"
         );
         let read =
             f.db.read_conversation(sender, false)
                 .await
-                .unwrap()
+                .on(d)
                 .expect("a conversation");
         assert_eq!(
             (read.total, read.rows.len()),
@@ -632,7 +624,7 @@ async fn sender_ids_are_distinct_and_in_byte_order(f: &Fixture) {
         assert_eq!(
             f.db.count_stored_ids(sender, &[&format!("id-{i}")])
                 .await
-                .unwrap(),
+                .on(d),
             1,
             "{d:?}: {sender:?}"
         );
@@ -642,14 +634,12 @@ async fn sender_ids_are_distinct_and_in_byte_order(f: &Fixture) {
         ..Default::default()
     };
     assert_eq!(
-        f.db.export_conversations(&selection).await.unwrap(),
+        f.db.export_conversations(&selection).await.on(d),
         ["alice", "e"],
         "{d:?}: only exactly these"
     );
     assert_eq!(
-        f.db.count_selected(&selection.only, &selection)
-            .await
-            .unwrap(),
+        f.db.count_selected(&selection.only, &selection).await.on(d),
         2,
         "{d:?}"
     );
@@ -663,7 +653,7 @@ async fn sender_ids_are_distinct_and_in_byte_order(f: &Fixture) {
         .cloned()
         .collect();
     assert_eq!(
-        f.db.export_conversations(&resume).await.unwrap(),
+        f.db.export_conversations(&resume).await.on(d),
         after,
         "{d:?}: resumes in byte order"
     );
@@ -671,16 +661,14 @@ async fn sender_ids_are_distinct_and_in_byte_order(f: &Fixture) {
 
 async fn relay_publishes_in_row_order_and_deletes_only_after_success(f: &Fixture) {
     let d = f.dialect;
-    f.db.migrate(Schema::TrackerStore).await.unwrap();
+    f.db.migrate(Schema::TrackerStore).await.on(d);
     for (sender, n) in [("x", 3), ("y", 2), ("x", 2)] {
-        let first = f.db.count_events(sender).await.unwrap();
+        let first = f.db.count_events(sender).await.on(d);
         let rows: Vec<_> = (0..n)
             .map(|i| row(sender, &format!("{sender}-{}", first + i), "bot", None))
             .collect();
         assert_eq!(
-            f.db.insert_tracked(sender, first, &rows, true)
-                .await
-                .unwrap(),
+            f.db.insert_tracked(sender, first, &rows, true).await.on(d),
             n,
             "{d:?}"
         );
@@ -695,7 +683,7 @@ async fn relay_publishes_in_row_order_and_deletes_only_after_success(f: &Fixture
         "{d:?}"
     );
     assert_eq!(
-        f.db.outbox_len().await.unwrap(),
+        f.db.outbox_len().await.on(d),
         7,
         "{d:?}: kept after a failed publish"
     );
@@ -736,7 +724,7 @@ async fn relay_publishes_in_row_order_and_deletes_only_after_success(f: &Fixture
         other => panic!("{d:?}: {other:?}"),
     }
     assert_eq!(
-        f.db.outbox_len().await.unwrap(),
+        f.db.outbox_len().await.on(d),
         3,
         "{d:?}: the published entries are deleted"
     );
@@ -749,16 +737,12 @@ async fn relay_publishes_in_row_order_and_deletes_only_after_success(f: &Fixture
         }
     });
     assert!(matches!(rest.await, Ok(RelayPass::Published(3))), "{d:?}");
-    assert_eq!(f.db.outbox_len().await.unwrap(), 0, "{d:?}");
+    assert_eq!(f.db.outbox_len().await.on(d), 0, "{d:?}");
     let empty = f.db.relay_outbox(100, |_| async {
         Err::<(), _>("not called on an empty outbox")
     });
     assert!(matches!(empty.await, Ok(RelayPass::Published(0))), "{d:?}");
-    assert_eq!(
-        f.db.count_events("x").await.unwrap(),
-        5,
-        "{d:?}: events stay"
-    );
+    assert_eq!(f.db.count_events("x").await.on(d), 5, "{d:?}: events stay");
 }
 
 async fn relay_is_busy_while_another_pass_holds_the_outbox(f: &Fixture) {
@@ -766,11 +750,11 @@ async fn relay_is_busy_while_another_pass_holds_the_outbox(f: &Fixture) {
     if d == TestDialect::Sqlite {
         return; // The SQLite tracker store serves one process; its relay takes no lock (see sqlite.rs).
     }
-    f.db.migrate(Schema::TrackerStore).await.unwrap();
+    f.db.migrate(Schema::TrackerStore).await.on(d);
     f.db.insert_tracked("s", 0, &[row("s", "s-0", "bot", None)], true)
         .await
-        .unwrap();
-    let other = Database::connect_lazy(&f.url, &ConnectOptions::default()).unwrap();
+        .on(d);
+    let other = Database::connect_lazy(&f.url, &ConnectOptions::default()).on(d);
     let pass =
         f.db.relay_outbox(10, |_| async move {
             // Another relay (another process) while this one holds the outbox.
@@ -793,7 +777,7 @@ async fn relay_is_busy_while_another_pass_holds_the_outbox(f: &Fixture) {
         Err(RelayError::Publish(message)) => panic!("{d:?}: the second pass: {message}"),
         other => panic!("{d:?}: {other:?}"),
     }
-    assert_eq!(f.db.outbox_len().await.unwrap(), 0, "{d:?}");
+    assert_eq!(f.db.outbox_len().await.on(d), 0, "{d:?}");
 }
 
 async fn a_cancelled_relay_pass_releases_the_outbox(f: &Fixture) {
@@ -801,10 +785,10 @@ async fn a_cancelled_relay_pass_releases_the_outbox(f: &Fixture) {
     if d == TestDialect::Sqlite {
         return; // no relay lock
     }
-    f.db.migrate(Schema::TrackerStore).await.unwrap();
+    f.db.migrate(Schema::TrackerStore).await.on(d);
     f.db.insert_tracked("s", 0, &[row("s", "s-0", "bot", None)], true)
         .await
-        .unwrap();
+        .on(d);
     // A pass whose publish never returns (a broker that never confirms) is given up by its caller.
     let pass =
         f.db.relay_outbox(10, |_| std::future::pending::<Result<(), String>>());
@@ -815,7 +799,7 @@ async fn a_cancelled_relay_pass_releases_the_outbox(f: &Fixture) {
         "{d:?}: the pass hangs"
     );
     // Its lock went with its connection: another relay (another process) gets the outbox.
-    let other = Database::connect_lazy(&f.url, &ConnectOptions::default()).unwrap();
+    let other = Database::connect_lazy(&f.url, &ConnectOptions::default()).on(d);
     colloquy_testkit::wait_until(
         &format!("{d:?}: the outbox to be free again"),
         Duration::from_secs(10),
@@ -831,12 +815,12 @@ async fn a_cancelled_relay_pass_releases_the_outbox(f: &Fixture) {
     )
     .await;
     other.close().await;
-    assert_eq!(f.db.outbox_len().await.unwrap(), 0, "{d:?}");
+    assert_eq!(f.db.outbox_len().await.on(d), 0, "{d:?}");
 }
 
 async fn export_selects_filters_and_resumes(f: &Fixture) {
     let d = f.dialect;
-    f.db.migrate(Schema::Events).await.unwrap();
+    f.db.migrate(Schema::Events).await.on(d);
     let rows = [
         row("a", "a1", "user", Some(100.0)),
         row("a", "a2", "bot", Some(200.0)),
@@ -844,12 +828,12 @@ async fn export_selects_filters_and_resumes(f: &Fixture) {
         row("b", "b2", "bot", None),
         row("c", "c1", "user", Some(300.0)),
     ];
-    f.db.store_batch(&rows, &[]).await.unwrap();
+    f.db.store_batch(&rows, &[]).await.on(d);
     let all = ExportSelection::default();
-    let conversations = f.db.export_conversations(&all).await.unwrap();
+    let conversations = f.db.export_conversations(&all).await.on(d);
     assert_eq!(conversations, ["a", "b", "c"], "{d:?}");
     assert_eq!(
-        f.db.count_selected(&conversations, &all).await.unwrap(),
+        f.db.count_selected(&conversations, &all).await.on(d),
         5,
         "{d:?}: unbounded counts every event"
     );
@@ -859,7 +843,7 @@ async fn export_selects_filters_and_resumes(f: &Fixture) {
         ..Default::default()
     };
     assert_eq!(
-        f.db.count_selected(&conversations, &window).await.unwrap(),
+        f.db.count_selected(&conversations, &window).await.on(d),
         2,
         "{d:?}: [150, 300)"
     );
@@ -869,7 +853,7 @@ async fn export_selects_filters_and_resumes(f: &Fixture) {
             n +=
                 f.db.conversation_rows(c)
                     .await
-                    .unwrap()
+                    .on(d)
                     .iter()
                     .filter(|r| window.selects(r.timestamp))
                     .count();
@@ -882,9 +866,7 @@ async fn export_selects_filters_and_resumes(f: &Fixture) {
         ..Default::default()
     };
     assert_eq!(
-        f.db.count_selected(&conversations, &min_only)
-            .await
-            .unwrap(),
+        f.db.count_selected(&conversations, &min_only).await.on(d),
         2,
         "{d:?}"
     );
@@ -892,25 +874,21 @@ async fn export_selects_filters_and_resumes(f: &Fixture) {
         from: Some("b".into()),
         ..Default::default()
     };
-    let rest = f.db.export_conversations(&resume).await.unwrap();
+    let rest = f.db.export_conversations(&resume).await.on(d);
     assert_eq!(rest, ["b", "c"], "{d:?}: resumes at the given conversation");
-    assert_eq!(
-        f.db.count_selected(&rest, &resume).await.unwrap(),
-        3,
-        "{d:?}"
-    );
+    assert_eq!(f.db.count_selected(&rest, &resume).await.on(d), 3, "{d:?}");
     let only = ExportSelection {
         only: vec!["c".into(), "a".into(), "zz".into()],
         from: Some("b".into()),
         ..Default::default()
     };
     assert_eq!(
-        f.db.export_conversations(&only).await.unwrap(),
+        f.db.export_conversations(&only).await.on(d),
         ["c"],
         "{d:?}: only and from together"
     );
     assert_eq!(
-        f.db.count_selected(&[], &all).await.unwrap(),
+        f.db.count_selected(&[], &all).await.on(d),
         0,
         "{d:?}: no conversations"
     );
@@ -919,11 +897,11 @@ async fn export_selects_filters_and_resumes(f: &Fixture) {
         .chain(["a".to_owned()])
         .collect();
     assert_eq!(
-        f.db.count_selected(&many, &all).await.unwrap(),
+        f.db.count_selected(&many, &all).await.on(d),
         2,
         "{d:?}: a long list of conversations"
     );
-    let read = f.db.conversation_rows("b").await.unwrap();
+    let read = f.db.conversation_rows("b").await.on(d);
     assert_eq!(
         read.iter().map(|r| r.event_id.clone()).collect::<Vec<_>>(),
         [Some("b1".into()), Some("b2".into())],
@@ -939,10 +917,10 @@ async fn export_selects_filters_and_resumes(f: &Fixture) {
         "{d:?}: row ids"
     );
     assert!(
-        f.db.conversation_rows("nobody").await.unwrap().is_empty(),
+        f.db.conversation_rows("nobody").await.on(d).is_empty(),
         "{d:?}"
     );
-    let (by_type, conversations) = f.db.event_counts().await.unwrap();
+    let (by_type, conversations) = f.db.event_counts().await.on(d);
     assert_eq!(
         by_type,
         [("user".to_owned(), 3), ("bot".to_owned(), 2)],
@@ -953,12 +931,8 @@ async fn export_selects_filters_and_resumes(f: &Fixture) {
 
 async fn dead_letters_list_previews_and_deletes(f: &Fixture) {
     let d = f.dialect;
-    f.db.migrate(Schema::Events).await.unwrap();
-    assert_eq!(
-        f.db.last_dead_letter_id().await.unwrap(),
-        0,
-        "{d:?}: none yet"
-    );
+    f.db.migrate(Schema::Events).await.on(d);
+    assert_eq!(f.db.last_dead_letter_id().await.on(d), 0, "{d:?}: none yet");
     let letters: Vec<DeadLetterRow> = (0..3u8)
         .map(|i| DeadLetterRow {
             source: format!("q{i}"),
@@ -967,8 +941,8 @@ async fn dead_letters_list_previews_and_deletes(f: &Fixture) {
             error: format!("error {i}"),
         })
         .collect();
-    f.db.store_batch(&[], &letters).await.unwrap();
-    let previews = f.db.dead_letters(0, 10, Some(16)).await.unwrap();
+    f.db.store_batch(&[], &letters).await.on(d);
+    let previews = f.db.dead_letters(0, 10, Some(16)).await.on(d);
     assert_eq!(previews.len(), 3, "{d:?}");
     for (preview, letter) in previews.iter().zip(&letters) {
         assert_eq!(
@@ -979,36 +953,36 @@ async fn dead_letters_list_previews_and_deletes(f: &Fixture) {
         assert_eq!(preview.body_len, 200_000, "{d:?}: the whole body's length");
         assert_eq!(preview.error, letter.error, "{d:?}");
     }
-    let whole = f.db.dead_letters(0, 10, None).await.unwrap();
+    let whole = f.db.dead_letters(0, 10, None).await.on(d);
     assert_eq!(
         whole[2].body, letters[2].body,
         "{d:?}: whole bodies when asked"
     );
-    let last = f.db.last_dead_letter_id().await.unwrap();
+    let last = f.db.last_dead_letter_id().await.on(d);
     assert_eq!(last, previews[2].id, "{d:?}: the last id");
-    let page = f.db.dead_letters(previews[0].id, 1, Some(0)).await.unwrap();
+    let page = f.db.dead_letters(previews[0].id, 1, Some(0)).await.on(d);
     assert_eq!(page.len(), 1, "{d:?}: limit");
     assert_eq!(page[0].id, previews[1].id, "{d:?}: after");
     assert!(page[0].body.is_empty(), "{d:?}: a preview of 0 bytes");
-    f.db.delete_dead_letter(previews[1].id).await.unwrap();
+    f.db.delete_dead_letter(previews[1].id).await.on(d);
     let ids: Vec<i64> =
         f.db.dead_letters(0, 10, Some(1))
             .await
-            .unwrap()
+            .on(d)
             .iter()
             .map(|l| l.id)
             .collect();
     assert_eq!(ids, [previews[0].id, previews[2].id], "{d:?}: deleted");
-    f.db.delete_dead_letter(previews[1].id).await.unwrap();
-    assert_eq!(f.db.last_dead_letter_id().await.unwrap(), last, "{d:?}");
+    f.db.delete_dead_letter(previews[1].id).await.on(d);
+    assert_eq!(f.db.last_dead_letter_id().await.on(d), last, "{d:?}");
 }
 
 async fn a_missing_table_or_unique_index_is_a_schema_fault(f: &Fixture) {
     let d = f.dialect;
-    f.db.migrate(Schema::Events).await.unwrap();
+    f.db.migrate(Schema::Events).await.on(d);
     f.db.store_batch(&[row("s", "e0", "bot", None)], &[])
         .await
-        .unwrap();
+        .on(d);
     f.exec(&f.drop_index_sql("events_event_id_key")).await;
     let error =
         f.db.store_batch(&[row("s", "e1", "bot", None)], &[])
@@ -1022,7 +996,7 @@ async fn a_missing_table_or_unique_index_is_a_schema_fault(f: &Fixture) {
     assert!(!error.is_transient(), "{d:?}");
     // The pool still works afterwards.
     assert_eq!(
-        f.db.count_events("s").await.unwrap(),
+        f.db.count_events("s").await.on(d),
         1,
         "{d:?}: nothing stored"
     );
@@ -1126,7 +1100,7 @@ async fn refused_credentials_and_missing_databases_are_config_errors(f: &Fixture
         } else {
             quick()
         };
-        let db = Database::connect_lazy(&url, &options).unwrap();
+        let db = Database::connect_lazy(&url, &options).on(d);
         let error = db.ping().await.expect_err("the database refuses");
         assert!(
             error.is_config(),
@@ -1154,7 +1128,7 @@ async fn a_server_that_is_down_is_transient(f: &Fixture) {
     }
     // Nothing listens on port 1.
     let url = with(&f.url, None, None, Some(1));
-    let db = Database::connect_lazy(&url, &quick()).unwrap();
+    let db = Database::connect_lazy(&url, &quick()).on(d);
     let error = db.ping().await.expect_err("nothing listens");
     assert!(
         error.is_transient(),

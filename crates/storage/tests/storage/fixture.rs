@@ -133,6 +133,19 @@ impl Fixture {
     }
 }
 
+/// `Result::unwrap` whose panic names the dialect.
+pub trait OnDialect<T> {
+    /// The value, or a panic naming `dialect` and the error.
+    fn on(self, dialect: TestDialect) -> T;
+}
+
+impl<T, E: std::fmt::Debug> OnDialect<T> for Result<T, E> {
+    #[track_caller]
+    fn on(self, dialect: TestDialect) -> T {
+        self.unwrap_or_else(|error| panic!("{dialect:?}: {error:?}"))
+    }
+}
+
 /// A raw connection to the SQLite file at `url`, creating it (as Rasa does) when it does not exist.
 async fn sqlite_connect(url: &str) -> Result<sqlx::SqliteConnection, sqlx::Error> {
     let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
