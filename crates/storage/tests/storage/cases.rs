@@ -15,6 +15,7 @@ crate::dialect_tests!(
     consumer_database_has_no_tracker_store_tables,
     store_batch_keeps_order_and_skips_stored_ids,
     store_batch_keeps_dead_letters_whole,
+    a_dead_letter_larger_than_a_packet_is_stored_or_refused_never_retried_forever,
     rows_too_large_for_the_dialect_are_refused_never_truncated,
     insert_tracked_guards_the_count_and_records_positions,
     concurrent_saves_of_one_conversation_let_exactly_one_win,
@@ -240,6 +241,45 @@ async fn store_batch_keeps_dead_letters_whole(f: &Fixture) {
     // A batch of dead letters only.
     assert_eq!(f.db.store_batch(&[], &letters[..1]).await.on(d), 0, "{d:?}");
     assert_eq!(f.db.dead_letters(0, 10, None).await.on(d).len(), 3, "{d:?}");
+}
+
+async fn a_dead_letter_larger_than_a_packet_is_stored_or_refused_never_retried_forever(
+    f: &Fixture,
+) {
+    let d = f.dialect;
+    f.db.migrate(Schema::Events).await.on(d);
+    // Larger than MariaDB's default max_allowed_packet (16 MiB).
+    let letter = DeadLetterRow {
+        source: "q".into(),
+        body: vec![b'x'; 20 * 1024 * 1024],
+        properties: "{}".into(),
+        error: "too large".into(),
+    };
+    match f.db.store_batch(&[], std::slice::from_ref(&letter)).await {
+        Ok(_) => {
+            let stored = f.db.dead_letters(0, 1, Some(4)).await.on(d);
+            assert_eq!(
+                stored[0].body_len,
+                letter.body.len() as i64,
+                "{d:?}: stored whole"
+            );
+        }
+        Err(error) => {
+            eprintln!("{d:?}: {}", colloquy_storage::error_chain(&error));
+            assert!(
+                !error.is_transient(),
+                "{d:?}: retrying cannot help, it must not look transient: {error:?}"
+            );
+        }
+    }
+    // The pool still works.
+    assert_eq!(
+        f.db.store_batch(&[row("s", "e", "bot", None)], &[])
+            .await
+            .on(d),
+        1,
+        "{d:?}"
+    );
 }
 
 async fn rows_too_large_for_the_dialect_are_refused_never_truncated(f: &Fixture) {
