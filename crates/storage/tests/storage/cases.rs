@@ -25,6 +25,7 @@ crate::dialect_tests!(
     relay_publishes_in_row_order_and_deletes_only_after_success,
     relay_is_busy_while_another_pass_holds_the_outbox,
     a_cancelled_relay_pass_releases_the_outbox,
+    a_write_cancelled_half_way_leaves_nothing_open,
     export_selects_filters_and_resumes,
     dead_letters_list_previews_and_deletes,
     a_missing_table_or_unique_index_is_a_schema_fault,
@@ -856,6 +857,97 @@ async fn a_cancelled_relay_pass_releases_the_outbox(f: &Fixture) {
     .await;
     other.close().await;
     assert_eq!(f.db.outbox_len().await.on(d), 0, "{d:?}");
+}
+
+async fn a_write_cancelled_half_way_leaves_nothing_open(f: &Fixture) {
+    use sqlx::Connection as _;
+    let d = f.dialect;
+    if d == TestDialect::Sqlite {
+        return; // its writer holds the only write lock from BEGIN IMMEDIATE on: nothing can stall it half-way
+    }
+    f.db.migrate(Schema::Events).await.on(d);
+    let one = ConnectOptions {
+        max_connections: 1,
+        ..ConnectOptions::default()
+    };
+    let db = Database::connect_lazy(&f.url, &one).on(d);
+    let letter = DeadLetterRow {
+        source: "q".into(),
+        body: b"x".to_vec(),
+        properties: "{}".into(),
+        error: "e".into(),
+    };
+    // Another session holds `dead_letters` locked: the batch inserts its events, then waits, and its caller
+    // gives up (a timeout, a shutdown) half-way through the transaction.
+    let cancelled = match d {
+        TestDialect::Postgres => {
+            let mut locker = sqlx::PgConnection::connect(&f.url).await.on(d);
+            sqlx::raw_sql("BEGIN; LOCK TABLE dead_letters IN ACCESS EXCLUSIVE MODE")
+                .execute(&mut locker)
+                .await
+                .on(d);
+            let cancelled = tokio::time::timeout(
+                Duration::from_millis(500),
+                db.store_batch(
+                    &[row("c", "c1", "bot", None)],
+                    std::slice::from_ref(&letter),
+                ),
+            )
+            .await;
+            sqlx::raw_sql("COMMIT").execute(&mut locker).await.on(d);
+            cancelled
+        }
+        TestDialect::MySql => {
+            let mut locker = sqlx::MySqlConnection::connect(&f.url).await.on(d);
+            sqlx::raw_sql("LOCK TABLES dead_letters WRITE")
+                .execute(&mut locker)
+                .await
+                .on(d);
+            let cancelled = tokio::time::timeout(
+                Duration::from_millis(500),
+                db.store_batch(
+                    &[row("c", "c1", "bot", None)],
+                    std::slice::from_ref(&letter),
+                ),
+            )
+            .await;
+            sqlx::raw_sql("UNLOCK TABLES")
+                .execute(&mut locker)
+                .await
+                .on(d);
+            cancelled
+        }
+        TestDialect::Sqlite => unreachable!(),
+    };
+    assert!(
+        cancelled.is_err(),
+        "{d:?}: the batch was stalled and given up"
+    );
+    // The next batch on that pool (one connection) returns Ok: it must be committed, and nothing of the
+    // cancelled one may be.
+    assert_eq!(
+        db.store_batch(&[row("n", "n1", "bot", None)], &[])
+            .await
+            .on(d),
+        1,
+        "{d:?}"
+    );
+    assert_eq!(
+        f.db.count_events("n").await.on(d),
+        1,
+        "{d:?}: the batch that returned Ok is committed"
+    );
+    db.close().await;
+    assert_eq!(
+        f.db.count_events("c").await.on(d),
+        0,
+        "{d:?}: nothing of the cancelled batch"
+    );
+    assert_eq!(
+        f.db.last_dead_letter_id().await.on(d),
+        0,
+        "{d:?}: nor its dead letter"
+    );
 }
 
 async fn export_selects_filters_and_resumes(f: &Fixture) {
