@@ -7,7 +7,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 
 use crate::error::{Error, Result};
-use crate::rows::{DeadLetterRow, EventRow};
+use crate::rows::{DeadLetterRow, EventRow, RowError};
 use crate::url::{Dialect, redact, target};
 
 /// A pool of connections to one database.

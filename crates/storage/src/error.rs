@@ -192,7 +192,7 @@ pub(crate) fn classify(error: &sqlx::Error, dialect: Dialect) -> ErrorKind {
         sqlx::Error::Database(db) => match dialect {
             Dialect::Postgres => classify_sqlstate(db.code().as_deref().unwrap_or("")),
             Dialect::MySql => classify_mysql(mysql_number(db.as_ref())),
-            Dialect::Sqlite => classify_sqlite(db.code().as_deref().unwrap_or("")),
+            Dialect::Sqlite => classify_sqlite(db.code().as_deref().unwrap_or(""), db.message()),
         },
         _ => ErrorKind::Other,
     }
@@ -242,15 +242,26 @@ fn classify_mysql(number: Option<u16>) -> ErrorKind {
     }
 }
 
-/// SQLite's (extended) result codes; an extended code keeps its primary code in the low byte.
-fn classify_sqlite(code: &str) -> ErrorKind {
+/// SQLite's (extended) result codes; an extended code keeps its primary code in the low byte. A schema that
+/// lacks a table, a column or the unique index an upsert names is the generic `SQLITE_ERROR` (1), told apart
+/// only by its message.
+fn classify_sqlite(code: &str, message: &str) -> ErrorKind {
+    const SCHEMA_MISSING: [&str; 4] = [
+        "no such table",
+        "no such column",
+        "no such index",
+        "ON CONFLICT clause does not match",
+    ];
     match code.parse::<u32>().map(|code| code & 0xff) {
+        Ok(1) if SCHEMA_MISSING.iter().any(|what| message.contains(what)) => {
+            ErrorKind::SchemaMissing
+        }
         // Busy, locked, out of memory, read-only (a file made read-only can pass), I/O error, full disk.
         Ok(5 | 6 | 7 | 8 | 10 | 13) => ErrorKind::Transient,
         // Cannot open, not a database, authorisation denied.
         Ok(14 | 26 | 23) => ErrorKind::Config,
         // Too big, datatype mismatch, constraint.
-        Ok(18 | 20 | 19) => ErrorKind::Refused,
+        Ok(18..=20) => ErrorKind::Refused,
         _ => ErrorKind::Other,
     }
 }
@@ -285,10 +296,37 @@ mod tests {
             (classify_mysql(Some(1045)), ErrorKind::Config),
             (classify_mysql(Some(1290)), ErrorKind::Transient),
             (classify_mysql(Some(1406)), ErrorKind::Refused),
-            (classify_sqlite("13"), ErrorKind::Transient),
-            (classify_sqlite("1032"), ErrorKind::Transient),
-            (classify_sqlite("14"), ErrorKind::Config),
-            (classify_sqlite("18"), ErrorKind::Refused),
+            (
+                classify_sqlite("13", "database or disk is full"),
+                ErrorKind::Transient,
+            ),
+            (
+                classify_sqlite("1032", "attempt to write a readonly database"),
+                ErrorKind::Transient,
+            ),
+            (
+                classify_sqlite("14", "unable to open database file"),
+                ErrorKind::Config,
+            ),
+            (
+                classify_sqlite("18", "string or blob too big"),
+                ErrorKind::Refused,
+            ),
+            (
+                classify_sqlite("1", "no such table: events"),
+                ErrorKind::SchemaMissing,
+            ),
+            (
+                classify_sqlite(
+                    "1",
+                    "ON CONFLICT clause does not match any PRIMARY KEY or UNIQUE constraint",
+                ),
+                ErrorKind::SchemaMissing,
+            ),
+            (
+                classify_sqlite("1", "near \"x\": syntax error"),
+                ErrorKind::Other,
+            ),
         ];
         for (i, (got, expected)) in cases.into_iter().enumerate() {
             assert_eq!(got, expected, "case {i}");

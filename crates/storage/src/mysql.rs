@@ -10,6 +10,10 @@
 //!   ([`EventRow::check_fits`](crate::EventRow::check_fits)).
 //! - MySQL has no `ADD COLUMN IF NOT EXISTS`: Colloquy's columns are added to a table Rasa created by
 //!   [`adopt`], which looks at `information_schema` first.
+//! - The column collations Rasa's table gets (the database's default, e.g. `utf8mb4_general_ci`) fold case,
+//!   accents and trailing blanks: `sender_id = 'alice'` also finds `Alice` and `alicé`. Every query compares
+//!   conversation ids byte for byte as well ([`same_sender!`]), and Colloquy's `event_id` column is
+//!   `utf8mb4_bin`, so that two ids differing in case are two events.
 //! - The outbox relay locks one row of `outbox_relay_lock` with `FOR UPDATE SKIP LOCKED` for its transaction.
 
 use std::collections::HashSet;
@@ -46,11 +50,46 @@ const ROWS_PER_STATEMENT: usize = 1000;
 /// Most bytes of `data` per INSERT statement, well under the server's `max_allowed_packet` (16 MiB by default
 /// on MariaDB, 64 MiB on MySQL 8).
 const STATEMENT_DATA_BYTES: usize = 4 * 1024 * 1024;
-/// How often a batch is retried when a concurrent writer inserted one of its ids between look-up and insert.
-const UNIQUE_RACE_RETRIES: usize = 3;
+/// How often a write is retried when it lost a race to a concurrent writer: a batch whose id another writer
+/// inserted between look-up and insert, a tracked save that InnoDB chose as a deadlock's victim.
+const RACE_RETRIES: usize = 3;
 
 fn db<'a>(action: &'static str, target: &'a str) -> impl FnOnce(sqlx::Error) -> Error + 'a {
     move |error| Error::database(action, target, Dialect::MySql, error)
+}
+
+/// `$column` equal to a bound conversation id, byte for byte (bind the id twice): the first comparison finds
+/// the rows through the index under the column's collation, which may hold other ids equal to it (`Alice`
+/// for `alice`); the second keeps the exact id, whatever the column's character set.
+macro_rules! same_sender {
+    ($column:literal) => {
+        concat!(
+            $column,
+            " = ? AND CAST(CONVERT(",
+            $column,
+            " USING utf8mb4) AS BINARY) = CAST(? AS BINARY)"
+        )
+    };
+}
+
+/// `sender_id` as bytes, for exact comparison and byte order whatever the column's collation.
+const SENDER_BYTES: &str = "CAST(CONVERT(sender_id USING utf8mb4) AS BINARY)";
+
+/// Appends `sender_id IN (ids)`, exact: the collation's `IN` for the index, then the bytes.
+fn push_senders_in(query: &mut QueryBuilder<MySql>, ids: &[String]) {
+    query.push("sender_id IN (");
+    let mut list = query.separated(", ");
+    for id in ids {
+        list.push_bind(id.as_str());
+    }
+    query.push(") AND ").push(SENDER_BYTES).push(" IN (");
+    let mut list = query.separated(", ");
+    for id in ids {
+        list.push("CAST(")
+            .push_bind_unseparated(id.as_str())
+            .push_unseparated(" AS BINARY)");
+    }
+    query.push(")");
 }
 
 fn options(url: &str) -> Result<MySqlConnectOptions> {
@@ -102,34 +141,48 @@ pub(crate) async fn create_if_absent(
     Ok(())
 }
 
+/// What Colloquy adds to an `events` table, each step with the column or index it creates (a step runs only
+/// while that is missing, so a migration interrupted half-way is completed by the next one).
+const EVENT_ID_STEPS: [(&str, &str); 3] = [
+    (
+        "event_id",
+        "ALTER TABLE events ADD COLUMN event_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+    ),
+    (
+        "events_event_id_key",
+        "CREATE UNIQUE INDEX events_event_id_key ON events (event_id)",
+    ),
+    (
+        "events_sender_id_id",
+        "CREATE INDEX events_sender_id_id ON events (sender_id, id)",
+    ),
+];
+
+/// The tracker store's `seq`, and the unique guard against two saves claiming one position. The guard is on a
+/// generated binary key (`sender_id`'s bytes, NUL, `seq`), not on `(sender_id, seq)`: under the collation of
+/// Rasa's column, `alice` and `Alice` would claim each other's positions.
+const SEQ_STEPS: [(&str, &str); 3] = [
+    ("seq", "ALTER TABLE events ADD COLUMN seq BIGINT"),
+    (
+        "seq_key",
+        "ALTER TABLE events ADD COLUMN seq_key VARBINARY(1100) \
+         AS (CONCAT(CAST(CONVERT(sender_id USING utf8mb4) AS BINARY), 0x00, seq)) STORED",
+    ),
+    (
+        "events_sender_id_seq",
+        "CREATE UNIQUE INDEX events_sender_id_seq ON events (seq_key)",
+    ),
+];
+
 pub(crate) async fn migrate(pool: &MySqlPool, target: &str, schema: Schema) -> Result<()> {
     let mut migrators = migrators(schema).into_iter();
     let events = migrators.next();
     if let Some(migrator) = events {
         run(&migrator, pool, target).await?;
     }
-    adopt(
-        pool,
-        target,
-        "event_id",
-        &[
-            "ALTER TABLE events ADD COLUMN event_id VARCHAR(255)",
-            "CREATE UNIQUE INDEX events_event_id_key ON events (event_id)",
-            "CREATE INDEX events_sender_id_id ON events (sender_id, id)",
-        ],
-    )
-    .await?;
+    adopt(pool, target, &EVENT_ID_STEPS).await?;
     if schema == Schema::TrackerStore {
-        adopt(
-            pool,
-            target,
-            "seq",
-            &[
-                "ALTER TABLE events ADD COLUMN seq BIGINT",
-                "CREATE UNIQUE INDEX events_sender_id_seq ON events (sender_id, seq)",
-            ],
-        )
-        .await?;
+        adopt(pool, target, &SEQ_STEPS).await?;
     }
     for migrator in migrators {
         run(&migrator, pool, target).await?;
@@ -144,24 +197,23 @@ async fn run(migrator: &Migrator, pool: &MySqlPool, target: &str) -> Result<()> 
         .map_err(|error| Error::migrate(target, Dialect::MySql, error))
 }
 
-/// Adds Colloquy's `column` (with its indexes) to an `events` table that lacks it — one Rasa created.
-async fn adopt(
-    pool: &MySqlPool,
-    target: &str,
-    column: &str,
-    statements: &[&'static str],
-) -> Result<()> {
-    let present: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM information_schema.columns
-         WHERE table_schema = DATABASE() AND table_name = 'events' AND column_name = ?",
-    )
-    .bind(column)
-    .fetch_one(pool)
-    .await
-    .map_err(db("look at the events table", target))?;
-    if present == 0 {
-        tracing::info!(target = %target, column, "Adding Colloquy's column to Rasa's events table.");
-        for statement in statements {
+/// Adds Colloquy's columns and indexes that the `events` table lacks — a table Rasa created, or one whose
+/// migration was interrupted. MySQL has no `ADD COLUMN IF NOT EXISTS`.
+async fn adopt(pool: &MySqlPool, target: &str, steps: &[(&str, &'static str)]) -> Result<()> {
+    for (name, statement) in steps {
+        let present: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM information_schema.columns
+                     WHERE table_schema = DATABASE() AND table_name = 'events' AND column_name = ?)
+                  + (SELECT count(*) FROM information_schema.statistics
+                     WHERE table_schema = DATABASE() AND table_name = 'events' AND index_name = ?)",
+        )
+        .bind(name)
+        .bind(name)
+        .fetch_one(pool)
+        .await
+        .map_err(db("look at the events table", target))?;
+        if present == 0 {
+            tracing::info!(target = %target, name, "Adding Colloquy's column or index to the events table.");
             sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))
                 .execute(pool)
                 .await
@@ -244,7 +296,10 @@ async fn stored_ids(
         .collect();
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let mut query: QueryBuilder<MySql> =
-            QueryBuilder::new("SELECT event_id FROM events WHERE event_id IN (");
+            // FORCE INDEX: the look-up uses the unique index, and fails (a schema fault) where it was dropped.
+            QueryBuilder::new(
+                "SELECT event_id FROM events FORCE INDEX (events_event_id_key) WHERE event_id IN (",
+            );
         let mut list = query.separated(", ");
         for id in chunk {
             list.push_bind(*id);
@@ -296,7 +351,7 @@ pub(crate) async fn store_batch(
         .await
         .map_err(db("insert a batch of events", target));
         match outcome {
-            Err(error) if error.is_unique_violation() && attempt <= UNIQUE_RACE_RETRIES => continue,
+            Err(error) if error.is_unique_violation() && attempt <= RACE_RETRIES => continue,
             outcome => return outcome,
         }
     }
@@ -315,20 +370,57 @@ pub(crate) async fn insert_tracked(
     }
     let rows: Vec<&EventRow> = rows.iter().collect();
     let first_seq = i64::try_from(first_seq).unwrap_or(i64::MAX);
-    let outcome = transaction::write(pool, "BEGIN", async |conn| {
-        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE sender_id = ?")
-            .bind(sender_id)
-            .fetch_one(&mut *conn)
-            .await?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match save_tracked(pool, sender_id, first_seq, &rows, with_outbox).await {
+            Ok(inserted) => return Ok(inserted),
+            // Two saves of one conversation can deadlock (each holds the row the other's outbox insert or
+            // unique check waits for) and InnoDB rolls one back: run it again, its count guard then sees the
+            // other's rows.
+            Err(sqlx::Error::Database(error))
+                if error.code().as_deref() == Some("40001") && attempt <= RACE_RETRIES =>
+            {
+                continue;
+            }
+            Err(error) => {
+                return match db("insert the new events", target)(error) {
+                    error if error.kind() == ErrorKind::UniqueViolation => Ok(0),
+                    error => Err(error),
+                };
+            }
+        }
+    }
+}
+
+/// One attempt of [`insert_tracked`].
+async fn save_tracked(
+    pool: &MySqlPool,
+    sender_id: &str,
+    first_seq: i64,
+    rows: &[&EventRow],
+    with_outbox: bool,
+) -> Result<u64, sqlx::Error> {
+    transaction::write(pool, "BEGIN", async |conn| {
+        let stored: i64 = sqlx::query_scalar(concat!(
+            "SELECT count(*) FROM events WHERE ",
+            same_sender!("sender_id")
+        ))
+        .bind(sender_id)
+        .bind(sender_id)
+        .fetch_one(&mut *conn)
+        .await?;
         if stored != first_seq {
             return Ok(0);
         }
-        let inserted = insert_rows(conn, &rows, Some(first_seq)).await?;
+        let inserted = insert_rows(conn, rows, Some(first_seq)).await?;
         if with_outbox {
-            sqlx::query(
-                "INSERT INTO outbox (event_row_id)
-                 SELECT id FROM events WHERE sender_id = ? AND seq >= ? ORDER BY id",
-            )
+            sqlx::query(concat!(
+                "INSERT INTO outbox (event_row_id) SELECT id FROM events WHERE ",
+                same_sender!("sender_id"),
+                " AND seq >= ? ORDER BY id"
+            ))
+            .bind(sender_id)
             .bind(sender_id)
             .bind(first_seq)
             .execute(&mut *conn)
@@ -336,32 +428,19 @@ pub(crate) async fn insert_tracked(
         }
         Ok(inserted)
     })
-    .await;
-    match outcome {
-        Ok(inserted) => Ok(inserted),
-        // Two saves of one conversation racing for the same positions: InnoDB refuses the loser on the unique
-        // (sender_id, seq) index, or picks it as a deadlock victim (both hold gap locks the other needs). Either
-        // way its transaction rolled back and nothing was written: the caller tells a conflict from a retry.
-        Err(error) if is_deadlock(&error) => Ok(0),
-        Err(error) => match db("insert the new events", target)(error) {
-            error if error.kind() == ErrorKind::UniqueViolation => Ok(0),
-            error => Err(error),
-        },
-    }
-}
-
-/// Whether InnoDB rolled the transaction back as a deadlock victim (error 1213).
-fn is_deadlock(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db)
-        if db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|db| db.number() == 1213))
+    .await
 }
 
 pub(crate) async fn count_events(pool: &MySqlPool, target: &str, sender_id: &str) -> Result<u64> {
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE sender_id = ?")
-        .bind(sender_id)
-        .fetch_one(pool)
-        .await
-        .map_err(db("count the conversation's events", target))?;
+    let count: i64 = sqlx::query_scalar(concat!(
+        "SELECT count(*) FROM events WHERE ",
+        same_sender!("sender_id")
+    ))
+    .bind(sender_id)
+    .bind(sender_id)
+    .fetch_one(pool)
+    .await
+    .map_err(db("count the conversation's events", target))?;
     Ok(count as u64)
 }
 
@@ -375,7 +454,13 @@ pub(crate) async fn count_stored_ids(
     for chunk in event_ids.chunks(ROWS_PER_STATEMENT) {
         let mut query: QueryBuilder<MySql> =
             QueryBuilder::new("SELECT count(*) FROM events WHERE sender_id = ");
-        query.push_bind(sender_id).push(" AND event_id IN (");
+        query
+            .push_bind(sender_id)
+            .push(" AND ")
+            .push(SENDER_BYTES)
+            .push(" = CAST(")
+            .push_bind(sender_id)
+            .push(" AS BINARY) AND event_id IN (");
         let mut ids = query.separated(", ");
         for id in chunk {
             ids.push_bind(*id);
@@ -397,16 +482,24 @@ pub(crate) async fn read_conversation(
     sender_id: &str,
     latest_session_only: bool,
 ) -> Result<Option<ConversationRows>> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(concat!(
         "SELECT e.*, t.n AS total
          FROM events e
          CROSS JOIN (SELECT max(`timestamp`) AS start FROM events
-                     WHERE sender_id = ? AND type_name = 'session_started') s
-         CROSS JOIN (SELECT count(*) AS n FROM events WHERE sender_id = ?) t
-         WHERE e.sender_id = ?
-           AND (NOT ? OR s.start IS NULL OR e.`timestamp` >= s.start)
-         ORDER BY e.id",
-    )
+                     WHERE ",
+        same_sender!("sender_id"),
+        " AND type_name = 'session_started') s
+         CROSS JOIN (SELECT count(*) AS n FROM events WHERE ",
+        same_sender!("sender_id"),
+        ") t
+         WHERE ",
+        same_sender!("e.sender_id"),
+        " AND (NOT ? OR s.start IS NULL OR e.`timestamp` >= s.start)
+         ORDER BY e.id"
+    ))
+    .bind(sender_id)
+    .bind(sender_id)
+    .bind(sender_id)
     .bind(sender_id)
     .bind(sender_id)
     .bind(sender_id)
@@ -450,12 +543,16 @@ pub(crate) async fn conversation_exists(
     target: &str,
     sender_id: &str,
 ) -> Result<bool> {
-    let exists: i64 =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE sender_id = ?)")
-            .bind(sender_id)
-            .fetch_one(pool)
-            .await
-            .map_err(db("look for a conversation", target))?;
+    let exists: i64 = sqlx::query_scalar(concat!(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE ",
+        same_sender!("sender_id"),
+        ")"
+    ))
+    .bind(sender_id)
+    .bind(sender_id)
+    .fetch_one(pool)
+    .await
+    .map_err(db("look for a conversation", target))?;
     Ok(exists != 0)
 }
 
@@ -479,8 +576,9 @@ where
     E: Send,
 {
     let storage = |action| move |error| RelayError::Storage(db(action, target)(error));
-    let mut conn = pool
-        .acquire()
+    // Closed, not reused, unless the pass ends cleanly: a pass given up half-way must not leave the relay
+    // lock held by an idle connection in the pool.
+    let mut conn = transaction::Discarding::acquire(pool)
         .await
         .map_err(storage("begin a relay pass"))?;
     let outcome = async {
@@ -545,8 +643,8 @@ where
         Ok(RelayPass::Published(row_ids.len()))
     }
     .await;
-    if outcome.is_err() {
-        conn.close_on_drop();
+    if outcome.is_ok() {
+        conn.keep();
     }
     outcome
 }
@@ -571,21 +669,23 @@ pub(crate) async fn export_conversations(
     let mut query: QueryBuilder<MySql> =
         QueryBuilder::new("SELECT sender_id FROM events WHERE 1 = 1");
     if !selection.only.is_empty() {
-        query.push(" AND sender_id IN (");
-        let mut ids = query.separated(", ");
-        for id in &selection.only {
-            ids.push_bind(id.as_str());
-        }
-        query.push(")");
+        query.push(" AND ");
+        push_senders_in(&mut query, &selection.only);
     }
     if let Some(from) = &selection.from {
         query
-            .push(" AND CAST(sender_id AS BINARY) >= CAST(")
+            .push(" AND ")
+            .push(SENDER_BYTES)
+            .push(" >= CAST(")
             .push_bind(from.as_str())
             .push(" AS BINARY)");
     }
     // Byte order, whatever the column's collation (which may fold case or accents).
-    query.push(" GROUP BY CAST(sender_id AS BINARY), sender_id ORDER BY CAST(sender_id AS BINARY)");
+    query
+        .push(" GROUP BY ")
+        .push(SENDER_BYTES)
+        .push(", sender_id ORDER BY ")
+        .push(SENDER_BYTES);
     query
         .build_query_scalar()
         .fetch_all(pool)
@@ -599,13 +699,11 @@ pub(crate) async fn count_selected(
     conversations: &[String],
     selection: &ExportSelection,
 ) -> Result<u64> {
-    let mut query: QueryBuilder<MySql> =
-        QueryBuilder::new("SELECT count(*) FROM events WHERE sender_id IN (");
-    let mut ids = query.separated(", ");
-    for id in conversations {
-        ids.push_bind(id.as_str());
+    if conversations.is_empty() {
+        return Ok(0);
     }
-    query.push(")");
+    let mut query: QueryBuilder<MySql> = QueryBuilder::new("SELECT count(*) FROM events WHERE ");
+    push_senders_in(&mut query, conversations);
     if selection.minimum_timestamp.is_some() || selection.maximum_timestamp.is_some() {
         query.push(" AND `timestamp` IS NOT NULL");
     }
@@ -628,11 +726,18 @@ pub(crate) async fn conversation_rows(
     target: &str,
     sender_id: &str,
 ) -> Result<Vec<StoredEvent>> {
-    let rows = sqlx::query("SELECT * FROM events WHERE sender_id = ? ORDER BY id")
-        .bind(sender_id)
-        .fetch_all(pool)
-        .await
-        .map_err(db("read a conversation", target))?;
+    let rows = sqlx::query(concat!(
+        "SELECT * FROM events WHERE ",
+        same_sender!("sender_id"),
+        " ORDER BY id"
+    ))
+    // Not a cached prepared statement: its columns change when a migration adopts the table.
+    .persistent(false)
+    .bind(sender_id)
+    .bind(sender_id)
+    .fetch_all(pool)
+    .await
+    .map_err(db("read a conversation", target))?;
     Ok(rows.iter().map(stored_event).collect())
 }
 

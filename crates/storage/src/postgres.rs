@@ -412,8 +412,9 @@ where
     E: Send,
 {
     let storage = |action| move |error| RelayError::Storage(db(action, target)(error));
-    let mut conn = pool
-        .acquire()
+    // Closed, not reused, unless the pass ends cleanly: a pass given up half-way must not leave the relay
+    // lock held by an idle connection in the pool.
+    let mut conn = transaction::Discarding::acquire(pool)
         .await
         .map_err(storage("begin a relay pass"))?;
     let outcome = async {
@@ -469,8 +470,8 @@ where
         Ok(RelayPass::Published(row_ids.len()))
     }
     .await;
-    if outcome.is_err() {
-        conn.close_on_drop();
+    if outcome.is_ok() {
+        conn.keep();
     }
     outcome
 }
@@ -533,6 +534,8 @@ pub(crate) async fn conversation_rows(
 ) -> Result<Vec<StoredEvent>> {
     // `*`, so that a database Rasa created (no `event_id` column) reads the same way.
     let rows = sqlx::query("SELECT * FROM events WHERE sender_id = $1 ORDER BY id")
+        // Not a cached prepared statement: its columns change when a migration adopts the table.
+        .persistent(false)
         .bind(sender_id)
         .fetch_all(pool)
         .await

@@ -53,7 +53,7 @@ pub enum RowError {
     Serialise(String),
     /// The row is larger than the dialect's column can hold (MySQL's `TEXT` holds 65,535 bytes).
     #[error(
-        "the event's JSON is {bytes} bytes long; Rasa's `{column}` column on {dialect} holds at most {limit} bytes"
+        "the `{column}` value is {bytes} bytes long; the column on {dialect} holds at most {limit} bytes"
     )]
     TooLarge {
         /// The column.

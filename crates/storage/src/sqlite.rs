@@ -65,11 +65,32 @@ pub(crate) fn pool(url: &str, settings: &ConnectOptions) -> Result<SqlitePool> {
 }
 
 pub(crate) async fn migrate(pool: &SqlitePool, target: &str, schema: Schema) -> Result<()> {
+    adopt(pool, target).await?;
     for migrator in migrators(schema) {
         migrator
             .run(pool)
             .await
             .map_err(|error| Error::migrate(target, Dialect::Sqlite, error))?;
+    }
+    Ok(())
+}
+
+/// Adds Colloquy's `event_id` column to an `events` table that lacks it — one Rasa created — so that the
+/// first migration, which skips the existing table, can index it. SQLite has no `ADD COLUMN IF NOT EXISTS`.
+async fn adopt(pool: &SqlitePool, target: &str) -> Result<()> {
+    let (table, column): (bool, bool) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'),
+                EXISTS (SELECT 1 FROM pragma_table_info('events') WHERE name = 'event_id')",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(db("look at the events table", target))?;
+    if table && !column {
+        tracing::info!(target = %target, "Adding Colloquy's column to Rasa's events table.");
+        sqlx::query("ALTER TABLE events ADD COLUMN event_id TEXT")
+            .execute(pool)
+            .await
+            .map_err(db("add Colloquy's columns to the events table", target))?;
     }
     Ok(())
 }
@@ -448,6 +469,8 @@ pub(crate) async fn conversation_rows(
     sender_id: &str,
 ) -> Result<Vec<StoredEvent>> {
     let rows = sqlx::query("SELECT * FROM events WHERE sender_id = ?1 ORDER BY id")
+        // Not a cached prepared statement: its columns change when a migration adopts the table.
+        .persistent(false)
         .bind(sender_id)
         .fetch_all(pool)
         .await

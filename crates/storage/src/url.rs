@@ -40,6 +40,19 @@ impl Dialect {
     }
 }
 
+impl Dialect {
+    /// The largest dead-letter body this dialect takes in one statement, where it is bounded: one MySQL
+    /// packet (`max_allowed_packet`, 16 MiB by default on MariaDB) holds the whole row, so a body is kept well
+    /// under it. A larger body is refused before it is sent, deterministically, rather than failing half-way
+    /// through the write with a connection error that would look transient.
+    pub fn max_dead_letter_bytes(self) -> Option<usize> {
+        match self {
+            Self::MySql => Some(15 * 1024 * 1024),
+            Self::Postgres | Self::Sqlite => None,
+        }
+    }
+}
+
 impl fmt::Display for Dialect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -245,6 +245,48 @@ impl TestDatabase {
     }
 }
 
+/// A [`TestDatabase`] that drops itself when the guard goes out of scope, also when the test fails (a panic
+/// unwinds through the guard). Dereferences to the database.
+#[derive(Debug)]
+pub struct DatabaseGuard(Option<TestDatabase>);
+
+impl TestDatabase {
+    /// Hands the database to a guard that drops it at the end of the scope, whatever happens in between.
+    pub fn guard(self) -> DatabaseGuard {
+        DatabaseGuard(Some(self))
+    }
+}
+
+impl std::ops::Deref for DatabaseGuard {
+    type Target = TestDatabase;
+
+    fn deref(&self) -> &TestDatabase {
+        self.0.as_ref().expect("the guard holds its database until dropped")
+    }
+}
+
+impl Drop for DatabaseGuard {
+    fn drop(&mut self) {
+        let Some(database) = self.0.take() else {
+            return;
+        };
+        // `Drop` cannot await, and the test's runtime may be shutting down: drop the database from a thread
+        // with a runtime of its own. A failure to drop is reported, never a second panic during unwinding.
+        let name = database.name.clone();
+        let outcome = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to drop the test database")
+                .block_on(database.drop_database());
+        })
+        .join();
+        if outcome.is_err() {
+            eprintln!("could not drop the test database {name}");
+        }
+    }
+}
+
 fn with_database(server_url: &str, name: &str) -> String {
     let (base, query) = match server_url.split_once('?') {
         Some((base, query)) => (base, Some(query)),

@@ -11,7 +11,8 @@ CREATE TABLE IF NOT EXISTS events (
     intent_name VARCHAR(255),
     action_name VARCHAR(255),
     data        TEXT,
-    event_id    VARCHAR(255),
+    -- Binary collation: ids that differ in case are different events (the table's default collation folds it).
+    event_id    VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin,
     PRIMARY KEY (id),
     INDEX ix_events_sender_id (sender_id),
     UNIQUE INDEX events_event_id_key (event_id),
