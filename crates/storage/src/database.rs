@@ -326,6 +326,21 @@ impl Database {
         events: &[EventRow],
         dead_letters: &[DeadLetterRow],
     ) -> Result<u64> {
+        self.check_fit(events)?;
+        if let Some(limit) = self.dialect.max_dead_letter_bytes()
+            && let Some(letter) = dead_letters.iter().find(|letter| letter.body.len() > limit)
+        {
+            return Err(Error::Row {
+                target: self.target.clone(),
+                sender_id: format!("(dead letter from {})", letter.source),
+                cause: RowError::TooLarge {
+                    column: "body",
+                    bytes: letter.body.len(),
+                    limit,
+                    dialect: self.dialect,
+                },
+            });
+        }
         dispatch!(self, pool, dialect => dialect::store_batch(pool, &self.target, events, dead_letters).await)
     }
 
