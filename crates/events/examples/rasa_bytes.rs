@@ -23,7 +23,7 @@ fn main() -> std::io::Result<()> {
             writeln!(out)?;
             continue;
         }
-        match Envelope::from_json(&line).and_then(|envelope| envelope.to_rasa_json()) {
+        match Envelope::from_json(&line).map(|envelope| envelope.to_rasa_json()) {
             Ok(json) => writeln!(out, "{json}")?,
             Err(error) => writeln!(out, "error: line {}: {error}", index + 1)?,
         }

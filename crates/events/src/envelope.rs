@@ -21,7 +21,7 @@ use crate::record::{Cx, FromMap, KeySeed, Path, leaf, to_string};
 /// let exported = br#"{"event": "pause", "timestamp": 1.0, "sender_id": "bob"}"#;
 /// let envelope = Envelope::from_json(exported)?;
 /// assert_eq!(envelope.sender_id, "bob");
-/// assert_eq!(envelope.to_rasa_json()?, r#"{"sender_id": "bob", "event": "pause", "timestamp": 1.0}"#);
+/// assert_eq!(envelope.to_rasa_json(), r#"{"sender_id": "bob", "event": "pause", "timestamp": 1.0}"#);
 /// # Ok::<(), colloquy_events::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -53,13 +53,13 @@ impl Envelope {
     }
 
     /// Exactly the bytes Rasa publishes: `sender_id` first, then the event (Python `json.dumps`).
-    pub fn to_rasa_json(&self) -> Result<String> {
-        Ok(self.event.write(Style::Rasa, Some(&self.sender_id)))
+    pub fn to_rasa_json(&self) -> String {
+        self.event.write(Style::Rasa, Some(&self.sender_id))
     }
 
     /// Compact UTF-8 JSON, `sender_id` first.
-    pub fn to_compact_json(&self) -> Result<String> {
-        Ok(self.event.write(Style::Compact, Some(&self.sender_id)))
+    pub fn to_compact_json(&self) -> String {
+        self.event.write(Style::Compact, Some(&self.sender_id))
     }
 }
 
@@ -120,22 +120,22 @@ pub struct StampedEnvelope {
 
 impl StampedEnvelope {
     /// Stamps an envelope whose position is unknown with [`EventId::for_message`] of its Rasa body.
-    pub fn unsequenced(envelope: Envelope) -> Result<Self> {
-        let body = envelope.to_rasa_json()?;
-        Ok(Self {
+    pub fn unsequenced(envelope: Envelope) -> Self {
+        let body = envelope.to_rasa_json();
+        Self {
             id: EventId::for_message(&envelope.sender_id, body.as_bytes()),
             envelope,
             seq: None,
-        })
+        }
     }
 
     /// Stamps the envelope at position `seq` with [`EventId::for_tracked`] of its Rasa body.
-    pub fn sequenced(envelope: Envelope, seq: u64) -> Result<Self> {
-        let body = envelope.to_rasa_json()?;
-        Ok(Self {
+    pub fn sequenced(envelope: Envelope, seq: u64) -> Self {
+        let body = envelope.to_rasa_json();
+        Self {
             id: EventId::for_tracked(&envelope.sender_id, seq, body.as_bytes()),
             envelope,
             seq: Some(seq),
-        })
+        }
     }
 }

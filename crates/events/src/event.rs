@@ -35,6 +35,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
+use std::time::SystemTime;
 
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde_json::{Map, Number, Value};
@@ -362,7 +363,7 @@ impl EventKind {
 /// let event = Event::from_json(body)?;
 /// assert!(matches!(event.kind, EventKind::Slot(_)));
 /// assert_eq!(event.action_name(), Some("cuisine"));
-/// assert_eq!(event.to_rasa_json()?.as_bytes(), body);
+/// assert_eq!(event.to_rasa_json().as_bytes(), body);
 /// # Ok::<(), colloquy_events::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -384,8 +385,14 @@ const METADATA: u8 = 2;
 const FIRST_OWN: u8 = 3;
 
 impl Event {
-    /// A new event of `kind`: no timestamp; `metadata` `{}` for `user` and `bot` (Rasa always writes it),
-    /// absent otherwise.
+    /// A new event of `kind` **without a timestamp**; `metadata` `{}` for `user` and `bot` (Rasa always
+    /// writes it), absent otherwise. Prefer [`Event::at`] for events of a live conversation.
+    ///
+    /// Without a timestamp the event is written without one (Rasa would stamp "now"; this crate reads no
+    /// clock). It is stored and published like any other, but a tracker store's `retrieve`, which loads the
+    /// latest session as Rasa does (the events whose timestamp is at least that of the latest
+    /// `session_started`), leaves it out as soon as the conversation has a timestamped `session_started`:
+    /// it then appears only in `retrieve_full`. Rasa's own SQL tracker store reads the same rows the same way.
     pub fn new(kind: EventKind) -> Self {
         let metadata = matches!(kind, EventKind::User(_) | EventKind::Bot(_)).then(Map::new);
         Self {
@@ -397,7 +404,29 @@ impl Event {
         }
     }
 
-    /// Sets the timestamp (unix seconds); infinities and NaN are refused.
+    /// A new event of `kind` that happened at `time` (a `SystemTime` the caller read, e.g.
+    /// `SystemTime::now()`), written as Rasa writes `time.time()`: float unix seconds (negative before 1970).
+    /// Cannot fail. Otherwise as [`Event::new`].
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use colloquy_events::{Event, EventKind};
+    /// let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
+    /// let event = Event::at(EventKind::action("action_listen"), at);
+    /// assert_eq!(event.timestamp(), Some(1_700_000_000.25));
+    /// ```
+    pub fn at(kind: EventKind, time: SystemTime) -> Self {
+        let seconds = match time.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(after) => after.as_secs_f64(),
+            Err(before) => -before.duration().as_secs_f64(),
+        };
+        let mut event = Self::new(kind);
+        // A duration in seconds is always finite.
+        event.timestamp = Number::from_f64(seconds);
+        event
+    }
+
+    /// Sets the timestamp (unix seconds); infinities and NaN are refused ([`Event::at`] cannot fail).
     pub fn with_timestamp(mut self, timestamp: f64) -> Result<Self> {
         self.timestamp = Some(Number::from_f64(timestamp).ok_or(Error::NonFiniteNumber {
             path: "$.timestamp".into(),
@@ -469,15 +498,14 @@ impl Event {
     }
 
     /// Exactly the bytes Rasa writes for this event (Python `json.dumps`), without `sender_id`: Rasa's SQL
-    /// `data` column. Never fails for events read or built through this crate (numbers are always finite);
-    /// the `Result` is part of the contract for future checks.
-    pub fn to_rasa_json(&self) -> Result<String> {
-        Ok(self.write(Style::Rasa, None))
+    /// `data` column.
+    pub fn to_rasa_json(&self) -> String {
+        self.write(Style::Rasa, None)
     }
 
     /// Compact UTF-8 JSON (no spaces), same keys and order.
-    pub fn to_compact_json(&self) -> Result<String> {
-        Ok(self.write(Style::Compact, None))
+    pub fn to_compact_json(&self) -> String {
+        self.write(Style::Compact, None)
     }
 
     /// Forgets the key order as read, so that the next write uses Rasa's order (keys Rasa always writes
@@ -1082,14 +1110,14 @@ mod tests {
             .with_timestamp(1.5)
             .unwrap();
         assert_eq!(
-            e.to_rasa_json().unwrap(),
+            e.to_rasa_json(),
             r#"{"event": "action", "timestamp": 1.5, "name": "action_listen", "policy": null, "confidence": null, "action_text": null, "hide_rule_turn": false}"#
         );
         let e = Event::new(EventKind::bot("hi"))
             .with_timestamp(2.0)
             .unwrap();
         assert_eq!(
-            e.to_rasa_json().unwrap(),
+            e.to_rasa_json(),
             r#"{"event": "bot", "timestamp": 2.0, "text": "hi", "data": {}, "metadata": {}}"#
         );
         assert!(
@@ -1107,7 +1135,7 @@ mod tests {
             a.policy = Some("p".into());
         }
         assert_eq!(
-            e.to_rasa_json().unwrap(),
+            e.to_rasa_json(),
             r#"{"timestamp": 1, "event": "action", "name": "a", "policy": "p"}"#
         );
     }

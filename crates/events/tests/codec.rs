@@ -34,10 +34,8 @@ fn cases() -> Vec<Case> {
 /// Reads `input` (bytes, and as a `Value` when it is JSON) and returns (rasa, compact) or the error text.
 fn read_write(kind: &str, input: &[u8]) -> Result<(String, String), String> {
     let out = match kind {
-        "event" => Event::from_json(input)
-            .map(|e| (e.to_rasa_json().unwrap(), e.to_compact_json().unwrap())),
-        _ => Envelope::from_json(input)
-            .map(|e| (e.to_rasa_json().unwrap(), e.to_compact_json().unwrap())),
+        "event" => Event::from_json(input).map(|e| (e.to_rasa_json(), e.to_compact_json())),
+        _ => Envelope::from_json(input).map(|e| (e.to_rasa_json(), e.to_compact_json())),
     };
     out.map_err(|e| e.to_string())
 }
@@ -77,8 +75,8 @@ fn check(case: &Case) {
     // The `Value` entry points agree with the byte entry points.
     let value: Value = serde_json::from_str(&case.input).unwrap();
     let via_value = match case.kind.as_str() {
-        "event" => Event::from_value(value).unwrap().to_rasa_json().unwrap(),
-        _ => Envelope::from_value(value).unwrap().to_rasa_json().unwrap(),
+        "event" => Event::from_value(value).unwrap().to_rasa_json(),
+        _ => Envelope::from_value(value).unwrap().to_rasa_json(),
     };
     assert_eq!(via_value, rasa, "{}: from_value", case.name);
 }
@@ -100,7 +98,7 @@ fn accessors_match_rasa_sql_columns() {
     assert_eq!(envelope.event.intent_name(), Some("request_restaurant"));
     assert_eq!(envelope.event.action_name(), None);
     assert_eq!(envelope.event.timestamp(), Some(1700000000.75));
-    let sql_data = envelope.event.to_rasa_json().unwrap();
+    let sql_data = envelope.event.to_rasa_json();
     assert!(
         sql_data.starts_with(r#"{"event": "user""#),
         "data column has no sender_id"

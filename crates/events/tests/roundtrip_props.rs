@@ -104,14 +104,14 @@ proptest! {
         // Invalid events are errors, never panics; valid ones must be lossless.
         if let Ok(event) = Event::from_value(input.clone()) {
             prop_assert_eq!(event.to_value(), input.clone());
-            let rasa = event.to_rasa_json().unwrap();
-            let compact = event.to_compact_json().unwrap();
+            let rasa = event.to_rasa_json();
+            let compact = event.to_compact_json();
             prop_assert!(rasa.is_ascii());
             prop_assert_eq!(serde_json::from_str::<Value>(&rasa).unwrap(), input.clone());
             prop_assert_eq!(serde_json::from_str::<Value>(&compact).unwrap(), input.clone());
             let again = Event::from_json(rasa.as_bytes()).unwrap();
-            prop_assert_eq!(again.to_rasa_json().unwrap(), rasa.clone());
-            prop_assert_eq!(Event::from_json(compact.as_bytes()).unwrap().to_rasa_json().unwrap(), rasa);
+            prop_assert_eq!(again.to_rasa_json(), rasa.clone());
+            prop_assert_eq!(Event::from_json(compact.as_bytes()).unwrap().to_rasa_json(), rasa);
             prop_assert_eq!(&again, &event);
         }
     }
@@ -122,11 +122,11 @@ proptest! {
         map.insert("sender_id".into(), Value::String(sender.clone()));
         if let Ok(envelope) = Envelope::from_value(Value::Object(map)) {
             prop_assert_eq!(&envelope.sender_id, &sender);
-            let rasa = envelope.to_rasa_json().unwrap();
+            let rasa = envelope.to_rasa_json();
             prop_assert!(rasa.starts_with(r#"{"sender_id": "#), "sender_id first");
             let back = Envelope::from_json(rasa.as_bytes()).unwrap();
-            prop_assert_eq!(back.to_rasa_json().unwrap(), rasa);
-            let compact = envelope.to_compact_json().unwrap();
+            prop_assert_eq!(back.to_rasa_json(), rasa);
+            let compact = envelope.to_compact_json();
             prop_assert_eq!(Envelope::from_json(compact.as_bytes()).unwrap(), back);
         }
     }

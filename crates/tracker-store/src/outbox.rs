@@ -171,10 +171,7 @@ pub(crate) async fn relay_batch(
                 id: EventId::from(id),
                 seq: seq.map(|seq| seq as u64),
             },
-            None => StampedEnvelope::unsequenced(envelope).map_err(|source| Error::Serialise {
-                sender_id: String::new(),
-                source,
-            })?,
+            None => StampedEnvelope::unsequenced(envelope),
         };
         // One `publish_batch` per run of consecutive events of one conversation.
         match runs.last_mut() {
