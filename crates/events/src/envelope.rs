@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, EventReader, not_an_object, refuse_top_level};
 use crate::id::EventId;
 use crate::pyjson::Style;
-use crate::record::{Cx, FromMap, KeySeed, Path, leaf, to_string};
+use crate::record::{Added, Cx, FromMap, KeySeed, Path, leaf, to_string};
 
 /// A broker message body: `sender_id` and one event, as Rasa publishes it.
 ///
@@ -52,14 +52,35 @@ impl Envelope {
             .map_err(|e| cx.into_error(&e))
     }
 
-    /// Exactly the bytes Rasa publishes: `sender_id` first, then the event (Python `json.dumps`).
+    /// Exactly the bytes Rasa's tracker store publishes for this event (`stream_events`): `sender_id` first,
+    /// then the event in Rasa's form ([`Event::to_rasa_json`]), as Python's `json.dumps` writes them.
     pub fn to_rasa_json(&self) -> String {
-        self.event.write(Style::Rasa, Some(&self.sender_id))
+        self.event
+            .write(Style::Rasa, Added::First("sender_id", &self.sender_id))
     }
 
-    /// Compact UTF-8 JSON, `sender_id` first.
+    /// Exactly the bytes `rasa export` publishes for this event: the event in Rasa's form, then `sender_id`
+    /// as the **last** key (Rasa 3.6's `Exporter` adds it to each event's `as_dict()`). A live broker body has
+    /// it first instead ([`Envelope::to_rasa_json`]); both read back to the same envelope.
+    ///
+    /// ```
+    /// use colloquy_events::Envelope;
+    /// let envelope = Envelope::from_json(br#"{"sender_id": "bob", "event": "pause", "timestamp": 1.0}"#)?;
+    /// assert_eq!(
+    ///     envelope.to_rasa_export_json(),
+    ///     r#"{"event": "pause", "timestamp": 1.0, "sender_id": "bob"}"#
+    /// );
+    /// # Ok::<(), colloquy_events::Error>(())
+    /// ```
+    pub fn to_rasa_export_json(&self) -> String {
+        self.event
+            .write(Style::Rasa, Added::Last("sender_id", &self.sender_id))
+    }
+
+    /// Compact UTF-8 JSON, `sender_id` first, the event lossless ([`Event::to_compact_json`]).
     pub fn to_compact_json(&self) -> String {
-        self.event.write(Style::Compact, Some(&self.sender_id))
+        self.event
+            .write(Style::Compact, Added::First("sender_id", &self.sender_id))
     }
 }
 

@@ -1,28 +1,44 @@
 //! One Rasa event as a typed value: every Rasa 3.6 event type, the legacy aliases, and anything else.
 //!
-//! # Lossless reading and writing
-//! Any JSON object whose `event` is a string reads into an [`Event`], and writing it back gives the same JSON
-//! value with the same key order: unknown event types become [`EventKind::Other`], unknown keys go to
-//! `extra` (at every level that is typed), and the key order of the input is remembered.
+//! # Two writers: Rasa's form and the lossless compact form
+//! Any JSON object whose `event` is a string reads into an [`Event`]: unknown event types become
+//! [`EventKind::Other`], unknown keys go to `extra` (at every level that is typed), and the key order of the
+//! input is remembered.
 //!
-//! **Key order rule.** When the input's keys are in Rasa's order (which is what Rasa itself writes:
-//! `event`, `timestamp`, `metadata` if non-empty — last and always for `user`/`bot` —, then the type's keys,
-//! with unknown keys after them), nothing is stored and the writer produces Rasa's order. Otherwise the
-//! order as read is stored and reproduced exactly: keys absent from the input stay absent, `null` stays
-//! `null`. Fields set in code that were not in the input are appended (in Rasa's order) after the keys as
-//! read, and only when they differ from their absent default. Events built in code use Rasa's order.
+//! **Compact form** ([`Event::to_compact_json`], [`Event::to_value`]): lossless. Writing gives the same JSON
+//! value with the same key order: keys absent from the input stay absent, `null` stays `null`. Fields set
+//! in code that were not in the input are appended (in Rasa's order) after the keys as read, and only when
+//! they differ from their absent default.
 //!
-//! The one deliberate exception is Rasa's own: the legacy types `form` and `form_validation` are read as
-//! `active_loop` and `loop_interrupted` (with `is_interrupted = !validate`) and are *written* under the new
-//! names, as Rasa's `LegacyForm.as_dict` does; [`Event::type_name`] still reports the legacy name, like
-//! Rasa's `type_name` (and hence its SQL `type_name` column).
+//! **Rasa form** ([`Event::to_rasa_json`]): what Rasa 3.6 writes after reading the event
+//! (`Event.from_parameters(..).as_dict()` + `json.dumps`), so that an event of an older shape (a Rasa 1.x/2.x
+//! tracker dump: other key orders, an `action` without `action_text`/`hide_rule_turn`, `null` metadata, a
+//! short `parse_data`) comes out as the bytes Rasa stores and publishes for it. Rasa's key order (`event`,
+//! `timestamp`, `metadata` if non-empty — last and always for `user`/`bot` —, then the type's keys) and its
+//! defaults for the keys it always writes (`hide_rule_turn: false`, `kill_on_user_msg: true`, `metadata`
+//! and `bot.data` `{}`, `null` otherwise; a `user`'s `parse_data` rebuilt as Rasa's `UserUttered` does, see
+//! [`crate::ParseData`]). Unknown keys, which Rasa drops, are kept after Rasa's, in the order read. Nested
+//! objects (intents, entities, buttons, `bot.data`) and unknown event types are written as read, as Rasa
+//! keeps them. For what Rasa writes (which is already in its form) both writers agree with the input byte
+//! for byte. Events built in code use Rasa's order in both.
+//!
+//! Where Rasa's result is not reproducible the event is written from what it holds: no `timestamp` stays
+//! without one (Rasa stamps the current time, also for `0`), a `reminder` without `name` stays without one
+//! (Rasa invents a UUID), `use_text_for_featurization` absent is `false` (Rasa writes `null`), `date_time`
+//! is kept as read.
+//!
+//! The legacy types `form` and `form_validation` are read as `active_loop` and `loop_interrupted` (with
+//! `is_interrupted = !validate`) and are written under the new names by both writers, as Rasa's
+//! `LegacyForm.as_dict` does; [`Event::type_name`] still reports the legacy name, like Rasa's `type_name`
+//! (and hence its SQL `type_name` column).
 //!
 //! # Lenient readings (decided here)
 //! - `timestamp` absent: accepted, kept absent ([`Event::timestamp`] is `None`). Rasa would stamp "now";
 //!   this crate reads no clock. `timestamp` present must be a number (integer or float, kept as is);
 //!   `null` or anything else is an error.
 //! - `metadata`: an object or `null` (kept), anything else is an error.
-//! - `user` without `parse_data`: accepted and kept without it (Rasa itself fails on it).
+//! - `user` without `parse_data`: accepted and kept without it (Rasa itself fails on it); its Rasa form
+//!   has the `parse_data` Rasa builds for a message without one.
 //! - `action` with neither `name` nor `action_text` (both absent or null): error, as in Rasa.
 //! - `slot` and `followup` need a string `name`; `reminder` needs a `date_time` that is an ISO-8601
 //!   date-time (`YYYY-MM-DD` + `T` or space + `HH:MM[:SS[.fraction]]` + optional `Z`/`±HH:MM`/`±HHMM`),
@@ -41,12 +57,12 @@ use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 use crate::error::{Error, Result};
-use crate::parse_data::{BotData, Entity, ParseData, list_seed};
+use crate::parse_data::{BotData, Entity, ParseData, ParseDataDefaults, list_seed};
 use crate::pyjson::{Style, Writer};
 use crate::record::{
-    Cx, EXTRA, FromMap, FromValue, Ids, KeySeed, Layout, Path, Record, RecordSeed, Source, kind_of,
-    leaf, to_bool, to_number, to_opt_number, to_opt_object, to_opt_string, to_string,
-    write_opt_map, write_opt_record, write_opt_records, write_record_after,
+    Added, Cx, EXTRA, FromMap, FromValue, Ids, KeySeed, Layout, Path, Record, RecordSeed, Source,
+    any, kind_of, leaf, to_bool, to_number, to_opt_number, to_opt_object, to_opt_string, to_string,
+    write_opt_map, write_opt_record, write_opt_records, write_record, write_record_with,
 };
 
 /// A `user` event: the user said something.
@@ -462,7 +478,7 @@ impl Event {
 
     /// The event as a JSON value (same keys, same order as written).
     pub fn to_value(&self) -> Value {
-        serde_json::from_str(&self.write(Style::Compact, None)).unwrap_or(Value::Null)
+        serde_json::from_str(&self.write(Style::Compact, Added::None)).unwrap_or(Value::Null)
     }
 
     /// Rasa's `type_name`: the `event` key as read (`form`/`form_validation` for legacy events, which are
@@ -497,27 +513,37 @@ impl Event {
         }
     }
 
-    /// Exactly the bytes Rasa writes for this event (Python `json.dumps`), without `sender_id`: Rasa's SQL
-    /// `data` column.
+    /// Exactly the bytes Rasa writes for this event (Python `json.dumps` of its `as_dict()`), without
+    /// `sender_id`: Rasa's SQL `data` column. An event of an older shape comes out in Rasa 3.6's form (see
+    /// the [module documentation](self)).
     pub fn to_rasa_json(&self) -> String {
-        self.write(Style::Rasa, None)
+        self.write(Style::Rasa, Added::None)
     }
 
-    /// Compact UTF-8 JSON (no spaces), same keys and order.
+    /// Compact UTF-8 JSON (no spaces), lossless: the keys as read, in their order.
     pub fn to_compact_json(&self) -> String {
-        self.write(Style::Compact, None)
+        self.write(Style::Compact, Added::None)
     }
 
-    /// Forgets the key order as read, so that the next write uses Rasa's order (keys Rasa always writes
-    /// appear, as `null` when unset).
+    /// Forgets the key order as read, so that the compact writer too uses Rasa's order (keys Rasa always
+    /// writes appear, as `null` when unset).
     pub fn normalize_key_order(&mut self) {
         self.layout = Layout::Canonical;
     }
 
-    pub(crate) fn write(&self, style: Style, sender_id: Option<&str>) -> String {
+    pub(crate) fn write(&self, style: Style, added: Added<'_>) -> String {
         let mut w = Writer::new(style);
-        write_record_after(self, &mut w, sender_id.map(|id| ("sender_id", id)));
+        write_record_with(self, &mut w, added);
         w.finish()
+    }
+
+    /// What Rasa's `UserUttered` puts in a `parse_data` where the input's lacks a key.
+    fn rasa_user_defaults<'a>(&'a self, user: &'a UserUttered) -> ParseDataDefaults<'a> {
+        ParseDataDefaults {
+            text: user.text.as_deref(),
+            message_id: user.message_id.as_deref(),
+            metadata: self.metadata.as_ref(),
+        }
     }
 
     fn field_id(&self, key: &str) -> Option<u8> {
@@ -567,7 +593,7 @@ impl Event {
             },
             EventKind::Agent(a) => match own {
                 0 => a.text = leaf(src, cx, p, to_opt_string)?,
-                _ => a.data = src.value()?,
+                _ => a.data = any(src, cx, p)?,
             },
             EventKind::Action(a) => match own {
                 0 => a.name = leaf(src, cx, p, to_opt_string)?,
@@ -578,7 +604,7 @@ impl Event {
             },
             EventKind::Slot(s) => match own {
                 0 => s.name = leaf(src, cx, p, to_string)?,
-                _ => s.value = src.value()?,
+                _ => s.value = any(src, cx, p)?,
             },
             EventKind::Followup { name } => *name = leaf(src, cx, p, to_string)?,
             EventKind::ActiveLoop { name, .. } => *name = leaf(src, cx, p, to_opt_string)?,
@@ -653,7 +679,7 @@ impl Event {
 impl fmt::Display for Event {
     /// The compact JSON form.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.write(Style::Compact, None))
+        f.write_str(&self.write(Style::Compact, Added::None))
     }
 }
 
@@ -757,15 +783,24 @@ impl Record for Event {
     }
 
     fn write_value(&self, id: u8, w: &mut Writer) {
+        // Rasa's form of an event Rasa rebuilds (see the module doc); others are written as read.
+        let rasa = w.style() == Style::Rasa && self.rasa_rebuilds();
         match id {
             EVENT => w.str(self.kind.written_type_name()),
             TIMESTAMP => w.opt_number(self.timestamp.as_ref()),
+            // Rasa writes `metadata or {}`.
+            METADATA if rasa => w.map(self.metadata.as_ref().unwrap_or(&Map::new())),
             METADATA => write_opt_map(self.metadata.as_ref(), w),
             _ => {
                 let own = id - FIRST_OWN;
                 match &self.kind {
                     EventKind::User(u) => match own {
                         0 => w.opt_str(u.text.as_deref()),
+                        1 if rasa => ParseData::write_rasa(
+                            u.parse_data.as_ref(),
+                            self.rasa_user_defaults(u),
+                            w,
+                        ),
                         1 => write_opt_record(u.parse_data.as_ref(), w),
                         2 => w.opt_str(u.input_channel.as_deref()),
                         _ => w.opt_str(u.message_id.as_deref()),
@@ -773,6 +808,9 @@ impl Record for Event {
                     EventKind::Bot(b) => {
                         if own == 0 {
                             w.opt_str(b.text.as_deref())
+                        } else if rasa {
+                            // Rasa writes `data or {}`.
+                            write_record(b.data.as_ref().unwrap_or(&BotData::default()), w)
                         } else {
                             write_opt_record(b.data.as_ref(), w)
                         }
@@ -831,6 +869,10 @@ impl Record for Event {
 
     fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    fn rasa_rebuilds(&self) -> bool {
+        !matches!(self.kind, EventKind::Other(_))
     }
 }
 
@@ -901,7 +943,7 @@ impl EventReader {
                 self.mark(id);
             }
             None => {
-                let value = src.value()?;
+                let value = any(src, cx, Path::Root.key(&key))?;
                 if event.extra.insert(key.into_owned(), value).is_none() {
                     self.order.push(EXTRA);
                 }
@@ -1135,8 +1177,13 @@ mod tests {
             a.policy = Some("p".into());
         }
         assert_eq!(
+            e.to_compact_json(),
+            r#"{"timestamp":1,"event":"action","name":"a","policy":"p"}"#
+        );
+        // Rasa's form: Rasa's order and defaults.
+        assert_eq!(
             e.to_rasa_json(),
-            r#"{"timestamp": 1, "event": "action", "name": "a", "policy": "p"}"#
+            r#"{"event": "action", "timestamp": 1, "name": "a", "policy": "p", "confidence": null, "action_text": null, "hide_rule_turn": false}"#
         );
     }
 }

@@ -12,8 +12,8 @@ use serde_json::{Map, Number, Value};
 
 use crate::pyjson::Writer;
 use crate::record::{
-    Cx, Ids, Layout, Path, ReadRecord, Record, RecordListSeed, RecordSeed, Source, leaf,
-    to_opt_number, to_opt_object, to_opt_string, write_opt_map, write_opt_record,
+    Cx, EXTRA, Ids, Layout, Path, ReadRecord, Record, RecordListSeed, RecordSeed, Source, any,
+    is_present, leaf, to_opt_number, to_opt_object, to_opt_string, write_opt_map, write_opt_record,
     write_opt_records, write_record,
 };
 
@@ -238,7 +238,7 @@ impl ReadRecord for Entity {
             3 => self.confidence_entity = leaf(src, cx, p, to_opt_number)?,
             4 => self.role = leaf(src, cx, p, to_opt_string)?,
             5 => self.group = leaf(src, cx, p, to_opt_string)?,
-            6 => self.value = Some(src.value()?),
+            6 => self.value = Some(any(src, cx, p)?),
             _ => self.extractor = leaf(src, cx, p, to_opt_string)?,
         }
         Ok(())
@@ -255,6 +255,10 @@ impl ReadRecord for Entity {
 ///
 /// [`ParseData::default`] is Rasa's empty result:
 /// `{"intent": {}, "entities": [], "text": null, "message_id": null, "metadata": {}}`.
+///
+/// In an event's Rasa form ([`crate::Event::to_rasa_json`]) it is written as Rasa's `UserUttered` rebuilds
+/// it: `intent` (`{}` when absent), `entities` (`[]` when absent), `text`, `message_id` and `metadata` (the
+/// event's own when absent), in that order, then the other keys in the order read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParseData {
     /// `intent` (always written).
@@ -309,6 +313,72 @@ impl ParseData {
         let mut w = Writer::new(crate::pyjson::Style::Compact);
         write_record(self, &mut w);
         serde_json::from_str(&w.finish()).unwrap_or(Value::Null)
+    }
+}
+
+/// What Rasa's `UserUttered` puts under the keys a `parse_data` lacks: the event's own `text`, `message_id`
+/// and `metadata` (`{}` when it has none).
+pub(crate) struct ParseDataDefaults<'a> {
+    pub(crate) text: Option<&'a str>,
+    pub(crate) message_id: Option<&'a str>,
+    pub(crate) metadata: Option<&'a Map<String, Value>>,
+}
+
+impl ParseData {
+    /// Writes `parse_data` as Rasa's `UserUttered` rebuilds it: `intent` (`{}` when absent), `entities` (`[]`),
+    /// `text`, `message_id` and `metadata` (the event's when absent), in that order, then the other keys in
+    /// the order read (Python's `dict.update` keeps the first five in place and appends the rest). Without a
+    /// `parse_data` at all, the five keys alone (what Rasa builds for a user message without one).
+    pub(crate) fn write_rasa(this: Option<&Self>, defaults: ParseDataDefaults<'_>, w: &mut Writer) {
+        let present = |id: u8| this.is_some_and(|pd| is_present(pd, id));
+        w.begin_object();
+        for id in 0..5 {
+            w.key(PARSE_DATA_KEYS[id as usize]);
+            match (this, id) {
+                (Some(pd), _) if present(id) => pd.write_value(id, w),
+                (_, 0) => {
+                    w.begin_object();
+                    w.end_object();
+                }
+                (_, 1) => {
+                    w.begin_array();
+                    w.end_array();
+                }
+                (_, 2) => w.opt_str(defaults.text),
+                (_, 3) => w.opt_str(defaults.message_id),
+                _ => w.map(defaults.metadata.unwrap_or(&Map::new())),
+            }
+        }
+        if let Some(pd) = this {
+            let mut extras = pd.extra.iter();
+            let mut ranking_written = false;
+            if let Layout::AsRead(order) = &pd.layout {
+                for &id in order.iter() {
+                    if id == EXTRA {
+                        if let Some((k, v)) = extras.next() {
+                            w.key(k);
+                            w.value(v);
+                        }
+                    } else if id == 5 {
+                        ranking_written = true;
+                        pd.write_field(id, w);
+                    }
+                }
+            }
+            if !ranking_written && pd.intent_ranking.is_some() {
+                pd.write_field(5, w);
+            }
+            for (k, v) in extras {
+                w.key(k);
+                w.value(v);
+            }
+        }
+        w.end_object();
+    }
+
+    fn write_field(&self, id: u8, w: &mut Writer) {
+        w.key(PARSE_DATA_KEYS[id as usize]);
+        self.write_value(id, w);
     }
 }
 
@@ -626,8 +696,8 @@ impl ReadRecord for BotData {
         path: Path<'_>,
     ) -> Result<(), S::Error> {
         match id {
-            0 => self.elements = non_null(src.value()?),
-            1 => self.quick_replies = non_null(src.value()?),
+            0 => self.elements = non_null(any(src, cx, path.key("elements"))?),
+            1 => self.quick_replies = non_null(any(src, cx, path.key("quick_replies"))?),
             2 => {
                 self.buttons = src.seed(list_seed(
                     cx,
@@ -636,9 +706,9 @@ impl ReadRecord for BotData {
                     "a button object",
                 ))?
             }
-            3 => self.attachment = non_null(src.value()?),
-            4 => self.image = non_null(src.value()?),
-            _ => self.custom = non_null(src.value()?),
+            3 => self.attachment = non_null(any(src, cx, path.key("attachment"))?),
+            4 => self.image = non_null(any(src, cx, path.key("image"))?),
+            _ => self.custom = non_null(any(src, cx, path.key("custom"))?),
         }
         Ok(())
     }

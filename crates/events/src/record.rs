@@ -20,7 +20,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 use crate::error::Error;
-use crate::pyjson::Writer;
+use crate::pyjson::{Style, Writer, check_number};
 
 /// Marks an unknown key in a layout.
 pub(crate) const EXTRA: u8 = u8::MAX;
@@ -93,31 +93,65 @@ pub(crate) trait Record {
     fn extra(&self) -> &Map<String, Value>;
     /// The layout.
     fn layout(&self) -> &Layout;
+    /// Whether Rasa rebuilds this record when it reads it, so that its Rasa form is Rasa's key order and
+    /// defaults whatever the input's (events of the types Rasa knows); records Rasa keeps as read (nested
+    /// dictionaries, unknown event types) answer `false`, their Rasa form is their layout.
+    fn rasa_rebuilds(&self) -> bool {
+        false
+    }
+}
+
+/// Whether field `id` of `record` is part of the record: read from the input, set in code since, or (for a
+/// record built in code) one of the keys Rasa always writes.
+pub(crate) fn is_present<R: Record + ?Sized>(record: &R, id: u8) -> bool {
+    match record.layout() {
+        Layout::Canonical => record.canonical().as_slice().contains(&id),
+        Layout::AsRead(order) => order.contains(&id) || record.is_set(id),
+    }
 }
 
 /// Writes a record as a JSON object.
 pub(crate) fn write_record<R: Record + ?Sized>(record: &R, w: &mut Writer) {
-    write_record_after(record, w, None);
+    write_record_with(record, w, Added::None);
 }
 
-/// Writes a record as a JSON object whose first key is `first` (the envelope's `sender_id`).
-pub(crate) fn write_record_after<R: Record + ?Sized>(
-    record: &R,
-    w: &mut Writer,
-    first: Option<(&str, &str)>,
-) {
+/// A key-value pair added to a record when it is written (the envelope's `sender_id`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Added<'a> {
+    /// Nothing added.
+    None,
+    /// Written before the record's keys (a broker body).
+    First(&'a str, &'a str),
+    /// Written after the record's keys (a `rasa export` body).
+    Last(&'a str, &'a str),
+}
+
+/// Writes a record as a JSON object, with `added` before or after its keys. In Rasa style a record that
+/// Rasa rebuilds ([`Record::rasa_rebuilds`]) is written in Rasa's order whatever its layout, its unknown
+/// keys after Rasa's (one named like a key Rasa writes, possible only for legacy events, is left out).
+pub(crate) fn write_record_with<R: Record + ?Sized>(record: &R, w: &mut Writer, added: Added<'_>) {
     w.begin_object();
-    if let Some((key, value)) = first {
+    if let Added::First(key, value) = added {
         w.key(key);
         w.str(value);
     }
-    match record.layout() {
+    let rebuilt = w.style() == Style::Rasa && record.rasa_rebuilds();
+    let layout = if rebuilt {
+        &Layout::Canonical
+    } else {
+        record.layout()
+    };
+    match layout {
         Layout::Canonical => {
-            for &id in record.canonical().as_slice() {
+            let canonical = record.canonical();
+            for &id in canonical.as_slice() {
                 w.key(record.key(id));
                 record.write_value(id, w);
             }
             for (k, v) in record.extra() {
+                if rebuilt && canonical.as_slice().iter().any(|&id| record.key(id) == k) {
+                    continue;
+                }
                 w.key(k);
                 w.value(v);
             }
@@ -149,6 +183,10 @@ pub(crate) fn write_record_after<R: Record + ?Sized>(
             }
         }
     }
+    if let Added::Last(key, value) = added {
+        w.key(key);
+        w.str(value);
+    }
     w.end_object();
 }
 
@@ -156,12 +194,12 @@ pub(crate) fn write_record_after<R: Record + ?Sized>(
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Path<'a> {
     Root,
-    Key(&'a Path<'a>, &'static str),
+    Key(&'a Path<'a>, &'a str),
     Index(&'a Path<'a>, usize),
 }
 
 impl<'a> Path<'a> {
-    pub(crate) fn key(&'a self, key: &'static str) -> Path<'a> {
+    pub(crate) fn key(&'a self, key: &'a str) -> Path<'a> {
         Path::Key(self, key)
     }
     pub(crate) fn index(&'a self, index: usize) -> Path<'a> {
@@ -291,17 +329,42 @@ pub(crate) fn to_opt_string(v: Value, path: Path<'_>) -> Result<Option<String>, 
 
 pub(crate) fn to_number(v: Value, path: Path<'_>) -> Result<Number, Error> {
     match v {
-        Value::Number(n) => Ok(n),
+        Value::Number(n) => check_number(&n, path).map(|()| n),
         other => Err(wrong(path, "a number", &other)),
     }
 }
 
 pub(crate) fn to_opt_number(v: Value, path: Path<'_>) -> Result<Option<Number>, Error> {
     match v {
-        Value::Number(n) => Ok(Some(n)),
+        Value::Number(n) => check_number(&n, path).map(|()| Some(n)),
         Value::Null => Ok(None),
         other => Err(wrong(path, "a number or null", &other)),
     }
+}
+
+/// Any JSON value, whose numbers must all be ones Python's `json.dumps` writes back as JSON.
+pub(crate) fn to_any(v: Value, path: Path<'_>) -> Result<Value, Error> {
+    check_numbers(&v, path).map(|()| v)
+}
+
+/// Checks every number inside `value` (see [`check_number`]); the error names the first bad one's path.
+fn check_numbers(value: &Value, path: Path<'_>) -> Result<(), Error> {
+    match value {
+        Value::Number(n) => check_number(n, path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| check_numbers(item, path.index(i))),
+        Value::Object(map) => map
+            .iter()
+            .try_for_each(|(k, v)| check_numbers(v, path.key(k))),
+        Value::Null | Value::Bool(_) | Value::String(_) => Ok(()),
+    }
+}
+
+/// Reads any JSON value (see [`to_any`]).
+pub(crate) fn any<'de, S: Source<'de>>(src: S, cx: &Cx, path: Path<'_>) -> Result<Value, S::Error> {
+    leaf(src, cx, path, to_any)
 }
 
 pub(crate) fn to_bool(v: Value, path: Path<'_>) -> Result<bool, Error> {
@@ -313,7 +376,12 @@ pub(crate) fn to_bool(v: Value, path: Path<'_>) -> Result<bool, Error> {
 
 pub(crate) fn to_opt_object(v: Value, path: Path<'_>) -> Result<Option<Map<String, Value>>, Error> {
     match v {
-        Value::Object(m) => Ok(Some(m)),
+        Value::Object(m) => {
+            for (k, v) in &m {
+                check_numbers(v, path.key(k))?;
+            }
+            Ok(Some(m))
+        }
         Value::Null => Ok(None),
         other => Err(wrong(path, "an object or null", &other)),
     }
@@ -356,7 +424,7 @@ pub(crate) fn read_record_map<'de, A: MapAccess<'de>, R: ReadRecord>(
                 }
             }
             None => {
-                let value = map.next_value::<Value>()?;
+                let value = any(FromMap(&mut map), cx, path.key(&key))?;
                 if record.extra_mut().insert(key.into_owned(), value).is_none() {
                     order.push(EXTRA);
                 }
