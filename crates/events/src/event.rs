@@ -57,12 +57,13 @@ use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 use crate::error::{Error, Result};
-use crate::parse_data::{BotData, Entity, ParseData, ParseDataDefaults, list_seed};
+use crate::parse_data::{BotData, Entity, ParseData, ParseDataDefaults};
 use crate::pyjson::{Style, Writer};
 use crate::record::{
-    Added, Cx, EXTRA, FromMap, FromValue, Ids, KeySeed, Layout, Path, Record, RecordSeed, Source,
-    any, kind_of, leaf, to_bool, to_number, to_opt_number, to_opt_object, to_opt_string, to_string,
-    write_opt_map, write_opt_record, write_opt_records, write_record, write_record_with,
+    Added, Codec, Cx, EXTRA, FromMap, FromValue, Ids, KeySeed, Layout, OptList, OptRecord, Path,
+    Record, RecordListSeed, Source, any, kind_of, leaf, to_bool, to_number, to_opt_number,
+    to_opt_object, to_opt_string, to_string, write_opt_map, write_opt_record, write_opt_records,
+    write_record, write_record_with,
 };
 
 /// A `user` event: the user said something.
@@ -583,13 +584,13 @@ impl Event {
         match &mut self.kind {
             EventKind::User(u) => match own {
                 0 => u.text = leaf(src, cx, p, to_opt_string)?,
-                1 => u.parse_data = src.seed(RecordSeed::new(cx, p, "an object or null"))?,
+                1 => u.parse_data = OptRecord::read(src, cx, p)?,
                 2 => u.input_channel = leaf(src, cx, p, to_opt_string)?,
                 _ => u.message_id = leaf(src, cx, p, to_opt_string)?,
             },
             EventKind::Bot(b) => match own {
                 0 => b.text = leaf(src, cx, p, to_opt_string)?,
-                _ => b.data = src.seed(RecordSeed::new(cx, p, "an object or null"))?,
+                _ => b.data = OptRecord::read(src, cx, p)?,
             },
             EventKind::Agent(a) => match own {
                 0 => a.text = leaf(src, cx, p, to_opt_string)?,
@@ -611,14 +612,7 @@ impl Event {
             EventKind::Reminder(r) => match own {
                 0 => r.intent = leaf(src, cx, p, to_opt_string)?,
                 1 => r.date_time = leaf(src, cx, p, to_date_time)?,
-                2 => {
-                    r.entities = src.seed(list_seed(
-                        cx,
-                        p,
-                        "an array of entity objects or null",
-                        "an entity object",
-                    ))?
-                }
+                2 => r.entities = OptList::read(src, cx, p)?,
                 3 => r.name = leaf(src, cx, p, to_opt_string)?,
                 _ => r.kill_on_user_msg = leaf(src, cx, p, to_bool)?,
             },
@@ -640,12 +634,13 @@ impl Event {
             } => *use_text_for_featurization = leaf(src, cx, p, to_bool)?,
             EventKind::EntitiesAdded { entities } => {
                 *entities = src
-                    .seed(list_seed(
+                    .seed(RecordListSeed::<Entity> {
                         cx,
-                        p,
-                        "an array of entity objects",
-                        "an entity object",
-                    ))?
+                        path: p,
+                        expected: "an array of entity objects",
+                        element: "an entity object",
+                        marker: PhantomData,
+                    })?
                     .ok_or_else(|| {
                         cx.fail(Error::WrongType {
                             path: p.to_string(),

@@ -50,23 +50,32 @@ impl Layout {
     }
 }
 
-/// A short list of field ids (no allocation).
+/// The most fields a record may declare: an [`Ids`] holds them all, and every id fits a `u64` bit set.
+/// [`record!`] checks it at compile time for every record it declares.
+pub(crate) const MAX_FIELDS: usize = 24;
+
+/// A short list of field ids (no allocation). A record's canonical list holds each of its fields at most
+/// once, and no record has more than [`MAX_FIELDS`], so it never overflows.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ids {
-    ids: [u8; 24],
+    ids: [u8; MAX_FIELDS],
     len: usize,
 }
 
 impl Ids {
     pub(crate) fn new() -> Self {
         Self {
-            ids: [0; 24],
+            ids: [0; MAX_FIELDS],
             len: 0,
         }
     }
     pub(crate) fn push(&mut self, id: u8) {
-        if self.len < self.ids.len() {
-            self.ids[self.len] = id;
+        debug_assert!(
+            self.len < MAX_FIELDS,
+            "a record has more than MAX_FIELDS fields"
+        );
+        if let Some(slot) = self.ids.get_mut(self.len) {
+            *slot = id;
             self.len += 1;
         }
     }
@@ -389,6 +398,12 @@ pub(crate) fn to_opt_object(v: Value, path: Path<'_>) -> Result<Option<Map<Strin
 
 /// A record that can be read from a JSON object.
 pub(crate) trait ReadRecord: Record + Sized {
+    /// What a field holding this record or `null` must be, for errors (`an intent object or null`).
+    const OBJECT_OR_NULL: &'static str;
+    /// What a field holding a list of these or `null` must be (`an array of intent objects or null`).
+    const LIST_OR_NULL: &'static str;
+    /// What an element of such a list must be (`an intent object`).
+    const ELEMENT: &'static str;
     /// An empty record to fill.
     fn blank() -> Self;
     /// The id of a known key.
@@ -608,3 +623,267 @@ pub(crate) fn write_opt_map(map: Option<&Map<String, Value>>, w: &mut Writer) {
         None => w.null(),
     }
 }
+
+/// How one typed field is read, written and told apart from its absent default: the codec named for each
+/// field in [`record!`].
+pub(crate) trait Codec<T> {
+    /// Reads the field from `src`; semantic problems go through `cx.fail`, located at `path`.
+    fn read<'de, S: Source<'de>>(src: S, cx: &Cx, path: Path<'_>) -> Result<T, S::Error>;
+    /// Writes the field's value.
+    fn write(value: &T, w: &mut Writer);
+    /// Whether the value differs from what reading would give if the key were absent.
+    fn is_set(value: &T) -> bool;
+}
+
+/// A string or `null` (`None`).
+pub(crate) struct OptStr;
+/// A number or `null` (`None`).
+pub(crate) struct OptNum;
+/// An object or `null` (`None`).
+pub(crate) struct OptObject;
+/// Any JSON value, `null` included (`Some(Value::Null)`): `None` only when absent.
+pub(crate) struct Raw;
+/// Any JSON value, `null` read as `None`.
+pub(crate) struct NonNull;
+/// A record or `null` (`None`).
+pub(crate) struct OptRecord;
+/// An array of records or `null` (`None`).
+pub(crate) struct OptList;
+
+impl Codec<Option<String>> for OptStr {
+    fn read<'de, S: Source<'de>>(
+        src: S,
+        cx: &Cx,
+        path: Path<'_>,
+    ) -> Result<Option<String>, S::Error> {
+        leaf(src, cx, path, to_opt_string)
+    }
+    fn write(value: &Option<String>, w: &mut Writer) {
+        w.opt_str(value.as_deref());
+    }
+    fn is_set(value: &Option<String>) -> bool {
+        value.is_some()
+    }
+}
+
+impl Codec<Option<Number>> for OptNum {
+    fn read<'de, S: Source<'de>>(
+        src: S,
+        cx: &Cx,
+        path: Path<'_>,
+    ) -> Result<Option<Number>, S::Error> {
+        leaf(src, cx, path, to_opt_number)
+    }
+    fn write(value: &Option<Number>, w: &mut Writer) {
+        w.opt_number(value.as_ref());
+    }
+    fn is_set(value: &Option<Number>) -> bool {
+        value.is_some()
+    }
+}
+
+impl Codec<Option<Map<String, Value>>> for OptObject {
+    fn read<'de, S: Source<'de>>(
+        src: S,
+        cx: &Cx,
+        path: Path<'_>,
+    ) -> Result<Option<Map<String, Value>>, S::Error> {
+        leaf(src, cx, path, to_opt_object)
+    }
+    fn write(value: &Option<Map<String, Value>>, w: &mut Writer) {
+        write_opt_map(value.as_ref(), w);
+    }
+    fn is_set(value: &Option<Map<String, Value>>) -> bool {
+        value.is_some()
+    }
+}
+
+impl Codec<Option<Value>> for Raw {
+    fn read<'de, S: Source<'de>>(
+        src: S,
+        cx: &Cx,
+        path: Path<'_>,
+    ) -> Result<Option<Value>, S::Error> {
+        any(src, cx, path).map(Some)
+    }
+    fn write(value: &Option<Value>, w: &mut Writer) {
+        w.value(value.as_ref().unwrap_or(&Value::Null));
+    }
+    fn is_set(value: &Option<Value>) -> bool {
+        value.is_some()
+    }
+}
+
+impl Codec<Option<Value>> for NonNull {
+    fn read<'de, S: Source<'de>>(
+        src: S,
+        cx: &Cx,
+        path: Path<'_>,
+    ) -> Result<Option<Value>, S::Error> {
+        any(src, cx, path).map(|v| (!v.is_null()).then_some(v))
+    }
+    fn write(value: &Option<Value>, w: &mut Writer) {
+        w.value(value.as_ref().unwrap_or(&Value::Null));
+    }
+    fn is_set(value: &Option<Value>) -> bool {
+        value.is_some()
+    }
+}
+
+impl<R: ReadRecord> Codec<Option<R>> for OptRecord {
+    fn read<'de, S: Source<'de>>(src: S, cx: &Cx, path: Path<'_>) -> Result<Option<R>, S::Error> {
+        src.seed(RecordSeed::new(cx, path, R::OBJECT_OR_NULL))
+    }
+    fn write(value: &Option<R>, w: &mut Writer) {
+        write_opt_record(value.as_ref(), w);
+    }
+    fn is_set(value: &Option<R>) -> bool {
+        value.is_some()
+    }
+}
+
+impl<R: ReadRecord> Codec<Option<Vec<R>>> for OptList {
+    fn read<'de, S: Source<'de>>(
+        src: S,
+        cx: &Cx,
+        path: Path<'_>,
+    ) -> Result<Option<Vec<R>>, S::Error> {
+        src.seed(RecordListSeed {
+            cx,
+            path,
+            expected: R::LIST_OR_NULL,
+            element: R::ELEMENT,
+            marker: PhantomData,
+        })
+    }
+    fn write(value: &Option<Vec<R>>, w: &mut Writer) {
+        write_opt_records(value.as_deref(), w);
+    }
+    fn is_set(value: &Option<Vec<R>>) -> bool {
+        value.is_some()
+    }
+}
+
+/// Declares a typed record ONCE: its fields in Rasa's order, each with its enum variant, its key, the struct
+/// member that holds it, its [`Codec`], and whether Rasa always writes it (`always`) or only when set
+/// (`if_set`). Generates the field enum (ids = declaration order) and the [`Record`] and [`ReadRecord`]
+/// implementations, so that a field cannot exist without being read, written and ordered, and a record
+/// cannot have more fields than [`MAX_FIELDS`] (a compile-time error).
+macro_rules! record {
+    (
+        $(#[$meta:meta])*
+        $record:ident, $field:ident, blank = $blank:expr,
+        expected = ($object_or_null:literal, $list_or_null:literal, $element:literal) {
+            $($variant:ident = $key:literal => $member:ident: $codec:ty, $when:ident;)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum $field {
+            $(
+                #[doc = concat!("`", $key, "`")]
+                $variant,
+            )+
+        }
+
+        impl $field {
+            /// Every field, in Rasa's order (a field's id is its index).
+            pub(crate) const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The field of id `id`.
+            pub(crate) fn of_id(id: u8) -> Option<Self> {
+                Self::ALL.get(usize::from(id)).copied()
+            }
+
+            /// The field's key.
+            pub(crate) fn key(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $key,)+
+                }
+            }
+
+            /// The field's id.
+            pub(crate) fn id(self) -> u8 {
+                self as u8
+            }
+        }
+
+        const _: () = assert!($field::ALL.len() <= $crate::record::MAX_FIELDS);
+
+        impl $crate::record::Record for $record {
+            fn canonical(&self) -> $crate::record::Ids {
+                let mut ids = $crate::record::Ids::new();
+                $(
+                    if record!(@when $when, <$codec as $crate::record::Codec<_>>::is_set(&self.$member)) {
+                        ids.push($field::$variant.id());
+                    }
+                )+
+                ids
+            }
+            fn is_set(&self, id: u8) -> bool {
+                match $field::of_id(id) {
+                    $(Some($field::$variant) => <$codec as $crate::record::Codec<_>>::is_set(&self.$member),)+
+                    None => false,
+                }
+            }
+            fn key(&self, id: u8) -> &'static str {
+                $field::of_id(id).map_or("", $field::key)
+            }
+            fn write_value(&self, id: u8, w: &mut $crate::pyjson::Writer) {
+                match $field::of_id(id) {
+                    $(Some($field::$variant) => <$codec as $crate::record::Codec<_>>::write(&self.$member, w),)+
+                    None => w.null(),
+                }
+            }
+            fn extra(&self) -> &serde_json::Map<String, serde_json::Value> {
+                &self.extra
+            }
+            fn layout(&self) -> &$crate::record::Layout {
+                &self.layout
+            }
+        }
+
+        impl $crate::record::ReadRecord for $record {
+            const OBJECT_OR_NULL: &'static str = $object_or_null;
+            const LIST_OR_NULL: &'static str = $list_or_null;
+            const ELEMENT: &'static str = $element;
+            fn blank() -> Self {
+                $blank
+            }
+            fn field_id(key: &str) -> Option<u8> {
+                match key {
+                    $($key => Some($field::$variant.id()),)+
+                    _ => None,
+                }
+            }
+            fn read_field<'de, S: $crate::record::Source<'de>>(
+                &mut self,
+                id: u8,
+                src: S,
+                cx: &$crate::record::Cx,
+                path: $crate::record::Path<'_>,
+            ) -> Result<(), S::Error> {
+                match $field::of_id(id) {
+                    $(Some($field::$variant) => {
+                        self.$member = <$codec as $crate::record::Codec<_>>::read(src, cx, path.key($key))?;
+                    })+
+                    None => {}
+                }
+                Ok(())
+            }
+            fn extra_mut(&mut self) -> &mut serde_json::Map<String, serde_json::Value> {
+                &mut self.extra
+            }
+            fn set_layout(&mut self, layout: $crate::record::Layout) {
+                self.layout = layout;
+            }
+        }
+    };
+    (@when always, $set:expr) => {
+        true
+    };
+    (@when if_set, $set:expr) => {
+        $set
+    };
+}
+pub(crate) use record;
