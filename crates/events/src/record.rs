@@ -764,6 +764,133 @@ impl<R: ReadRecord> Codec<Option<Vec<R>>> for OptList {
     }
 }
 
+/// A string (required where it is read).
+pub(crate) struct Str;
+/// Any JSON value; `null` when absent.
+pub(crate) struct AnyValue;
+/// A boolean whose absent value is `DEFAULT`.
+pub(crate) struct Flag<const DEFAULT: bool>;
+
+impl Codec<String> for Str {
+    fn read<'de, S: Source<'de>>(src: S, cx: &Cx, path: Path<'_>) -> Result<String, S::Error> {
+        leaf(src, cx, path, to_string)
+    }
+    fn write(value: &String, w: &mut Writer) {
+        w.str(value);
+    }
+    fn is_set(_: &String) -> bool {
+        true
+    }
+}
+
+impl Codec<Value> for AnyValue {
+    fn read<'de, S: Source<'de>>(src: S, cx: &Cx, path: Path<'_>) -> Result<Value, S::Error> {
+        any(src, cx, path)
+    }
+    fn write(value: &Value, w: &mut Writer) {
+        w.value(value);
+    }
+    fn is_set(value: &Value) -> bool {
+        !value.is_null()
+    }
+}
+
+impl<const DEFAULT: bool> Codec<bool> for Flag<DEFAULT> {
+    fn read<'de, S: Source<'de>>(src: S, cx: &Cx, path: Path<'_>) -> Result<bool, S::Error> {
+        leaf(src, cx, path, to_bool)
+    }
+    fn write(value: &bool, w: &mut Writer) {
+        w.bool(*value);
+    }
+    fn is_set(value: &bool) -> bool {
+        *value != DEFAULT
+    }
+}
+
+/// The fields of an event type's payload (the struct of an [`crate::EventKind`] variant), by index in
+/// Rasa's order; implemented by [`payload!`].
+pub(crate) trait Payload {
+    /// The keys, in Rasa's order.
+    const KEYS: &'static [&'static str];
+    /// Reads field `own` from `src`.
+    fn read_own<'de, S: Source<'de>>(
+        &mut self,
+        own: usize,
+        src: S,
+        cx: &Cx,
+        path: Path<'_>,
+    ) -> Result<(), S::Error>;
+    /// Writes the value of field `own`.
+    fn write_own(&self, own: usize, w: &mut Writer);
+    /// Whether field `own` differs from its absent default.
+    fn is_set_own(&self, own: usize) -> bool;
+}
+
+/// Declares the fields of an event type's payload ONCE, in Rasa's order: variant, key, struct member and
+/// [`Codec`]. Generates the field enum (index = position) and the [`Payload`] implementation.
+macro_rules! payload {
+    (
+        $(#[$meta:meta])*
+        $payload:ident, $field:ident {
+            $($variant:ident = $key:literal => $member:ident: $codec:ty;)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum $field {
+            $(
+                #[doc = concat!("`", $key, "`")]
+                $variant,
+            )+
+        }
+
+        impl $field {
+            /// Every field, in Rasa's order.
+            pub(crate) const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The field's index among its payload's fields.
+            #[allow(dead_code, reason = "named only for the payloads whose fields are special-cased")]
+            pub(crate) fn own(self) -> usize {
+                self as usize
+            }
+        }
+
+        const _: () = assert!($field::ALL.len() + 3 <= $crate::record::MAX_FIELDS);
+
+        impl $crate::record::Payload for $payload {
+            const KEYS: &'static [&'static str] = &[$($key),+];
+            fn read_own<'de, S: $crate::record::Source<'de>>(
+                &mut self,
+                own: usize,
+                src: S,
+                cx: &$crate::record::Cx,
+                path: $crate::record::Path<'_>,
+            ) -> Result<(), S::Error> {
+                match $field::ALL.get(own) {
+                    $(Some($field::$variant) => {
+                        self.$member = <$codec as $crate::record::Codec<_>>::read(src, cx, path)?;
+                    })+
+                    None => {}
+                }
+                Ok(())
+            }
+            fn write_own(&self, own: usize, w: &mut $crate::pyjson::Writer) {
+                match $field::ALL.get(own) {
+                    $(Some($field::$variant) => <$codec as $crate::record::Codec<_>>::write(&self.$member, w),)+
+                    None => w.null(),
+                }
+            }
+            fn is_set_own(&self, own: usize) -> bool {
+                match $field::ALL.get(own) {
+                    $(Some($field::$variant) => <$codec as $crate::record::Codec<_>>::is_set(&self.$member),)+
+                    None => false,
+                }
+            }
+        }
+    };
+}
+pub(crate) use payload;
+
 /// Declares a typed record ONCE: its fields in Rasa's order, each with its enum variant, its key, the struct
 /// member that holds it, its [`Codec`], and whether Rasa always writes it (`always`) or only when set
 /// (`if_set`). Generates the field enum (ids = declaration order) and the [`Record`] and [`ReadRecord`]
