@@ -1,7 +1,7 @@
 //! The typed nested structures of events: NLU `parse_data` (intent, entities, ranking) and `bot.data`
 //! (buttons and the other response parts). Every struct keeps the keys it does not know in `extra` and
 //! remembers the key order it was read in (see [`crate::Event`] for the rule). Each struct's fields are
-//! declared once, with their keys and codecs, by [`record!`](crate::record::record).
+//! declared once, with their keys and codecs, by the crate's `record!` macro.
 //!
 //! A typed field is `None` when its key is absent *or* `null`; which of the two it was is remembered, so
 //! writing reproduces the input. On a value built in code, `None` is written as `null` for keys Rasa always

@@ -17,7 +17,7 @@
 //! - any other literal is a Python `float`: written as its `repr` (`1E5` → `100000.0`, `1.0e-7` →
 //!   `1e-07`, `0.60` → `0.6`, `-0.0` → `-0.0`, `1e-400` → `0.0`).
 //!
-//! What Python would not write back as JSON is refused when read ([`check_number`], applied by every reader
+//! What Python would not write back as JSON is refused when read (`check_number`, applied by every reader
 //! of this crate to every number, typed field or not): a float literal beyond the double range (`1e400`,
 //! which Python reads as infinity and writes as the non-JSON `Infinity`) and an integer of more than
 //! 4300 digits (Python's `int_max_str_digits` limit: `json.loads` refuses it).
