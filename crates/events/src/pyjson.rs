@@ -98,6 +98,10 @@ pub(crate) fn check_number(n: &Number, path: crate::record::Path<'_>) -> Result<
         }
         return Ok(());
     }
+    // Without an exponent, fewer than 309 characters cannot reach `f64::MAX` (about 1.8e308): no need to parse.
+    if text.len() < 309 && !text.bytes().any(|b| matches!(b, b'e' | b'E')) {
+        return Ok(());
+    }
     match text.parse::<f64>() {
         Ok(value) if value.is_finite() => Ok(()),
         Ok(value) => Err(Error::NonFiniteNumber {
