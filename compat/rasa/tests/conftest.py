@@ -61,10 +61,11 @@ def wait_for(probe: Callable[[], Optional[T]], timeout: float, what: str, interv
         time.sleep(interval)
 
 
-def run_rasa_bytes(lines: List[str]) -> List[str]:
-    """Feeds broker bodies to our `rasa_bytes` example; returns its output lines, one per input line."""
+def run_rasa_bytes(lines: List[str], export: bool = False) -> List[str]:
+    """Feeds broker bodies to our `rasa_bytes` example; returns its output lines, one per input line (the
+    `rasa export` body form with `export`)."""
     done = subprocess.run(
-        [str(binary(RASA_BYTES_BIN))],
+        [str(binary(RASA_BYTES_BIN))] + (["--export"] if export else []),
         input="".join(line + "\n" for line in lines).encode("utf-8"),
         capture_output=True,
         timeout=60,

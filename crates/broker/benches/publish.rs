@@ -95,7 +95,7 @@ async fn raw_lapin(url: &str, exchange: &str, events: &[StampedEnvelope]) -> Dur
             let confirm: lapin::PublisherConfirm = in_flight.pop_front().unwrap();
             assert!(confirm.await.unwrap().is_ack());
         }
-        let body = event.envelope.to_rasa_json().unwrap();
+        let body = event.envelope.to_rasa_json();
         let mut headers = FieldTable::default();
         headers.insert(
             "colloquy-event-id".into(),
@@ -158,7 +158,7 @@ async fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(200_000);
     let events = events(count);
-    let size = events[0].envelope.to_rasa_json().unwrap().len();
+    let size = events[0].envelope.to_rasa_json().len();
     let suffix = std::process::id();
     let (exchange, queue) = (format!("bench-ex-{suffix}"), format!("bench-q-{suffix}"));
     let admin = Connection::connect(&url, ConnectionProperties::default())

@@ -108,9 +108,6 @@ pub enum Error {
     /// The broker or subscription was closed (or its task stopped).
     #[error("the broker is closed")]
     Closed,
-    /// An event could not be serialised.
-    #[error("cannot serialise the event")]
-    Serialize(#[source] colloquy_events::Error),
 }
 
 /// Result with this crate's [`Error`].

@@ -80,7 +80,7 @@ impl FileBroker {
     fn write_lines(&self, events: &[StampedEnvelope]) -> Result<()> {
         let mut lines = String::new();
         for event in events {
-            lines.push_str(&event.envelope.to_rasa_json().map_err(Error::Serialize)?);
+            lines.push_str(&event.envelope.to_rasa_json());
             lines.push('\n');
         }
         let writer = self.writer()?;

@@ -124,15 +124,11 @@ impl InProcessBroker {
         .await
     }
 
-    fn message(&self, event: &StampedEnvelope) -> Result<Message> {
-        Ok(Message {
-            body: event
-                .envelope
-                .to_rasa_json()
-                .map_err(Error::Serialize)?
-                .into_bytes(),
+    fn message(&self, event: &StampedEnvelope) -> Message {
+        Message {
+            body: event.envelope.to_rasa_json().into_bytes(),
             properties: MessageProperties::for_event(event, self.app_id.as_deref()),
-        })
+        }
     }
 
     async fn hand_over(&self, messages: Vec<Message>) -> Result<()> {
@@ -158,15 +154,12 @@ impl InProcessBroker {
 #[async_trait]
 impl EventBroker for InProcessBroker {
     async fn publish(&self, event: StampedEnvelope) -> Result<()> {
-        let message = self.message(&event)?;
+        let message = self.message(&event);
         self.hand_over(vec![message]).await
     }
 
     async fn publish_batch(&self, events: Vec<StampedEnvelope>) -> Result<()> {
-        let messages = events
-            .iter()
-            .map(|e| self.message(e))
-            .collect::<Result<Vec<_>>>()?;
+        let messages = events.iter().map(|e| self.message(e)).collect();
         self.hand_over(messages).await
     }
 

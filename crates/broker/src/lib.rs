@@ -25,12 +25,12 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let (broker, mut subscription) = in_process(NonZeroUsize::new(16).unwrap());
 //! let body = br#"{"sender_id": "default", "event": "slot", "timestamp": 1700000002.0, "name": "cuisine", "value": "indian"}"#;
-//! let event = StampedEnvelope::unsequenced(Envelope::from_json(body)?)?;
+//! let event = StampedEnvelope::unsequenced(Envelope::from_json(body)?);
 //! broker.publish(event.clone()).await?;
 //! broker.flush().await?;
 //!
 //! let delivery = subscription.next().await?.expect("one delivery");
-//! assert_eq!(delivery.body, event.envelope.to_rasa_json()?.into_bytes());
+//! assert_eq!(delivery.body, event.envelope.to_rasa_json().into_bytes());
 //! assert_eq!(delivery.properties.event_id(), Some(event.id.as_str()));
 //! delivery.acker.ack().await?;
 //! broker.close().await?;

@@ -177,12 +177,11 @@ impl AmqpBroker {
         &self.config
     }
 
-    fn outgoing(&self, event: &StampedEnvelope) -> Result<Outgoing> {
-        let body = event.envelope.to_rasa_json().map_err(Error::Serialize)?;
-        Ok(Outgoing {
-            body: body.into_bytes(),
+    fn outgoing(&self, event: &StampedEnvelope) -> Outgoing {
+        Outgoing {
+            body: event.envelope.to_rasa_json().into_bytes(),
             properties: event_amqp_properties(event, self.app_id.as_ref()),
-        })
+        }
     }
 
     async fn hand_over(&self, messages: Vec<Outgoing>) -> Result<()> {
@@ -217,15 +216,12 @@ impl AmqpBroker {
 #[async_trait]
 impl EventBroker for AmqpBroker {
     async fn publish(&self, event: StampedEnvelope) -> Result<()> {
-        let message = self.outgoing(&event)?;
+        let message = self.outgoing(&event);
         self.hand_over(vec![message]).await
     }
 
     async fn publish_batch(&self, events: Vec<StampedEnvelope>) -> Result<()> {
-        let messages = events
-            .iter()
-            .map(|event| self.outgoing(event))
-            .collect::<Result<Vec<_>>>()?;
+        let messages = events.iter().map(|event| self.outgoing(event)).collect();
         self.hand_over(messages).await
     }
 

@@ -57,10 +57,7 @@ async fn every_event_type_round_trips_with_its_properties() {
     .await;
     assert_eq!(deliveries.len(), events.len());
     for (event, delivery) in events.iter().zip(&deliveries) {
-        assert_eq!(
-            delivery.body,
-            event.envelope.to_rasa_json().unwrap().into_bytes()
-        );
+        assert_eq!(delivery.body, event.envelope.to_rasa_json().into_bytes());
         let mut expected = MessageProperties::for_event(event, Some("production"));
         expected.timestamp = None;
         assert_eq!(delivery.properties, expected);

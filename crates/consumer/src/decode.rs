@@ -140,6 +140,24 @@ mod tests {
     }
 
     #[test]
+    fn fallback_event_id_hashes_the_raw_bytes_received() {
+        // Not in Rasa's form (as `rasa export` writes it, `sender_id` last): the id is the hash of these
+        // exact bytes, not of a re-serialisation (see `EventId`'s contract).
+        let body = br#"{"event": "restart", "timestamp": 1.0, "sender_id": "s"}"#;
+        let row = event_row(body, &MessageProperties::default(), 1024).unwrap();
+        let rasa_form = Envelope::from_json(body).unwrap().to_rasa_json();
+        assert_ne!(rasa_form.as_bytes(), body);
+        assert_eq!(
+            row.event_id.as_deref(),
+            Some(EventId::for_message("s", body).as_str())
+        );
+        assert_ne!(
+            row.event_id.as_deref(),
+            Some(EventId::for_message("s", rasa_form.as_bytes()).as_str())
+        );
+    }
+
+    #[test]
     fn unknown_event_types_are_events() {
         let body =
             br#"{"sender_id": "s", "event": "flow_started", "timestamp": 1.0, "flow_id": "f"}"#;

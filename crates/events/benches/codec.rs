@@ -23,7 +23,7 @@ fn bodies() -> Vec<Vec<u8>> {
 fn codec(c: &mut Criterion) {
     let bodies = bodies();
     for body in &bodies {
-        let typed = Envelope::from_json(body).unwrap().to_rasa_json().unwrap();
+        let typed = Envelope::from_json(body).unwrap().to_rasa_json();
         assert_eq!(
             typed.as_bytes(),
             body.as_slice(),
@@ -37,7 +37,7 @@ fn codec(c: &mut Criterion) {
         b.iter(|| {
             for body in &bodies {
                 let envelope = Envelope::from_json(black_box(body)).unwrap();
-                black_box(envelope.to_rasa_json().unwrap());
+                black_box(envelope.to_rasa_json());
             }
         })
     });

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, EventReader, not_an_object, refuse_top_level};
 use crate::id::EventId;
 use crate::pyjson::Style;
-use crate::record::{Cx, FromMap, KeySeed, Path, leaf, to_string};
+use crate::record::{Added, Cx, FromMap, KeySeed, Path, leaf, to_string};
 
 /// A broker message body: `sender_id` and one event, as Rasa publishes it.
 ///
@@ -21,7 +21,7 @@ use crate::record::{Cx, FromMap, KeySeed, Path, leaf, to_string};
 /// let exported = br#"{"event": "pause", "timestamp": 1.0, "sender_id": "bob"}"#;
 /// let envelope = Envelope::from_json(exported)?;
 /// assert_eq!(envelope.sender_id, "bob");
-/// assert_eq!(envelope.to_rasa_json()?, r#"{"sender_id": "bob", "event": "pause", "timestamp": 1.0}"#);
+/// assert_eq!(envelope.to_rasa_json(), r#"{"sender_id": "bob", "event": "pause", "timestamp": 1.0}"#);
 /// # Ok::<(), colloquy_events::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -52,14 +52,35 @@ impl Envelope {
             .map_err(|e| cx.into_error(&e))
     }
 
-    /// Exactly the bytes Rasa publishes: `sender_id` first, then the event (Python `json.dumps`).
-    pub fn to_rasa_json(&self) -> Result<String> {
-        Ok(self.event.write(Style::Rasa, Some(&self.sender_id)))
+    /// Exactly the bytes Rasa's tracker store publishes for this event (`stream_events`): `sender_id` first,
+    /// then the event in Rasa's form ([`Event::to_rasa_json`]), as Python's `json.dumps` writes them.
+    pub fn to_rasa_json(&self) -> String {
+        self.event
+            .write(Style::Rasa, Added::First("sender_id", &self.sender_id))
     }
 
-    /// Compact UTF-8 JSON, `sender_id` first.
-    pub fn to_compact_json(&self) -> Result<String> {
-        Ok(self.event.write(Style::Compact, Some(&self.sender_id)))
+    /// Exactly the bytes `rasa export` publishes for this event: the event in Rasa's form, then `sender_id`
+    /// as the **last** key (Rasa 3.6's `Exporter` adds it to each event's `as_dict()`). A live broker body has
+    /// it first instead ([`Envelope::to_rasa_json`]); both read back to the same envelope.
+    ///
+    /// ```
+    /// use colloquy_events::Envelope;
+    /// let envelope = Envelope::from_json(br#"{"sender_id": "bob", "event": "pause", "timestamp": 1.0}"#)?;
+    /// assert_eq!(
+    ///     envelope.to_rasa_export_json(),
+    ///     r#"{"event": "pause", "timestamp": 1.0, "sender_id": "bob"}"#
+    /// );
+    /// # Ok::<(), colloquy_events::Error>(())
+    /// ```
+    pub fn to_rasa_export_json(&self) -> String {
+        self.event
+            .write(Style::Rasa, Added::Last("sender_id", &self.sender_id))
+    }
+
+    /// Compact UTF-8 JSON, `sender_id` first, the event lossless ([`Event::to_compact_json`]).
+    pub fn to_compact_json(&self) -> String {
+        self.event
+            .write(Style::Compact, Added::First("sender_id", &self.sender_id))
     }
 }
 
@@ -120,22 +141,22 @@ pub struct StampedEnvelope {
 
 impl StampedEnvelope {
     /// Stamps an envelope whose position is unknown with [`EventId::for_message`] of its Rasa body.
-    pub fn unsequenced(envelope: Envelope) -> Result<Self> {
-        let body = envelope.to_rasa_json()?;
-        Ok(Self {
+    pub fn unsequenced(envelope: Envelope) -> Self {
+        let body = envelope.to_rasa_json();
+        Self {
             id: EventId::for_message(&envelope.sender_id, body.as_bytes()),
             envelope,
             seq: None,
-        })
+        }
     }
 
     /// Stamps the envelope at position `seq` with [`EventId::for_tracked`] of its Rasa body.
-    pub fn sequenced(envelope: Envelope, seq: u64) -> Result<Self> {
-        let body = envelope.to_rasa_json()?;
-        Ok(Self {
+    pub fn sequenced(envelope: Envelope, seq: u64) -> Self {
+        let body = envelope.to_rasa_json();
+        Self {
             id: EventId::for_tracked(&envelope.sender_id, seq, body.as_bytes()),
             envelope,
             seq: Some(seq),
-        })
+        }
     }
 }

@@ -60,13 +60,22 @@ pub enum Error {
         /// The second type name.
         second: String,
     },
-    /// A number that JSON cannot carry (infinity or NaN) was handed to a writer or constructor.
+    /// A number that JSON cannot carry (infinity or NaN): handed to a writer or constructor, or read from a
+    /// literal beyond the double range such as `1e400` (Python reads it as infinity and writes `Infinity`).
     #[error("{path}: {value} is not a finite number; JSON (and Rasa) cannot carry it")]
     NonFiniteNumber {
         /// Where the number was to go.
         path: String,
         /// The number.
         value: f64,
+    },
+    /// An integer of more than 4300 digits: Python (hence Rasa) refuses to convert it from or to text.
+    #[error("{path}: an integer of {digits} digits; Python reads and writes at most 4300")]
+    IntegerTooLong {
+        /// Where the number is.
+        path: String,
+        /// How many digits it has.
+        digits: usize,
     },
 }
 

@@ -6,10 +6,15 @@ use sha2::{Digest, Sha256};
 
 /// The stable id of an event: assigned once, never changed on retry; the consumer's dedupe key.
 ///
-/// Formulas (a cross-crate contract; `body` is always the Rasa-form body of the envelope, i.e. the bytes of
-/// [`crate::Envelope::to_rasa_json`], `‖` is concatenation, the result is lowercase hex):
-/// - [`EventId::for_tracked`] = `SHA-256(sender_id ‖ 0x00 ‖ seq as decimal ASCII ‖ 0x00 ‖ body)`
-/// - [`EventId::for_message`] = `SHA-256(sender_id ‖ 0x00 ‖ body)`
+/// Formulas (a cross-crate contract; `‖` is concatenation, the result is lowercase hex):
+/// - [`EventId::for_tracked`] = `SHA-256(sender_id ‖ 0x00 ‖ seq as decimal ASCII ‖ 0x00 ‖ body)`, where
+///   `body` is the Rasa-form body of the envelope (the bytes of [`crate::Envelope::to_rasa_json`]).
+/// - [`EventId::for_message`] = `SHA-256(sender_id ‖ 0x00 ‖ body)`, where `body` is the message body
+///   **exactly as published or received**. When we publish, that is the Rasa form
+///   ([`crate::StampedEnvelope::unsequenced`]); a consumer that receives a message without an id (e.g. from
+///   genuine Rasa) hashes the raw bytes it received, never a re-serialisation: the raw bytes are what a
+///   redelivery repeats exactly, they exist for every body (also one that is dead-lettered or that a later
+///   version of the writer would normalise differently), and hashing them costs no second serialisation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventId(String);
 
@@ -34,7 +39,7 @@ impl EventId {
     }
 
     /// The id of a message that carries no id of its own (no `colloquy-event-id` header): lowercase hex
-    /// `SHA-256(sender_id ‖ 0x00 ‖ body)`.
+    /// `SHA-256(sender_id ‖ 0x00 ‖ body)`, `body` being the message body as received (see [`EventId`]).
     pub fn for_message(sender_id: &str, body: &[u8]) -> Self {
         let mut hash = Sha256::new();
         hash.update(sender_id.as_bytes());

@@ -20,12 +20,45 @@
 //! let envelope = Envelope::from_json(body)?;
 //! assert_eq!(envelope.event.intent_name(), Some("request_restaurant"));
 //! // Byte-identical to what Rasa published.
-//! assert_eq!(envelope.to_rasa_json()?.as_bytes(), body);
+//! assert_eq!(envelope.to_rasa_json().as_bytes(), body);
 //!
 //! let mut tracker = Tracker::new(envelope.sender_id.clone());
 //! tracker.apply(envelope.event);
 //! assert_eq!(tracker.current_state()["latest_message"]["intent"]["name"], "request_restaurant");
 //! # Ok::<(), colloquy_events::Error>(())
+//! ```
+//!
+//! Building a conversation in code: [`EventKind`]'s constructors ([`EventKind::user`], [`EventKind::bot`],
+//! [`EventKind::action`], [`EventKind::slot`], [`EventKind::blank`] for any type by name, or a variant such
+//! as [`EventKind::SessionStarted`]) and [`Event::at`], which stamps the time you pass and cannot fail.
+//! ([`Event::new`] makes an event without a timestamp: see there what that means for a store's `retrieve`.)
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use colloquy_events::{Event, EventKind, Tracker};
+//!
+//! let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+//! let second = |n| t0 + Duration::from_secs(n);
+//! let mut tracker = Tracker::new("ada");
+//! tracker.apply_all([
+//!     Event::at(EventKind::action("action_session_start"), second(0)),
+//!     Event::at(EventKind::SessionStarted, second(0)),
+//!     Event::at(EventKind::action("action_listen"), second(0)),
+//!     Event::at(EventKind::user("my name is Ada"), second(1)),
+//!     Event::at(EventKind::slot("name", "Ada"), second(2)),
+//!     Event::at(EventKind::bot("Hi Ada!"), second(2)),
+//!     Event::at(EventKind::blank("pause"), second(3)),
+//! ]);
+//! assert_eq!(tracker.slot("name"), Some(&"Ada".into()));
+//! assert!(tracker.paused());
+//!
+//! // What a tracker store publishes for the new events: stable ids, positions, Rasa's bytes.
+//! let stamped = tracker.stamped_since_last_save();
+//! assert_eq!(stamped[4].seq, Some(4));
+//! assert_eq!(
+//!     stamped[4].envelope.to_rasa_json(),
+//!     r#"{"sender_id": "ada", "event": "slot", "timestamp": 1700000002.0, "name": "name", "value": "Ada"}"#
+//! );
 //! ```
 
 mod envelope;

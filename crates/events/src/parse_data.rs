@@ -1,20 +1,18 @@
 //! The typed nested structures of events: NLU `parse_data` (intent, entities, ranking) and `bot.data`
 //! (buttons and the other response parts). Every struct keeps the keys it does not know in `extra` and
-//! remembers the key order it was read in (see [`crate::Event`] for the rule).
+//! remembers the key order it was read in (see [`crate::Event`] for the rule). Each struct's fields are
+//! declared once, with their keys and codecs, by the crate's `record!` macro.
 //!
 //! A typed field is `None` when its key is absent *or* `null`; which of the two it was is remembered, so
 //! writing reproduces the input. On a value built in code, `None` is written as `null` for keys Rasa always
 //! writes and omitted for the others (noted on each field).
 
-use std::marker::PhantomData;
-
 use serde_json::{Map, Number, Value};
 
 use crate::pyjson::Writer;
 use crate::record::{
-    Cx, Ids, Layout, Path, ReadRecord, Record, RecordListSeed, RecordSeed, Source, leaf,
-    to_opt_number, to_opt_object, to_opt_string, write_opt_map, write_opt_record,
-    write_opt_records, write_record,
+    EXTRA, Layout, NonNull, OptList, OptNum, OptObject, OptRecord, OptStr, Raw, Record, is_present,
+    record, write_record,
 };
 
 /// An intent prediction: `{"name": ..., "confidence": ...}` (also the items of `intent_ranking`).
@@ -50,78 +48,13 @@ impl Intent {
     }
 }
 
-impl Record for Intent {
-    fn canonical(&self) -> Ids {
-        let ids = Ids::new().with(0).with(1);
-        if self.full_retrieval_intent_name.is_some() {
-            ids.with(2)
-        } else {
-            ids
-        }
-    }
-    fn is_set(&self, id: u8) -> bool {
-        match id {
-            0 => self.name.is_some(),
-            1 => self.confidence.is_some(),
-            _ => self.full_retrieval_intent_name.is_some(),
-        }
-    }
-    fn key(&self, id: u8) -> &'static str {
-        ["name", "confidence", "full_retrieval_intent_name"][id as usize]
-    }
-    fn write_value(&self, id: u8, w: &mut Writer) {
-        match id {
-            0 => w.opt_str(self.name.as_deref()),
-            1 => w.opt_number(self.confidence.as_ref()),
-            _ => w.opt_str(self.full_retrieval_intent_name.as_deref()),
-        }
-    }
-    fn extra(&self) -> &Map<String, Value> {
-        &self.extra
-    }
-    fn layout(&self) -> &Layout {
-        &self.layout
-    }
-}
-
-impl ReadRecord for Intent {
-    fn blank() -> Self {
-        Self::default()
-    }
-    fn field_id(key: &str) -> Option<u8> {
-        match key {
-            "name" => Some(0),
-            "confidence" => Some(1),
-            "full_retrieval_intent_name" => Some(2),
-            _ => None,
-        }
-    }
-    fn read_field<'de, S: Source<'de>>(
-        &mut self,
-        id: u8,
-        src: S,
-        cx: &Cx,
-        path: Path<'_>,
-    ) -> Result<(), S::Error> {
-        match id {
-            0 => self.name = leaf(src, cx, path.key("name"), to_opt_string)?,
-            1 => self.confidence = leaf(src, cx, path.key("confidence"), to_opt_number)?,
-            _ => {
-                self.full_retrieval_intent_name = leaf(
-                    src,
-                    cx,
-                    path.key("full_retrieval_intent_name"),
-                    to_opt_string,
-                )?
-            }
-        }
-        Ok(())
-    }
-    fn extra_mut(&mut self) -> &mut Map<String, Value> {
-        &mut self.extra
-    }
-    fn set_layout(&mut self, layout: Layout) {
-        self.layout = layout;
+record! {
+    /// The fields of an [`Intent`].
+    Intent, IntentField, blank = Intent::default(),
+    expected = ("an intent object or null", "an array of intent objects or null", "an intent object") {
+        Name = "name" => name: OptStr, always;
+        Confidence = "confidence" => confidence: OptNum, always;
+        FullRetrievalIntentName = "full_retrieval_intent_name" => full_retrieval_intent_name: OptStr, if_set;
     }
 }
 
@@ -149,17 +82,6 @@ pub struct Entity {
     pub(crate) layout: Layout,
 }
 
-const ENTITY_KEYS: [&str; 8] = [
-    "entity",
-    "start",
-    "end",
-    "confidence_entity",
-    "role",
-    "group",
-    "value",
-    "extractor",
-];
-
 impl Entity {
     /// An entity of type `entity` with `value`.
     pub fn new(entity: impl Into<String>, value: impl Into<Value>) -> Self {
@@ -171,83 +93,18 @@ impl Entity {
     }
 }
 
-impl Record for Entity {
-    fn canonical(&self) -> Ids {
-        let mut ids = Ids::new();
-        for id in 0..8 {
-            if self.is_set(id) {
-                ids.push(id);
-            }
-        }
-        ids
-    }
-    fn is_set(&self, id: u8) -> bool {
-        match id {
-            0 => self.entity.is_some(),
-            1 => self.start.is_some(),
-            2 => self.end.is_some(),
-            3 => self.confidence_entity.is_some(),
-            4 => self.role.is_some(),
-            5 => self.group.is_some(),
-            6 => self.value.is_some(),
-            _ => self.extractor.is_some(),
-        }
-    }
-    fn key(&self, id: u8) -> &'static str {
-        ENTITY_KEYS[id as usize]
-    }
-    fn write_value(&self, id: u8, w: &mut Writer) {
-        match id {
-            0 => w.opt_str(self.entity.as_deref()),
-            1 => w.opt_number(self.start.as_ref()),
-            2 => w.opt_number(self.end.as_ref()),
-            3 => w.opt_number(self.confidence_entity.as_ref()),
-            4 => w.opt_str(self.role.as_deref()),
-            5 => w.opt_str(self.group.as_deref()),
-            6 => w.value(self.value.as_ref().unwrap_or(&Value::Null)),
-            _ => w.opt_str(self.extractor.as_deref()),
-        }
-    }
-    fn extra(&self) -> &Map<String, Value> {
-        &self.extra
-    }
-    fn layout(&self) -> &Layout {
-        &self.layout
-    }
-}
-
-impl ReadRecord for Entity {
-    fn blank() -> Self {
-        Self::default()
-    }
-    fn field_id(key: &str) -> Option<u8> {
-        ENTITY_KEYS.iter().position(|k| *k == key).map(|i| i as u8)
-    }
-    fn read_field<'de, S: Source<'de>>(
-        &mut self,
-        id: u8,
-        src: S,
-        cx: &Cx,
-        path: Path<'_>,
-    ) -> Result<(), S::Error> {
-        let p = path.key(ENTITY_KEYS[id as usize]);
-        match id {
-            0 => self.entity = leaf(src, cx, p, to_opt_string)?,
-            1 => self.start = leaf(src, cx, p, to_opt_number)?,
-            2 => self.end = leaf(src, cx, p, to_opt_number)?,
-            3 => self.confidence_entity = leaf(src, cx, p, to_opt_number)?,
-            4 => self.role = leaf(src, cx, p, to_opt_string)?,
-            5 => self.group = leaf(src, cx, p, to_opt_string)?,
-            6 => self.value = Some(src.value()?),
-            _ => self.extractor = leaf(src, cx, p, to_opt_string)?,
-        }
-        Ok(())
-    }
-    fn extra_mut(&mut self) -> &mut Map<String, Value> {
-        &mut self.extra
-    }
-    fn set_layout(&mut self, layout: Layout) {
-        self.layout = layout;
+record! {
+    /// The fields of an [`Entity`].
+    Entity, EntityField, blank = Entity::default(),
+    expected = ("an entity object or null", "an array of entity objects or null", "an entity object") {
+        Entity = "entity" => entity: OptStr, if_set;
+        Start = "start" => start: OptNum, if_set;
+        End = "end" => end: OptNum, if_set;
+        ConfidenceEntity = "confidence_entity" => confidence_entity: OptNum, if_set;
+        Role = "role" => role: OptStr, if_set;
+        Group = "group" => group: OptStr, if_set;
+        Value = "value" => value: Raw, if_set;
+        Extractor = "extractor" => extractor: OptStr, if_set;
     }
 }
 
@@ -255,6 +112,10 @@ impl ReadRecord for Entity {
 ///
 /// [`ParseData::default`] is Rasa's empty result:
 /// `{"intent": {}, "entities": [], "text": null, "message_id": null, "metadata": {}}`.
+///
+/// In an event's Rasa form ([`crate::Event::to_rasa_json`]) it is written as Rasa's `UserUttered` rebuilds
+/// it: `intent` (`{}` when absent), `entities` (`[]` when absent), `text`, `message_id` and `metadata` (the
+/// event's own when absent), in that order, then the other keys in the order read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParseData {
     /// `intent` (always written).
@@ -289,15 +150,6 @@ impl Default for ParseData {
     }
 }
 
-const PARSE_DATA_KEYS: [&str; 6] = [
-    "intent",
-    "entities",
-    "text",
-    "message_id",
-    "metadata",
-    "intent_ranking",
-];
-
 impl ParseData {
     /// `intent.name`, if any.
     pub fn intent_name(&self) -> Option<&str> {
@@ -312,117 +164,101 @@ impl ParseData {
     }
 }
 
-impl Record for ParseData {
-    fn canonical(&self) -> Ids {
-        let ids = Ids::new().with(0).with(1).with(2).with(3).with(4);
-        if self.intent_ranking.is_some() {
-            ids.with(5)
-        } else {
-            ids
+/// What Rasa's `UserUttered` puts under the keys a `parse_data` lacks: the event's own `text`, `message_id`
+/// and `metadata` (`{}` when it has none).
+pub(crate) struct ParseDataDefaults<'a> {
+    pub(crate) text: Option<&'a str>,
+    pub(crate) message_id: Option<&'a str>,
+    pub(crate) metadata: Option<&'a Map<String, Value>>,
+}
+
+impl ParseData {
+    /// Writes `parse_data` as Rasa's `UserUttered` rebuilds it: `intent` (`{}` when absent), `entities` (`[]`),
+    /// `text`, `message_id` and `metadata` (the event's when absent), in that order, then the other keys in
+    /// the order read (Python's `dict.update` keeps the first five in place and appends the rest). Without a
+    /// `parse_data` at all, the five keys alone (what Rasa builds for a user message without one).
+    pub(crate) fn write_rasa(this: Option<&Self>, defaults: ParseDataDefaults<'_>, w: &mut Writer) {
+        use ParseDataField as F;
+        let given = |f: F| this.filter(|pd| is_present(*pd, f.id()));
+        w.begin_object();
+        for &field in F::ALL {
+            if field == F::IntentRanking {
+                continue;
+            }
+            w.key(field.key());
+            if let Some(pd) = given(field) {
+                pd.write_value(field.id(), w);
+                continue;
+            }
+            match field {
+                F::Intent => {
+                    w.begin_object();
+                    w.end_object();
+                }
+                F::Entities => {
+                    w.begin_array();
+                    w.end_array();
+                }
+                F::Text => w.opt_str(defaults.text),
+                F::MessageId => w.opt_str(defaults.message_id),
+                F::Metadata => w.map(defaults.metadata.unwrap_or(&Map::new())),
+                F::IntentRanking => w.null(),
+            }
         }
-    }
-    fn is_set(&self, id: u8) -> bool {
-        match id {
-            0 => self.intent.is_some(),
-            1 => self.entities.is_some(),
-            2 => self.text.is_some(),
-            3 => self.message_id.is_some(),
-            4 => self.metadata.is_some(),
-            _ => self.intent_ranking.is_some(),
+        if let Some(pd) = this {
+            let mut extras = pd.extra.iter();
+            let mut ranking_written = false;
+            if let Layout::AsRead(order) = &pd.layout {
+                for &id in order.iter() {
+                    if id == EXTRA {
+                        if let Some((k, v)) = extras.next() {
+                            w.key(k);
+                            w.value(v);
+                        }
+                    } else if id == F::IntentRanking.id() {
+                        ranking_written = true;
+                        pd.write_ranking(w);
+                    }
+                }
+            }
+            if !ranking_written && pd.intent_ranking.is_some() {
+                pd.write_ranking(w);
+            }
+            for (k, v) in extras {
+                w.key(k);
+                w.value(v);
+            }
         }
+        w.end_object();
     }
-    fn key(&self, id: u8) -> &'static str {
-        PARSE_DATA_KEYS[id as usize]
-    }
-    fn write_value(&self, id: u8, w: &mut Writer) {
-        match id {
-            0 => write_opt_record(self.intent.as_ref(), w),
-            1 => write_opt_records(self.entities.as_deref(), w),
-            2 => w.opt_str(self.text.as_deref()),
-            3 => w.opt_str(self.message_id.as_deref()),
-            4 => write_opt_map(self.metadata.as_ref(), w),
-            _ => write_opt_records(self.intent_ranking.as_deref(), w),
-        }
-    }
-    fn extra(&self) -> &Map<String, Value> {
-        &self.extra
-    }
-    fn layout(&self) -> &Layout {
-        &self.layout
+
+    fn write_ranking(&self, w: &mut Writer) {
+        let field = ParseDataField::IntentRanking;
+        w.key(field.key());
+        self.write_value(field.id(), w);
     }
 }
 
-impl ReadRecord for ParseData {
-    fn blank() -> Self {
-        Self {
-            intent: None,
-            entities: None,
-            text: None,
-            message_id: None,
-            metadata: None,
-            intent_ranking: None,
-            extra: Map::new(),
-            layout: Layout::Canonical,
-        }
-    }
-    fn field_id(key: &str) -> Option<u8> {
-        PARSE_DATA_KEYS
-            .iter()
-            .position(|k| *k == key)
-            .map(|i| i as u8)
-    }
-    fn read_field<'de, S: Source<'de>>(
-        &mut self,
-        id: u8,
-        src: S,
-        cx: &Cx,
-        path: Path<'_>,
-    ) -> Result<(), S::Error> {
-        let p = path.key(PARSE_DATA_KEYS[id as usize]);
-        match id {
-            0 => self.intent = src.seed(RecordSeed::new(cx, p, "an intent object or null"))?,
-            1 => {
-                self.entities = src.seed(list_seed(
-                    cx,
-                    p,
-                    "an array of entity objects or null",
-                    "an entity object",
-                ))?
-            }
-            2 => self.text = leaf(src, cx, p, to_opt_string)?,
-            3 => self.message_id = leaf(src, cx, p, to_opt_string)?,
-            4 => self.metadata = leaf(src, cx, p, to_opt_object)?,
-            _ => {
-                self.intent_ranking = src.seed(list_seed(
-                    cx,
-                    p,
-                    "an array of intent objects or null",
-                    "an intent object",
-                ))?
-            }
-        }
-        Ok(())
-    }
-    fn extra_mut(&mut self) -> &mut Map<String, Value> {
-        &mut self.extra
-    }
-    fn set_layout(&mut self, layout: Layout) {
-        self.layout = layout;
-    }
-}
-
-pub(crate) fn list_seed<'c, 'p, R>(
-    cx: &'c Cx,
-    path: Path<'p>,
-    expected: &'static str,
-    element: &'static str,
-) -> RecordListSeed<'c, 'p, R> {
-    RecordListSeed {
-        cx,
-        path,
-        expected,
-        element,
-        marker: PhantomData,
+record! {
+    /// The fields of a [`ParseData`].
+    ParseData, ParseDataField,
+    blank = ParseData {
+        intent: None,
+        entities: None,
+        text: None,
+        message_id: None,
+        metadata: None,
+        intent_ranking: None,
+        extra: Map::new(),
+        layout: Layout::Canonical,
+    },
+    expected = ("an object or null", "an array of objects or null", "an object") {
+        Intent = "intent" => intent: OptRecord, always;
+        Entities = "entities" => entities: OptList, always;
+        Text = "text" => text: OptStr, always;
+        MessageId = "message_id" => message_id: OptStr, always;
+        Metadata = "metadata" => metadata: OptObject, always;
+        IntentRanking = "intent_ranking" => intent_ranking: OptList, if_set;
     }
 }
 
@@ -449,65 +285,12 @@ impl Button {
     }
 }
 
-impl Record for Button {
-    fn canonical(&self) -> Ids {
-        Ids::new().with(0).with(1)
-    }
-    fn is_set(&self, id: u8) -> bool {
-        if id == 0 {
-            self.title.is_some()
-        } else {
-            self.payload.is_some()
-        }
-    }
-    fn key(&self, id: u8) -> &'static str {
-        if id == 0 { "title" } else { "payload" }
-    }
-    fn write_value(&self, id: u8, w: &mut Writer) {
-        w.opt_str(if id == 0 {
-            self.title.as_deref()
-        } else {
-            self.payload.as_deref()
-        });
-    }
-    fn extra(&self) -> &Map<String, Value> {
-        &self.extra
-    }
-    fn layout(&self) -> &Layout {
-        &self.layout
-    }
-}
-
-impl ReadRecord for Button {
-    fn blank() -> Self {
-        Self::default()
-    }
-    fn field_id(key: &str) -> Option<u8> {
-        match key {
-            "title" => Some(0),
-            "payload" => Some(1),
-            _ => None,
-        }
-    }
-    fn read_field<'de, S: Source<'de>>(
-        &mut self,
-        id: u8,
-        src: S,
-        cx: &Cx,
-        path: Path<'_>,
-    ) -> Result<(), S::Error> {
-        if id == 0 {
-            self.title = leaf(src, cx, path.key("title"), to_opt_string)?;
-        } else {
-            self.payload = leaf(src, cx, path.key("payload"), to_opt_string)?;
-        }
-        Ok(())
-    }
-    fn extra_mut(&mut self) -> &mut Map<String, Value> {
-        &mut self.extra
-    }
-    fn set_layout(&mut self, layout: Layout) {
-        self.layout = layout;
+record! {
+    /// The fields of a [`Button`].
+    Button, ButtonField, blank = Button::default(),
+    expected = ("a button object or null", "an array of button objects or null", "a button object") {
+        Title = "title" => title: OptStr, always;
+        Payload = "payload" => payload: OptStr, always;
     }
 }
 
@@ -547,15 +330,6 @@ impl Default for BotData {
     }
 }
 
-const BOT_DATA_KEYS: [&str; 6] = [
-    "elements",
-    "quick_replies",
-    "buttons",
-    "attachment",
-    "image",
-    "custom",
-];
-
 impl BotData {
     /// All six keys, as Rasa's own responses write them (`null` where unset).
     pub fn rasa_response() -> Self {
@@ -564,88 +338,17 @@ impl BotData {
             ..Self::default()
         }
     }
-    fn slot(&self, id: u8) -> Option<&Value> {
-        match id {
-            0 => self.elements.as_ref(),
-            1 => self.quick_replies.as_ref(),
-            3 => self.attachment.as_ref(),
-            4 => self.image.as_ref(),
-            _ => self.custom.as_ref(),
-        }
-    }
 }
 
-fn non_null(v: Value) -> Option<Value> {
-    if v.is_null() { None } else { Some(v) }
-}
-
-impl Record for BotData {
-    fn canonical(&self) -> Ids {
-        Ids::new().with(0).with(1).with(2).with(3).with(4).with(5)
-    }
-    fn is_set(&self, id: u8) -> bool {
-        if id == 2 {
-            self.buttons.is_some()
-        } else {
-            self.slot(id).is_some()
-        }
-    }
-    fn key(&self, id: u8) -> &'static str {
-        BOT_DATA_KEYS[id as usize]
-    }
-    fn write_value(&self, id: u8, w: &mut Writer) {
-        if id == 2 {
-            write_opt_records(self.buttons.as_deref(), w);
-        } else {
-            w.value(self.slot(id).unwrap_or(&Value::Null));
-        }
-    }
-    fn extra(&self) -> &Map<String, Value> {
-        &self.extra
-    }
-    fn layout(&self) -> &Layout {
-        &self.layout
-    }
-}
-
-impl ReadRecord for BotData {
-    fn blank() -> Self {
-        Self::default()
-    }
-    fn field_id(key: &str) -> Option<u8> {
-        BOT_DATA_KEYS
-            .iter()
-            .position(|k| *k == key)
-            .map(|i| i as u8)
-    }
-    fn read_field<'de, S: Source<'de>>(
-        &mut self,
-        id: u8,
-        src: S,
-        cx: &Cx,
-        path: Path<'_>,
-    ) -> Result<(), S::Error> {
-        match id {
-            0 => self.elements = non_null(src.value()?),
-            1 => self.quick_replies = non_null(src.value()?),
-            2 => {
-                self.buttons = src.seed(list_seed(
-                    cx,
-                    path.key("buttons"),
-                    "an array of button objects or null",
-                    "a button object",
-                ))?
-            }
-            3 => self.attachment = non_null(src.value()?),
-            4 => self.image = non_null(src.value()?),
-            _ => self.custom = non_null(src.value()?),
-        }
-        Ok(())
-    }
-    fn extra_mut(&mut self) -> &mut Map<String, Value> {
-        &mut self.extra
-    }
-    fn set_layout(&mut self, layout: Layout) {
-        self.layout = layout;
+record! {
+    /// The fields of a [`BotData`].
+    BotData, BotDataField, blank = BotData::default(),
+    expected = ("an object or null", "an array of objects or null", "an object") {
+        Elements = "elements" => elements: NonNull, always;
+        QuickReplies = "quick_replies" => quick_replies: NonNull, always;
+        Buttons = "buttons" => buttons: OptList, always;
+        Attachment = "attachment" => attachment: NonNull, always;
+        Image = "image" => image: NonNull, always;
+        Custom = "custom" => custom: NonNull, always;
     }
 }

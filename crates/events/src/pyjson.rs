@@ -8,8 +8,19 @@
 //! UTF-8 text, only `"`, `\` and control characters escaped (Python's `ensure_ascii=False`), same numbers.
 //!
 //! Keys are written in the order the value holds them (serde_json's `preserve_order` is on): Python never
-//! sorts either. Integers beyond the 64-bit range are a known limit: serde_json (without
-//! `arbitrary_precision`) reads them as floats, so they come back in float form.
+//! sorts either.
+//!
+//! Numbers are written as `json.dumps(json.loads(literal))` writes them (serde_json's `arbitrary_precision`
+//! keeps each literal as read, so nothing is lost before we decide):
+//! - a literal without fraction or exponent is a Python `int`: written exactly, of any size
+//!   (`12345678901234567890123` stays so), `-0` as `0`;
+//! - any other literal is a Python `float`: written as its `repr` (`1E5` → `100000.0`, `1.0e-7` →
+//!   `1e-07`, `0.60` → `0.6`, `-0.0` → `-0.0`, `1e-400` → `0.0`).
+//!
+//! What Python would not write back as JSON is refused when read (`check_number`, applied by every reader
+//! of this crate to every number, typed field or not): a float literal beyond the double range (`1e400`,
+//! which Python reads as infinity and writes as the non-JSON `Infinity`) and an integer of more than
+//! 4300 digits (Python's `int_max_str_digits` limit: `json.loads` refuses it).
 
 use std::fmt::Write as _;
 
@@ -62,6 +73,46 @@ pub fn float_repr(value: f64) -> Result<String> {
     let mut out = String::new();
     push_float(&mut out, value);
     Ok(out)
+}
+
+/// Python's limit on the digits of an integer it converts from or to text (`sys.int_info.default_max_str_digits`).
+const MAX_INT_DIGITS: usize = 4300;
+
+/// Whether a JSON number literal is an integer for Python (no fraction, no exponent).
+fn is_integer_literal(text: &str) -> bool {
+    !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))
+}
+
+/// Whether Python's `json.dumps(json.loads(..))` writes the number `n` back as JSON; `path` locates it in
+/// errors. Floats beyond the double range are [`Error::NonFiniteNumber`]; integers of more than 4300 digits
+/// are [`Error::IntegerTooLong`].
+pub(crate) fn check_number(n: &Number, path: crate::record::Path<'_>) -> Result<()> {
+    let text = n.as_str();
+    if is_integer_literal(text) {
+        let digits = text.strip_prefix('-').unwrap_or(text).len();
+        if digits > MAX_INT_DIGITS {
+            return Err(Error::IntegerTooLong {
+                path: path.to_string(),
+                digits,
+            });
+        }
+        return Ok(());
+    }
+    // Without an exponent, fewer than 309 characters cannot reach `f64::MAX` (about 1.8e308): no need to parse.
+    if text.len() < 309 && !text.bytes().any(|b| matches!(b, b'e' | b'E')) {
+        return Ok(());
+    }
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() => Ok(()),
+        Ok(value) => Err(Error::NonFiniteNumber {
+            path: path.to_string(),
+            value,
+        }),
+        Err(_) => Err(Error::NonFiniteNumber {
+            path: path.to_string(),
+            value: f64::NAN,
+        }),
+    }
 }
 
 /// Appends Python's `repr` of a finite float.
@@ -172,6 +223,11 @@ impl Writer {
         self.out
     }
 
+    /// The style being written.
+    pub(crate) fn style(&self) -> Style {
+        self.style
+    }
+
     fn separate(&mut self) {
         if self.needs_comma {
             self.out.push_str(match self.style {
@@ -238,18 +294,20 @@ impl Writer {
         }
     }
 
+    /// Writes a number as Python writes what `json.loads` made of it (see the module doc).
     pub(crate) fn number(&mut self, n: &Number) {
         self.separate();
-        if let Some(i) = n.as_u64() {
-            let _ = write!(self.out, "{i}");
-        } else if let Some(i) = n.as_i64() {
-            let _ = write!(self.out, "{i}");
-        } else if let Some(digits) = integer_literal(n) {
-            // Beyond 64 bits: Python keeps integers exact, and so do we (serde_json keeps the literal).
-            self.out.push_str(&digits);
+        let text = n.as_str();
+        if is_integer_literal(text) {
+            // Python's `int`: exact, and `-0` is 0.
+            self.out.push_str(if text == "-0" { "0" } else { text });
         } else {
-            // A Number built by serde_json is always finite.
-            push_float(&mut self.out, n.as_f64().unwrap_or(0.0));
+            match text.parse::<f64>() {
+                Ok(value) if value.is_finite() => push_float(&mut self.out, value),
+                // Only a number built in code past the readers' check (`1e400`): Python would write the
+                // non-JSON `Infinity`; we keep the literal, which is JSON.
+                _ => self.out.push_str(text),
+            }
         }
         self.needs_comma = true;
     }
@@ -333,13 +391,6 @@ impl Writer {
     }
 }
 
-/// The digits of an integer too large for 64 bits, as read (serde_json's `arbitrary_precision` keeps them).
-fn integer_literal(n: &Number) -> Option<String> {
-    let text = n.to_string();
-    let digits = text.strip_prefix('-').unwrap_or(&text);
-    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,6 +422,65 @@ mod tests {
         }
         assert!(float_repr(f64::INFINITY).is_err());
         assert!(float_repr(f64::NEG_INFINITY).is_err());
+    }
+
+    /// `python3 -c 'import json; print(json.dumps(json.loads(LITERAL)))'` for each literal (CPython 3.11).
+    #[test]
+    fn numbers_match_cpython() {
+        let big = format!("-{}", "9".repeat(4300));
+        let cases: &[(&str, &str)] = &[
+            ("-0", "0"),
+            ("0", "0"),
+            ("-0.0", "-0.0"),
+            ("-0e0", "-0.0"),
+            ("1E5", "100000.0"),
+            ("1e5", "100000.0"),
+            ("1.0e-7", "1e-07"),
+            ("1e-400", "0.0"),
+            ("0.60", "0.6"),
+            ("1e16", "1e+16"),
+            ("1.5E+300", "1.5e+300"),
+            ("2.50", "2.5"),
+            ("12345678901234567890123", "12345678901234567890123"),
+            ("-9223372036854775809", "-9223372036854775809"),
+            ("18446744073709551616", "18446744073709551616"),
+            ("1700000000", "1700000000"),
+            (&big, &big),
+        ];
+        for &(literal, python) in cases {
+            let n: Number = serde_json::from_str(literal).unwrap();
+            assert!(
+                check_number(&n, crate::record::Path::Root).is_ok(),
+                "{literal}"
+            );
+            assert_eq!(
+                to_string(&Value::Number(n), Style::Rasa),
+                python,
+                "{literal}"
+            );
+        }
+    }
+
+    /// What Python writes as `Infinity` (not JSON) or cannot convert at all is refused, with its path.
+    #[test]
+    fn numbers_python_cannot_write_are_refused() {
+        let root = crate::record::Path::Root;
+        for literal in ["1e400", "-1e400", "1.5E309"] {
+            let n: Number = serde_json::from_str(literal).unwrap();
+            let error = check_number(&n, root.key("value")).unwrap_err();
+            assert!(
+                matches!(&error, Error::NonFiniteNumber { path, value } if path == "$.value" && value.is_infinite()),
+                "{literal}: {error:?}"
+            );
+        }
+        let n: Number = serde_json::from_str(&"1".repeat(4301)).unwrap();
+        assert_eq!(
+            check_number(&n, root.index(3)),
+            Err(Error::IntegerTooLong {
+                path: "$[3]".into(),
+                digits: 4301
+            })
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 use crate::error::Error;
-use crate::pyjson::Writer;
+use crate::pyjson::{Style, Writer, check_number};
 
 /// Marks an unknown key in a layout.
 pub(crate) const EXTRA: u8 = u8::MAX;
@@ -50,23 +50,32 @@ impl Layout {
     }
 }
 
-/// A short list of field ids (no allocation).
+/// The most fields a record may declare: an [`Ids`] holds them all, and every id fits a `u64` bit set.
+/// [`record!`] checks it at compile time for every record it declares.
+pub(crate) const MAX_FIELDS: usize = 24;
+
+/// A short list of field ids (no allocation). A record's canonical list holds each of its fields at most
+/// once, and no record has more than [`MAX_FIELDS`], so it never overflows.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ids {
-    ids: [u8; 24],
+    ids: [u8; MAX_FIELDS],
     len: usize,
 }
 
 impl Ids {
     pub(crate) fn new() -> Self {
         Self {
-            ids: [0; 24],
+            ids: [0; MAX_FIELDS],
             len: 0,
         }
     }
     pub(crate) fn push(&mut self, id: u8) {
-        if self.len < self.ids.len() {
-            self.ids[self.len] = id;
+        debug_assert!(
+            self.len < MAX_FIELDS,
+            "a record has more than MAX_FIELDS fields"
+        );
+        if let Some(slot) = self.ids.get_mut(self.len) {
+            *slot = id;
             self.len += 1;
         }
     }
@@ -93,31 +102,65 @@ pub(crate) trait Record {
     fn extra(&self) -> &Map<String, Value>;
     /// The layout.
     fn layout(&self) -> &Layout;
+    /// Whether Rasa rebuilds this record when it reads it, so that its Rasa form is Rasa's key order and
+    /// defaults whatever the input's (events of the types Rasa knows); records Rasa keeps as read (nested
+    /// dictionaries, unknown event types) answer `false`, their Rasa form is their layout.
+    fn rasa_rebuilds(&self) -> bool {
+        false
+    }
+}
+
+/// Whether field `id` of `record` is part of the record: read from the input, set in code since, or (for a
+/// record built in code) one of the keys Rasa always writes.
+pub(crate) fn is_present<R: Record + ?Sized>(record: &R, id: u8) -> bool {
+    match record.layout() {
+        Layout::Canonical => record.canonical().as_slice().contains(&id),
+        Layout::AsRead(order) => order.contains(&id) || record.is_set(id),
+    }
 }
 
 /// Writes a record as a JSON object.
 pub(crate) fn write_record<R: Record + ?Sized>(record: &R, w: &mut Writer) {
-    write_record_after(record, w, None);
+    write_record_with(record, w, Added::None);
 }
 
-/// Writes a record as a JSON object whose first key is `first` (the envelope's `sender_id`).
-pub(crate) fn write_record_after<R: Record + ?Sized>(
-    record: &R,
-    w: &mut Writer,
-    first: Option<(&str, &str)>,
-) {
+/// A key-value pair added to a record when it is written (the envelope's `sender_id`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Added<'a> {
+    /// Nothing added.
+    None,
+    /// Written before the record's keys (a broker body).
+    First(&'a str, &'a str),
+    /// Written after the record's keys (a `rasa export` body).
+    Last(&'a str, &'a str),
+}
+
+/// Writes a record as a JSON object, with `added` before or after its keys. In Rasa style a record that
+/// Rasa rebuilds ([`Record::rasa_rebuilds`]) is written in Rasa's order whatever its layout, its unknown
+/// keys after Rasa's (one named like a key Rasa writes, possible only for legacy events, is left out).
+pub(crate) fn write_record_with<R: Record + ?Sized>(record: &R, w: &mut Writer, added: Added<'_>) {
     w.begin_object();
-    if let Some((key, value)) = first {
+    if let Added::First(key, value) = added {
         w.key(key);
         w.str(value);
     }
-    match record.layout() {
+    let rebuilt = w.style() == Style::Rasa && record.rasa_rebuilds();
+    let layout = if rebuilt {
+        &Layout::Canonical
+    } else {
+        record.layout()
+    };
+    match layout {
         Layout::Canonical => {
-            for &id in record.canonical().as_slice() {
+            let canonical = record.canonical();
+            for &id in canonical.as_slice() {
                 w.key(record.key(id));
                 record.write_value(id, w);
             }
             for (k, v) in record.extra() {
+                if rebuilt && canonical.as_slice().iter().any(|&id| record.key(id) == k) {
+                    continue;
+                }
                 w.key(k);
                 w.value(v);
             }
@@ -149,6 +192,10 @@ pub(crate) fn write_record_after<R: Record + ?Sized>(
             }
         }
     }
+    if let Added::Last(key, value) = added {
+        w.key(key);
+        w.str(value);
+    }
     w.end_object();
 }
 
@@ -156,12 +203,12 @@ pub(crate) fn write_record_after<R: Record + ?Sized>(
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Path<'a> {
     Root,
-    Key(&'a Path<'a>, &'static str),
+    Key(&'a Path<'a>, &'a str),
     Index(&'a Path<'a>, usize),
 }
 
 impl<'a> Path<'a> {
-    pub(crate) fn key(&'a self, key: &'static str) -> Path<'a> {
+    pub(crate) fn key(&'a self, key: &'a str) -> Path<'a> {
         Path::Key(self, key)
     }
     pub(crate) fn index(&'a self, index: usize) -> Path<'a> {
@@ -291,17 +338,42 @@ pub(crate) fn to_opt_string(v: Value, path: Path<'_>) -> Result<Option<String>, 
 
 pub(crate) fn to_number(v: Value, path: Path<'_>) -> Result<Number, Error> {
     match v {
-        Value::Number(n) => Ok(n),
+        Value::Number(n) => check_number(&n, path).map(|()| n),
         other => Err(wrong(path, "a number", &other)),
     }
 }
 
 pub(crate) fn to_opt_number(v: Value, path: Path<'_>) -> Result<Option<Number>, Error> {
     match v {
-        Value::Number(n) => Ok(Some(n)),
+        Value::Number(n) => check_number(&n, path).map(|()| Some(n)),
         Value::Null => Ok(None),
         other => Err(wrong(path, "a number or null", &other)),
     }
+}
+
+/// Any JSON value, whose numbers must all be ones Python's `json.dumps` writes back as JSON.
+pub(crate) fn to_any(v: Value, path: Path<'_>) -> Result<Value, Error> {
+    check_numbers(&v, path).map(|()| v)
+}
+
+/// Checks every number inside `value` (see [`check_number`]); the error names the first bad one's path.
+fn check_numbers(value: &Value, path: Path<'_>) -> Result<(), Error> {
+    match value {
+        Value::Number(n) => check_number(n, path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| check_numbers(item, path.index(i))),
+        Value::Object(map) => map
+            .iter()
+            .try_for_each(|(k, v)| check_numbers(v, path.key(k))),
+        Value::Null | Value::Bool(_) | Value::String(_) => Ok(()),
+    }
+}
+
+/// Reads any JSON value (see [`to_any`]).
+pub(crate) fn any<'de, S: Source<'de>>(src: S, cx: &Cx, path: Path<'_>) -> Result<Value, S::Error> {
+    leaf(src, cx, path, to_any)
 }
 
 pub(crate) fn to_bool(v: Value, path: Path<'_>) -> Result<bool, Error> {
@@ -313,7 +385,12 @@ pub(crate) fn to_bool(v: Value, path: Path<'_>) -> Result<bool, Error> {
 
 pub(crate) fn to_opt_object(v: Value, path: Path<'_>) -> Result<Option<Map<String, Value>>, Error> {
     match v {
-        Value::Object(m) => Ok(Some(m)),
+        Value::Object(m) => {
+            for (k, v) in &m {
+                check_numbers(v, path.key(k))?;
+            }
+            Ok(Some(m))
+        }
         Value::Null => Ok(None),
         other => Err(wrong(path, "an object or null", &other)),
     }
@@ -321,6 +398,12 @@ pub(crate) fn to_opt_object(v: Value, path: Path<'_>) -> Result<Option<Map<Strin
 
 /// A record that can be read from a JSON object.
 pub(crate) trait ReadRecord: Record + Sized {
+    /// What a field holding this record or `null` must be, for errors (`an intent object or null`).
+    const OBJECT_OR_NULL: &'static str;
+    /// What a field holding a list of these or `null` must be (`an array of intent objects or null`).
+    const LIST_OR_NULL: &'static str;
+    /// What an element of such a list must be (`an intent object`).
+    const ELEMENT: &'static str;
     /// An empty record to fill.
     fn blank() -> Self;
     /// The id of a known key.
@@ -356,7 +439,7 @@ pub(crate) fn read_record_map<'de, A: MapAccess<'de>, R: ReadRecord>(
                 }
             }
             None => {
-                let value = map.next_value::<Value>()?;
+                let value = any(FromMap(&mut map), cx, path.key(&key))?;
                 if record.extra_mut().insert(key.into_owned(), value).is_none() {
                     order.push(EXTRA);
                 }
@@ -540,3 +623,394 @@ pub(crate) fn write_opt_map(map: Option<&Map<String, Value>>, w: &mut Writer) {
         None => w.null(),
     }
 }
+
+/// How one typed field is read, written and told apart from its absent default: the codec named for each
+/// field in [`record!`].
+pub(crate) trait Codec<T> {
+    /// Reads the field from `src`; semantic problems go through `cx.fail`, located at `path`.
+    fn read<'de, S: Source<'de>>(src: S, cx: &Cx, path: Path<'_>) -> Result<T, S::Error>;
+    /// Writes the field's value.
+    fn write(value: &T, w: &mut Writer);
+    /// Whether the value differs from what reading would give if the key were absent.
+    fn is_set(value: &T) -> bool;
+}
+
+/// A string or `null` (`None`).
+pub(crate) struct OptStr;
+/// A number or `null` (`None`).
+pub(crate) struct OptNum;
+/// An object or `null` (`None`).
+pub(crate) struct OptObject;
+/// Any JSON value, `null` included (`Some(Value::Null)`): `None` only when absent.
+pub(crate) struct Raw;
+/// Any JSON value, `null` read as `None`.
+pub(crate) struct NonNull;
+/// A record or `null` (`None`).
+pub(crate) struct OptRecord;
+/// An array of records or `null` (`None`).
+pub(crate) struct OptList;
+
+impl Codec<Option<String>> for OptStr {
+    fn read<'de, S: Source<'de>>(
+        src: S,
+        cx: &Cx,
+        path: Path<'_>,
+    ) -> Result<Option<String>, S::Error> {
+        leaf(src, cx, path, to_opt_string)
+    }
+    fn write(value: &Option<String>, w: &mut Writer) {
+        w.opt_str(value.as_deref());
+    }
+    fn is_set(value: &Option<String>) -> bool {
+        value.is_some()
+    }
+}
+
+impl Codec<Option<Number>> for OptNum {
+    fn read<'de, S: Source<'de>>(
+        src: S,
+        cx: &Cx,
+        path: Path<'_>,
+    ) -> Result<Option<Number>, S::Error> {
+        leaf(src, cx, path, to_opt_number)
+    }
+    fn write(value: &Option<Number>, w: &mut Writer) {
+        w.opt_number(value.as_ref());
+    }
+    fn is_set(value: &Option<Number>) -> bool {
+        value.is_some()
+    }
+}
+
+impl Codec<Option<Map<String, Value>>> for OptObject {
+    fn read<'de, S: Source<'de>>(
+        src: S,
+        cx: &Cx,
+        path: Path<'_>,
+    ) -> Result<Option<Map<String, Value>>, S::Error> {
+        leaf(src, cx, path, to_opt_object)
+    }
+    fn write(value: &Option<Map<String, Value>>, w: &mut Writer) {
+        write_opt_map(value.as_ref(), w);
+    }
+    fn is_set(value: &Option<Map<String, Value>>) -> bool {
+        value.is_some()
+    }
+}
+
+impl Codec<Option<Value>> for Raw {
+    fn read<'de, S: Source<'de>>(
+        src: S,
+        cx: &Cx,
+        path: Path<'_>,
+    ) -> Result<Option<Value>, S::Error> {
+        any(src, cx, path).map(Some)
+    }
+    fn write(value: &Option<Value>, w: &mut Writer) {
+        w.value(value.as_ref().unwrap_or(&Value::Null));
+    }
+    fn is_set(value: &Option<Value>) -> bool {
+        value.is_some()
+    }
+}
+
+impl Codec<Option<Value>> for NonNull {
+    fn read<'de, S: Source<'de>>(
+        src: S,
+        cx: &Cx,
+        path: Path<'_>,
+    ) -> Result<Option<Value>, S::Error> {
+        any(src, cx, path).map(|v| (!v.is_null()).then_some(v))
+    }
+    fn write(value: &Option<Value>, w: &mut Writer) {
+        w.value(value.as_ref().unwrap_or(&Value::Null));
+    }
+    fn is_set(value: &Option<Value>) -> bool {
+        value.is_some()
+    }
+}
+
+impl<R: ReadRecord> Codec<Option<R>> for OptRecord {
+    fn read<'de, S: Source<'de>>(src: S, cx: &Cx, path: Path<'_>) -> Result<Option<R>, S::Error> {
+        src.seed(RecordSeed::new(cx, path, R::OBJECT_OR_NULL))
+    }
+    fn write(value: &Option<R>, w: &mut Writer) {
+        write_opt_record(value.as_ref(), w);
+    }
+    fn is_set(value: &Option<R>) -> bool {
+        value.is_some()
+    }
+}
+
+impl<R: ReadRecord> Codec<Option<Vec<R>>> for OptList {
+    fn read<'de, S: Source<'de>>(
+        src: S,
+        cx: &Cx,
+        path: Path<'_>,
+    ) -> Result<Option<Vec<R>>, S::Error> {
+        src.seed(RecordListSeed {
+            cx,
+            path,
+            expected: R::LIST_OR_NULL,
+            element: R::ELEMENT,
+            marker: PhantomData,
+        })
+    }
+    fn write(value: &Option<Vec<R>>, w: &mut Writer) {
+        write_opt_records(value.as_deref(), w);
+    }
+    fn is_set(value: &Option<Vec<R>>) -> bool {
+        value.is_some()
+    }
+}
+
+/// A string (required where it is read).
+pub(crate) struct Str;
+/// Any JSON value; `null` when absent.
+pub(crate) struct AnyValue;
+/// A boolean whose absent value is `DEFAULT`.
+pub(crate) struct Flag<const DEFAULT: bool>;
+
+impl Codec<String> for Str {
+    fn read<'de, S: Source<'de>>(src: S, cx: &Cx, path: Path<'_>) -> Result<String, S::Error> {
+        leaf(src, cx, path, to_string)
+    }
+    fn write(value: &String, w: &mut Writer) {
+        w.str(value);
+    }
+    fn is_set(_: &String) -> bool {
+        true
+    }
+}
+
+impl Codec<Value> for AnyValue {
+    fn read<'de, S: Source<'de>>(src: S, cx: &Cx, path: Path<'_>) -> Result<Value, S::Error> {
+        any(src, cx, path)
+    }
+    fn write(value: &Value, w: &mut Writer) {
+        w.value(value);
+    }
+    fn is_set(value: &Value) -> bool {
+        !value.is_null()
+    }
+}
+
+impl<const DEFAULT: bool> Codec<bool> for Flag<DEFAULT> {
+    fn read<'de, S: Source<'de>>(src: S, cx: &Cx, path: Path<'_>) -> Result<bool, S::Error> {
+        leaf(src, cx, path, to_bool)
+    }
+    fn write(value: &bool, w: &mut Writer) {
+        w.bool(*value);
+    }
+    fn is_set(value: &bool) -> bool {
+        *value != DEFAULT
+    }
+}
+
+/// The fields of an event type's payload (the struct of an [`crate::EventKind`] variant), by index in
+/// Rasa's order; implemented by [`payload!`].
+pub(crate) trait Payload {
+    /// The keys, in Rasa's order.
+    const KEYS: &'static [&'static str];
+    /// Reads field `own` from `src`.
+    fn read_own<'de, S: Source<'de>>(
+        &mut self,
+        own: usize,
+        src: S,
+        cx: &Cx,
+        path: Path<'_>,
+    ) -> Result<(), S::Error>;
+    /// Writes the value of field `own`.
+    fn write_own(&self, own: usize, w: &mut Writer);
+    /// Whether field `own` differs from its absent default.
+    fn is_set_own(&self, own: usize) -> bool;
+}
+
+/// Declares the fields of an event type's payload ONCE, in Rasa's order: variant, key, struct member and
+/// [`Codec`]. Generates the field enum (index = position) and the [`Payload`] implementation.
+macro_rules! payload {
+    (
+        $(#[$meta:meta])*
+        $payload:ident, $field:ident {
+            $($variant:ident = $key:literal => $member:ident: $codec:ty;)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum $field {
+            $(
+                #[doc = concat!("`", $key, "`")]
+                $variant,
+            )+
+        }
+
+        impl $field {
+            /// Every field, in Rasa's order.
+            pub(crate) const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The field's index among its payload's fields.
+            #[allow(dead_code, reason = "named only for the payloads whose fields are special-cased")]
+            pub(crate) fn own(self) -> usize {
+                self as usize
+            }
+        }
+
+        const _: () = assert!($field::ALL.len() + 3 <= $crate::record::MAX_FIELDS);
+
+        impl $crate::record::Payload for $payload {
+            const KEYS: &'static [&'static str] = &[$($key),+];
+            fn read_own<'de, S: $crate::record::Source<'de>>(
+                &mut self,
+                own: usize,
+                src: S,
+                cx: &$crate::record::Cx,
+                path: $crate::record::Path<'_>,
+            ) -> Result<(), S::Error> {
+                match $field::ALL.get(own) {
+                    $(Some($field::$variant) => {
+                        self.$member = <$codec as $crate::record::Codec<_>>::read(src, cx, path)?;
+                    })+
+                    None => {}
+                }
+                Ok(())
+            }
+            fn write_own(&self, own: usize, w: &mut $crate::pyjson::Writer) {
+                match $field::ALL.get(own) {
+                    $(Some($field::$variant) => <$codec as $crate::record::Codec<_>>::write(&self.$member, w),)+
+                    None => w.null(),
+                }
+            }
+            fn is_set_own(&self, own: usize) -> bool {
+                match $field::ALL.get(own) {
+                    $(Some($field::$variant) => <$codec as $crate::record::Codec<_>>::is_set(&self.$member),)+
+                    None => false,
+                }
+            }
+        }
+    };
+}
+pub(crate) use payload;
+
+/// Declares a typed record ONCE: its fields in Rasa's order, each with its enum variant, its key, the struct
+/// member that holds it, its [`Codec`], and whether Rasa always writes it (`always`) or only when set
+/// (`if_set`). Generates the field enum (ids = declaration order) and the [`Record`] and [`ReadRecord`]
+/// implementations, so that a field cannot exist without being read, written and ordered, and a record
+/// cannot have more fields than [`MAX_FIELDS`] (a compile-time error).
+macro_rules! record {
+    (
+        $(#[$meta:meta])*
+        $record:ident, $field:ident, blank = $blank:expr,
+        expected = ($object_or_null:literal, $list_or_null:literal, $element:literal) {
+            $($variant:ident = $key:literal => $member:ident: $codec:ty, $when:ident;)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum $field {
+            $(
+                #[doc = concat!("`", $key, "`")]
+                $variant,
+            )+
+        }
+
+        impl $field {
+            /// Every field, in Rasa's order (a field's id is its index).
+            pub(crate) const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The field of id `id`.
+            pub(crate) fn of_id(id: u8) -> Option<Self> {
+                Self::ALL.get(usize::from(id)).copied()
+            }
+
+            /// The field's key.
+            pub(crate) fn key(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $key,)+
+                }
+            }
+
+            /// The field's id.
+            pub(crate) fn id(self) -> u8 {
+                self as u8
+            }
+        }
+
+        const _: () = assert!($field::ALL.len() <= $crate::record::MAX_FIELDS);
+
+        impl $crate::record::Record for $record {
+            fn canonical(&self) -> $crate::record::Ids {
+                let mut ids = $crate::record::Ids::new();
+                $(
+                    if record!(@when $when, <$codec as $crate::record::Codec<_>>::is_set(&self.$member)) {
+                        ids.push($field::$variant.id());
+                    }
+                )+
+                ids
+            }
+            fn is_set(&self, id: u8) -> bool {
+                match $field::of_id(id) {
+                    $(Some($field::$variant) => <$codec as $crate::record::Codec<_>>::is_set(&self.$member),)+
+                    None => false,
+                }
+            }
+            fn key(&self, id: u8) -> &'static str {
+                $field::of_id(id).map_or("", $field::key)
+            }
+            fn write_value(&self, id: u8, w: &mut $crate::pyjson::Writer) {
+                match $field::of_id(id) {
+                    $(Some($field::$variant) => <$codec as $crate::record::Codec<_>>::write(&self.$member, w),)+
+                    None => w.null(),
+                }
+            }
+            fn extra(&self) -> &serde_json::Map<String, serde_json::Value> {
+                &self.extra
+            }
+            fn layout(&self) -> &$crate::record::Layout {
+                &self.layout
+            }
+        }
+
+        impl $crate::record::ReadRecord for $record {
+            const OBJECT_OR_NULL: &'static str = $object_or_null;
+            const LIST_OR_NULL: &'static str = $list_or_null;
+            const ELEMENT: &'static str = $element;
+            fn blank() -> Self {
+                $blank
+            }
+            fn field_id(key: &str) -> Option<u8> {
+                match key {
+                    $($key => Some($field::$variant.id()),)+
+                    _ => None,
+                }
+            }
+            fn read_field<'de, S: $crate::record::Source<'de>>(
+                &mut self,
+                id: u8,
+                src: S,
+                cx: &$crate::record::Cx,
+                path: $crate::record::Path<'_>,
+            ) -> Result<(), S::Error> {
+                match $field::of_id(id) {
+                    $(Some($field::$variant) => {
+                        self.$member = <$codec as $crate::record::Codec<_>>::read(src, cx, path.key($key))?;
+                    })+
+                    None => {}
+                }
+                Ok(())
+            }
+            fn extra_mut(&mut self) -> &mut serde_json::Map<String, serde_json::Value> {
+                &mut self.extra
+            }
+            fn set_layout(&mut self, layout: $crate::record::Layout) {
+                self.layout = layout;
+            }
+        }
+    };
+    (@when always, $set:expr) => {
+        true
+    };
+    (@when if_set, $set:expr) => {
+        $set
+    };
+}
+pub(crate) use record;

@@ -9,7 +9,6 @@
 use serde_json::{Map, Value};
 
 use crate::envelope::{Envelope, StampedEnvelope};
-use crate::error::Result;
 use crate::event::{Event, EventKind};
 use crate::parse_data::Entity;
 use crate::record::{Record, write_record};
@@ -99,7 +98,7 @@ impl State {
 /// tracker.apply(Event::new(EventKind::slot("cuisine", "indian")));
 /// assert_eq!(tracker.slot("cuisine"), Some(&"indian".into()));
 /// assert_eq!(tracker.events_since_last_save().len(), 2);
-/// let stamped = tracker.stamped_since_last_save()?;
+/// let stamped = tracker.stamped_since_last_save();
 /// assert_eq!(stamped[1].seq, Some(1));
 /// tracker.mark_saved();
 /// assert!(tracker.events_since_last_save().is_empty());
@@ -181,16 +180,16 @@ impl Tracker {
 
     /// The events applied since the last save, each stamped with its position
     /// (`seq = first_seq + index`) and [`crate::EventId::for_tracked`] of its Rasa body.
-    pub fn stamped_since_last_save(&self) -> Result<Vec<StampedEnvelope>> {
+    pub fn stamped_since_last_save(&self) -> Vec<StampedEnvelope> {
         self.stamp_from(self.saved_len)
     }
 
     /// Every event held, stamped like [`Tracker::stamped_since_last_save`].
-    pub fn stamp_all(&self) -> Result<Vec<StampedEnvelope>> {
+    pub fn stamp_all(&self) -> Vec<StampedEnvelope> {
         self.stamp_from(0)
     }
 
-    fn stamp_from(&self, from: usize) -> Result<Vec<StampedEnvelope>> {
+    fn stamp_from(&self, from: usize) -> Vec<StampedEnvelope> {
         (from..self.events.len())
             .map(|i| {
                 let envelope = Envelope {

@@ -48,9 +48,6 @@ pub enum RowError {
         /// The column.
         column: &'static str,
     },
-    /// The event could not be serialised.
-    #[error("the event cannot be written as JSON: {0}")]
-    Serialise(String),
     /// The row is larger than the dialect's column can hold (MySQL's `TEXT` holds 65,535 bytes).
     #[error(
         "the `{column}` value is {bytes} bytes long; the column on {dialect} holds at most {limit} bytes"
@@ -76,9 +73,7 @@ impl EventRow {
             timestamp: event.timestamp(),
             intent_name: event.intent_name().map(str::to_owned),
             action_name: event.action_name().map(str::to_owned),
-            data: event
-                .to_rasa_json()
-                .map_err(|error| RowError::Serialise(error.to_string()))?,
+            data: event.to_rasa_json(),
             event_id: Some(event_id.as_str().to_owned()),
         };
         check_name("sender_id", &row.sender_id)?;

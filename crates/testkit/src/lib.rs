@@ -261,7 +261,9 @@ impl std::ops::Deref for DatabaseGuard {
     type Target = TestDatabase;
 
     fn deref(&self) -> &TestDatabase {
-        self.0.as_ref().expect("the guard holds its database until dropped")
+        self.0
+            .as_ref()
+            .expect("the guard holds its database until dropped")
     }
 }
 

@@ -129,7 +129,6 @@ async fn run_baseline(pool: sqlx::PgPool, prefix: &str) -> Figures {
             tracker.apply_all(step);
             let rows = tracker
                 .stamped_since_last_save()
-                .unwrap()
                 .iter()
                 .map(|s| EventRow::new(tracker.sender_id(), &s.envelope.event, &s.id).unwrap())
                 .collect();
@@ -249,7 +248,7 @@ fn main() {
             plain.saves_per_second() / base,
             outboxed.saves_per_second() / base
         );
-        store.close().await?;
+        store.close().await.expect("closing the store");
         pool.close().await;
         db.drop_database().await;
     });

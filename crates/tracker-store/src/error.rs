@@ -32,15 +32,6 @@ pub enum Error {
         #[source]
         source: RowError,
     },
-    /// A new event cannot be serialised or stamped.
-    #[error("an event of conversation `{sender_id}` cannot be serialised")]
-    Serialise {
-        /// The conversation.
-        sender_id: String,
-        /// Why.
-        #[source]
-        source: colloquy_events::Error,
-    },
     /// A stored row is not a readable event.
     #[error("row {row_id} of conversation `{sender_id}` is not a readable event")]
     StoredEvent {
@@ -117,10 +108,7 @@ impl Error {
 
     /// Whether the caller's input is at fault (an event that cannot be stored, a bad configuration).
     pub fn is_invalid_input(&self) -> bool {
-        matches!(
-            self,
-            Self::InvalidEvent { .. } | Self::Serialise { .. } | Self::Config(_)
-        )
+        matches!(self, Self::InvalidEvent { .. } | Self::Config(_))
     }
 }
 

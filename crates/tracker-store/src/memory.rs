@@ -117,12 +117,7 @@ impl TrackerStore for InMemoryStore {
             return Ok(0);
         }
         let sender_id = tracker.sender_id().to_owned();
-        let stamped = tracker
-            .stamped_since_last_save()
-            .map_err(|source| Error::Serialise {
-                sender_id: sender_id.clone(),
-                source,
-            })?;
+        let stamped = tracker.stamped_since_last_save();
         let expected = tracker.first_seq() + tracker.saved_len() as u64;
         let conversation = self.conversation_or_insert(&sender_id);
         let mut conversation = conversation.lock().await;

@@ -193,11 +193,7 @@ fn runs_of(entries: Vec<OutboxEntry>) -> Result<Vec<Vec<StampedEnvelope>>> {
                 id: EventId::from(id),
                 seq: seq.map(|seq| seq as u64),
             },
-            None => {
-                let sender_id = envelope.sender_id.clone();
-                StampedEnvelope::unsequenced(envelope)
-                    .map_err(|source| Error::Serialise { sender_id, source })?
-            }
+            None => StampedEnvelope::unsequenced(envelope),
         };
         match runs.last_mut() {
             Some(run) if run[0].envelope.sender_id == stamped.envelope.sender_id => {

@@ -124,12 +124,7 @@ impl TrackerStore for SqlStore {
             return Ok(0);
         }
         let sender_id = tracker.sender_id().to_owned();
-        let stamped = tracker
-            .stamped_since_last_save()
-            .map_err(|source| Error::Serialise {
-                sender_id: sender_id.clone(),
-                source,
-            })?;
+        let stamped = tracker.stamped_since_last_save();
         let expected = tracker.first_seq() + tracker.saved_len() as u64;
         let dialect = self.database.dialect();
         let rows = stamped

@@ -61,7 +61,7 @@ fn rasa_columns(event: &Event) -> (String, Option<f64>, Option<String>, Option<S
         })
         .flatten();
     let action_name = value.get("name").and_then(Value::as_str).map(str::to_owned);
-    let data = event.to_rasa_json().unwrap();
+    let data = event.to_rasa_json();
     (
         type_name,
         value["timestamp"].as_f64(),
@@ -276,7 +276,7 @@ async fn crash_parent(db: &TestDatabase) -> Result<()> {
     // RabbitMQ delivery is at-least-once: a copy must carry the same id (checked by `positions_of`, which
     // drops same-id copies). Every distinct message is the stored event at its position.
     let stored = store.retrieve_full("crash").await?.context("stored")?;
-    let ids: Vec<_> = stored.stamp_all()?.into_iter().map(|e| e.id).collect();
+    let ids: Vec<_> = stored.stamp_all().into_iter().map(|e| e.id).collect();
     for message in broker.published() {
         let seq = message.seq.context("a position")? as usize;
         ensure!(message.id == ids[seq] && message.envelope.event == stored.events()[seq]);

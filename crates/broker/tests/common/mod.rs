@@ -44,7 +44,7 @@ pub const EVERY_EVENT_TYPE: &[&str] = &[
 pub fn stamped(body: &str, sender: &str, seq: u64) -> StampedEnvelope {
     let body = body.replace("{sender}", sender);
     let envelope = Envelope::from_json(body.as_bytes()).expect("a valid Rasa body");
-    let id = EventId::for_tracked(sender, seq, envelope.to_rasa_json().unwrap().as_bytes());
+    let id = EventId::for_tracked(sender, seq, envelope.to_rasa_json().as_bytes());
     StampedEnvelope {
         envelope,
         id,
@@ -176,7 +176,7 @@ pub async fn drain(
 pub fn assert_every_event_once_in_order(expected: &[StampedEnvelope], deliveries: &[Delivery]) {
     let wanted: HashMap<&str, String> = expected
         .iter()
-        .map(|e| (e.id.as_str(), e.envelope.to_rasa_json().unwrap()))
+        .map(|e| (e.id.as_str(), e.envelope.to_rasa_json()))
         .collect();
     let mut seen = HashSet::new();
     let mut last_seq: HashMap<String, u64> = HashMap::new();

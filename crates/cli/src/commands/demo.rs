@@ -300,7 +300,7 @@ mod tests {
                 sender_id: record.sender_id.clone(),
                 event: record.event.clone(),
             };
-            assert_eq!(envelope.to_rasa_json().unwrap(), line);
+            assert_eq!(envelope.to_rasa_json(), line);
         }
     }
 }

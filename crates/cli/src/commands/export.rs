@@ -281,10 +281,7 @@ impl Export<'_> {
             sender_id: sender_id.to_owned(),
             event,
         };
-        let body = envelope
-            .to_rasa_json()
-            .map_err(|error| self.failure(anyhow!(error), sender_id, seq))?
-            .into_bytes();
+        let body = envelope.to_rasa_json().into_bytes();
         let id = match event_id {
             Some(id) => EventId::from(id),
             None => EventId::for_tracked(sender_id, seq, &body),

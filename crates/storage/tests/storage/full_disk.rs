@@ -130,10 +130,7 @@ impl Outcomes {
                     error.is_transient(),
                     "{what}: a full disk is transient: {error:?}"
                 );
-                eprintln!(
-                    "{what}: batch {n}: {}",
-                    error
-                );
+                eprintln!("{what}: batch {n}: {}", error);
                 self.failed.push(n);
                 false
             }

@@ -22,6 +22,11 @@ async fn wait_for_published(received: &Recorder, count: usize) {
     .await;
 }
 
+/// The events as Rasa writes them.
+fn rasa_forms(events: &[Event]) -> Vec<String> {
+    events.iter().map(Event::to_rasa_json).collect()
+}
+
 /// Two sessions saved turn by turn: `retrieve` returns the latest session (Rasa's rule), `retrieve_full`
 /// everything, a retrieved tracker can be continued, and the broker got every event once, in order.
 pub async fn sessions_and_streaming(store: &dyn TrackerStore, received: &Recorder) -> Result<()> {
@@ -52,8 +57,10 @@ pub async fn sessions_and_streaming(store: &dyn TrackerStore, received: &Recorde
     ensure!(store.exists(id).await?);
 
     let full = store.retrieve_full(id).await?.context("stored")?;
+    // Every event in order, as Rasa stores it: a store that keeps Rasa's `data` column gives back Rasa's form
+    // (an older shape, like the `oops` message, as Rasa 3.6 writes it).
     ensure!(
-        full.events() == all.as_slice(),
+        rasa_forms(full.events()) == rasa_forms(&all),
         "retrieve_full returns every event in order"
     );
     ensure!(full.first_seq() == 0 && full.saved_len() == all.len());
@@ -76,7 +83,7 @@ pub async fn sessions_and_streaming(store: &dyn TrackerStore, received: &Recorde
     ensure!(store.save(&mut latest).await? == 4);
     all.extend(turn(202.0, 4));
     let full = store.retrieve_full(id).await?.context("stored")?;
-    ensure!(full.events() == all.as_slice());
+    ensure!(rasa_forms(full.events()) == rasa_forms(&all));
 
     wait_for_published(received, all.len()).await;
     let published = received.published();
@@ -87,10 +94,14 @@ pub async fn sessions_and_streaming(store: &dyn TrackerStore, received: &Recorde
     );
     for (seq, (stamped, event)) in published.iter().zip(&all).enumerate() {
         ensure!(stamped.seq == Some(seq as u64), "in order");
-        ensure!(&stamped.envelope.event == event && stamped.envelope.sender_id == id);
+        // Published in Rasa's form (an older shape, like the `oops` message, comes out as Rasa 3.6 writes it).
+        ensure!(
+            stamped.envelope.event.to_rasa_json() == event.to_rasa_json()
+                && stamped.envelope.sender_id == id
+        );
     }
     // The ids are the ones the full tracker stamps.
-    let ids: Vec<_> = full.stamp_all()?.into_iter().map(|s| s.id).collect();
+    let ids: Vec<_> = full.stamp_all().into_iter().map(|s| s.id).collect();
     ensure!(published.iter().map(|s| s.id.clone()).collect::<Vec<_>>() == ids);
     ensure!(store.keys().await? == [id]);
     Ok(())
