@@ -19,6 +19,11 @@ pub trait EventSink: Send + Sync {
     async fn store(&self, events: &[EventRow], dead_letters: &[DeadLetterRow]) -> Result<u64>;
     /// Checks that the database answers.
     async fn ping(&self) -> Result<()>;
+    /// Makes the database ready to store (applies the migrations); the consumer calls it before the first
+    /// batch, waiting out failures that can pass.
+    async fn prepare(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A connected database, PostgreSQL or SQLite.
@@ -190,6 +195,10 @@ impl EventSink for Database {
             }
         };
         Ok(inserted)
+    }
+
+    async fn prepare(&self) -> Result<()> {
+        self.migrate().await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -17,8 +17,10 @@
 //! # }
 //! ```
 
+mod private_postgres;
 mod rasa;
 
+pub use private_postgres::PrivatePostgres;
 pub use rasa::{data_of, delete_topology, interleave, publish_like_rasa, rasa_conversation};
 
 use std::future::Future;

@@ -20,6 +20,8 @@ pub const STORE_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum TestStore {
     Postgres(TestDatabase),
     Sqlite(std::path::PathBuf),
+    /// The `postgres` database of a private cluster (for tests that break the server).
+    Private(colloquy_testkit::PrivatePostgres),
 }
 
 impl TestStore {
@@ -37,6 +39,7 @@ impl TestStore {
         match self {
             Self::Postgres(database) => database.url.clone(),
             Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Self::Private(cluster) => cluster.url("postgres"),
         }
     }
 
@@ -48,6 +51,7 @@ impl TestStore {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
             }
+            Self::Private(cluster) => drop(cluster),
         }
     }
 }
@@ -83,11 +87,18 @@ pub struct Harness {
 impl Harness {
     /// A harness with its own exchange, queue and database; the consumer is not started yet.
     pub async fn new(store: TestStore) -> Self {
-        let database = Database::connect_lazy(&store.url()).expect("database URL");
-        database
+        let harness = Self::unmigrated(store).await;
+        harness
+            .database
             .migrate()
             .await
             .expect("migrating the test database");
+        harness
+    }
+
+    /// A harness whose database is left as it is (the consumer prepares it when it starts).
+    pub async fn unmigrated(store: TestStore) -> Self {
+        let database = Database::connect_lazy(&store.url()).expect("database URL");
         Self {
             amqp_url: colloquy_testkit::amqp_url().await,
             exchange: unique_name("colloquy-test-exchange"),
@@ -142,6 +153,15 @@ impl Harness {
             .expect("the consumer stops within 60 s")
             .expect("the consumer task did not panic")
             .expect("the consumer stopped cleanly")
+    }
+
+    /// Waits (bounded) for the consumer to end on its own, and returns how it ended.
+    pub async fn ended(&mut self) -> colloquy_consumer::Result<RunSummary> {
+        let (_stop, handle, _) = self.running.take().expect("the consumer runs");
+        tokio::time::timeout(STORE_TIMEOUT, handle)
+            .await
+            .expect("the consumer ends on its own")
+            .expect("the consumer task did not panic")
     }
 
     /// Whether the consumer task has ended (it should not, on bad input).
