@@ -209,14 +209,19 @@ impl Consumer {
                 }
             }
         };
-        // The writer stops early only on failure; the batcher then sees no more requests and returns.
+        if let Err(error) = written {
+            // Nothing is left to acknowledge: stop the batcher wherever it waits, dropping the subscription;
+            // the deliveries it held return to the queue.
+            drop(batcher);
+            return Err(error);
+        }
+        // The writer has stored and acknowledged everything; the batcher saw no more requests and returns.
         let subscription = (&mut batcher.0)
             .await
             .map_err(|error| Error::Task(error.to_string()))?;
         // Only now, with every ack sent, may the subscription (and its connection) close.
         drop(subscription);
         drop(http);
-        written?;
         let summary = RunSummary {
             events_stored: self.metrics.events_stored(),
             duplicates_skipped: self.metrics.duplicates_skipped(),

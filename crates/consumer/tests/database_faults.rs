@@ -206,7 +206,7 @@ async fn a_missing_table_stops_the_consumer_instead_of_dead_lettering_everything
     harness.start().await;
     match &harness.database {
         colloquy_consumer::Database::Postgres(pool) => {
-            sqlx::query("DROP TABLE events")
+            sqlx::query("DROP TABLE events CASCADE")
                 .execute(pool)
                 .await
                 .expect("dropping the events table");
