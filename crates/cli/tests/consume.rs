@@ -214,6 +214,10 @@ fn help_explains_every_flag() {
         "COLLOQUY_BATCH_TIMEOUT_MS",
         "COLLOQUY_PREFETCH",
         "COLLOQUY_HTTP",
+        "--max-inflight-bytes",
+        "COLLOQUY_MAX_INFLIGHT_BYTES",
+        "--max-body-bytes",
+        "COLLOQUY_MAX_BODY_BYTES",
     ] {
         assert!(
             help.contains(flag),

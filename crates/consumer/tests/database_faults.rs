@@ -234,3 +234,36 @@ async fn a_missing_table_stops_the_consumer_instead_of_dead_lettering_everything
     );
     harness.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_stop_during_an_outage_says_what_the_database_said() {
+    let cluster = PrivatePostgres::init();
+    cluster.start();
+    let mut harness = Harness::new(TestStore::Private(cluster)).await;
+    harness.options.shutdown_grace = Duration::from_secs(1);
+    harness.start().await;
+    let TestStore::Private(cluster) = &harness.store else {
+        unreachable!()
+    };
+    set_read_only(cluster, true).await;
+    let bodies = rasa_conversation("stop-during-outage", 3);
+    harness.publish_like_rasa(&bodies).await;
+    let metrics = harness.metrics();
+    wait_until(
+        "the consumer to report the read-only database",
+        Duration::from_secs(30),
+        || {
+            let failing = metrics.database_failure().is_some();
+            async move { failing }
+        },
+    )
+    .await;
+    let error = harness.stop_with_error().await;
+    let message = error.to_string();
+    assert!(error.is_transient(), "{message}");
+    assert!(
+        message.contains("read-only transaction") && message.contains("stay in the queue"),
+        "the error says what the database said, and where the messages are: {message}"
+    );
+    harness.cleanup().await;
+}

@@ -155,6 +155,17 @@ impl Harness {
             .expect("the consumer stopped cleanly")
     }
 
+    /// Stops the consumer and returns the error it ended with.
+    pub async fn stop_with_error(&mut self) -> colloquy_consumer::Error {
+        let (stop, handle, _) = self.running.take().expect("the consumer runs");
+        let _ = stop.send(());
+        tokio::time::timeout(STORE_TIMEOUT, handle)
+            .await
+            .expect("the consumer stops within the timeout")
+            .expect("the consumer task did not panic")
+            .expect_err("the consumer ends with an error")
+    }
+
     /// Waits (bounded) for the consumer to end on its own, and returns how it ended.
     pub async fn ended(&mut self) -> colloquy_consumer::Result<RunSummary> {
         let (_stop, handle, _) = self.running.take().expect("the consumer runs");
