@@ -200,31 +200,29 @@ async fn a_database_down_at_start_is_waited_for() {
     harness.cleanup().await;
 }
 
-#[tokio::test]
-async fn a_missing_table_stops_the_consumer_instead_of_dead_lettering_everything() {
+/// Breaks the schema of a running consumer's database with `statement`, publishes a conversation, and checks
+/// that the consumer stops with a configuration error that says `says`, dead-lettering nothing.
+async fn schema_fault_stops_the_consumer(statement: &'static str, says: &str) {
     let mut harness = Harness::new(TestStore::postgres().await).await;
     harness.start().await;
     match &harness.database {
         colloquy_consumer::Database::Postgres(pool) => {
-            sqlx::query("DROP TABLE events CASCADE")
-                .execute(pool)
-                .await
-                .expect("dropping the events table");
+            sqlx::query(statement).execute(pool).await.expect(statement);
         }
         colloquy_consumer::Database::Sqlite(_) => unreachable!(),
     }
     harness
-        .publish_like_rasa(&rasa_conversation("no-table", 3))
+        .publish_like_rasa(&rasa_conversation("schema-fault", 3))
         .await;
     let error = harness
         .ended()
         .await
-        .expect_err("the consumer stops on a missing table");
+        .expect_err("the consumer stops on a schema fault");
     assert!(error.is_configuration(), "{error}");
     assert!(!error.is_transient() && !error.is_refused(), "{error}");
     let message = error.to_string();
     assert!(
-        message.contains("\"events\" does not exist") && !message.contains("did not answer"),
+        message.contains(says) && !message.contains("did not answer"),
         "the message says what happened: {message}"
     );
     assert_eq!(
@@ -233,6 +231,20 @@ async fn a_missing_table_stops_the_consumer_instead_of_dead_lettering_everything
         "a schema fault is not bad input"
     );
     harness.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_missing_table_stops_the_consumer_instead_of_dead_lettering_everything() {
+    schema_fault_stops_the_consumer("DROP TABLE events CASCADE", "\"events\" does not exist").await;
+}
+
+#[tokio::test]
+async fn a_dropped_unique_index_stops_the_consumer_instead_of_dead_lettering_everything() {
+    schema_fault_stops_the_consumer(
+        "DROP INDEX events_event_id_key",
+        "no unique or exclusion constraint",
+    )
+    .await;
 }
 
 #[tokio::test]
