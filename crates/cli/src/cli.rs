@@ -169,18 +169,36 @@ pub struct ConsumeArgs {
     pub http: Option<SocketAddr>,
 
     /// Bodies larger than this many bytes are dead-lettered instead of stored as events.
-    #[arg(long, env = "COLLOQUY_MAX_BODY_BYTES", value_name = "N", default_value_t = 1024 * 1024)]
-    pub max_body_bytes: usize,
+    #[arg(long, env = "COLLOQUY_MAX_BODY_BYTES", value_name = "N", default_value_t = 1024 * 1024,
+          value_parser = at_least_one)]
+    pub max_body_bytes: u64,
 
-    /// After SIGTERM, how many seconds to keep retrying a database that does not answer before exiting with
+    /// Take no further delivery while the bodies held unacknowledged (the batch filling and the batch being
+    /// stored) add up to this many bytes; bounds memory in bytes as --prefetch does in messages.
+    /// Default: 64 MiB, or 4 × --max-body-bytes if that is larger.
+    #[arg(long, env = "COLLOQUY_MAX_INFLIGHT_BYTES", value_name = "N", value_parser = at_least_one)]
+    pub max_inflight_bytes: Option<u64>,
+
+    /// After SIGTERM, how many seconds to keep retrying a database that keeps failing before exiting with
     /// the batch in hand unacknowledged (it stays in the queue).
     #[arg(
         long,
         env = "COLLOQUY_SHUTDOWN_GRACE_SECS",
         value_name = "N",
-        default_value_t = 30
+        default_value_t = 30,
+        value_parser = at_least_one
     )]
     pub shutdown_grace_secs: u64,
+}
+
+/// Parses a size, count or duration that cannot be meant as 0 (a body limit of 0 would dead-letter every
+/// message; a grace period of 0 would not wait at all).
+fn at_least_one(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1 (0 cannot be meant here)".to_owned()),
+        Ok(value) => Ok(value),
+        Err(_) => Err(format!("`{text}` is not a whole number of at least 1")),
+    }
 }
 
 /// `colloquy dead-letters ...`.
@@ -192,7 +210,7 @@ pub enum DeadLettersCommand {
         #[allow(missing_docs)]
         database: DatabaseArgs,
         /// Show at most this many.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..))]
         limit: i64,
         /// Print each as a JSON line (body as text when it is UTF-8, else base64-free hex) instead of a table.
         #[arg(long)]
@@ -345,6 +363,34 @@ pub struct DemoArgs {
     pub database: Option<PathBuf>,
 
     /// Longest wait for the sample to be stored, in seconds.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, value_parser = at_least_one)]
     pub timeout_secs: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    #[test]
+    fn values_that_cannot_be_meant_are_refused() {
+        for args in [
+            &["colloquy", "consume", "--max-body-bytes", "0"][..],
+            &["colloquy", "consume", "--max-inflight-bytes", "0"],
+            &["colloquy", "consume", "--shutdown-grace-secs", "0"],
+            &["colloquy", "consume", "--batch-size", "0"],
+            &["colloquy", "consume", "--batch-timeout-ms", "0"],
+            &["colloquy", "consume", "--prefetch", "0"],
+            &["colloquy", "consume", "--max-body-bytes", "1k"],
+            &["colloquy", "dead-letters", "list", "--limit", "0"],
+            &["colloquy", "demo", "--timeout-secs", "0"],
+        ] {
+            let error = Cli::try_parse_from(args).expect_err(&format!("{args:?} must be refused"));
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+            let flag = args[args.len() - 2];
+            assert!(error.to_string().contains(flag), "{args:?}: {error}");
+        }
+        assert!(Cli::try_parse_from(["colloquy", "consume", "--max-body-bytes", "1"]).is_ok());
+    }
 }

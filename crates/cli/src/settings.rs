@@ -108,3 +108,115 @@ fn tracker_store_url(text: &str) -> Result<Option<String>> {
         text, env_lookup,
     )?)
 }
+
+/// The flags whose value is a URL that may carry a password (with `--database-url`, export's alias).
+const URL_FLAGS: [&str; 3] = ["--tracker-store", "--database-url", "--amqp-url"];
+
+/// A command line fit to print: the password in the value of every URL flag (`--amqp-url`,
+/// `--tracker-store`, `--database-url`, as `--flag VALUE` or `--flag=VALUE`) replaced by `***`. Also says
+/// whether a password was removed, so that the caller can tell the user to give it again.
+pub fn redact_command_line(args: impl IntoIterator<Item = String>) -> (Vec<String>, bool) {
+    let mut redacted = false;
+    let mut value_of_url_flag = false;
+    let mut printable = Vec::new();
+    for arg in args {
+        let shown = if value_of_url_flag {
+            colloquy_storage::redact(&arg)
+        } else {
+            match arg.split_once('=') {
+                Some((flag, value)) if URL_FLAGS.contains(&flag) => {
+                    format!("{flag}={}", colloquy_storage::redact(value))
+                }
+                _ => arg.clone(),
+            }
+        };
+        value_of_url_flag = URL_FLAGS.contains(&arg.as_str());
+        redacted |= shown != arg;
+        printable.push(shown);
+    }
+    (printable, redacted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_command_line;
+
+    fn redacted(args: &[&str]) -> (Vec<String>, bool) {
+        redact_command_line(args.iter().map(|arg| (*arg).to_owned()))
+    }
+
+    #[test]
+    fn command_lines_lose_their_passwords() {
+        let cases: [(&[&str], &[&str], bool); 6] = [
+            (
+                &[
+                    "colloquy",
+                    "export",
+                    "--tracker-store",
+                    "postgres://u:secret@h/db",
+                ],
+                &[
+                    "colloquy",
+                    "export",
+                    "--tracker-store",
+                    "postgres://u:***@h/db",
+                ],
+                true,
+            ),
+            (
+                &[
+                    "colloquy",
+                    "export",
+                    "--amqp-url=amqp://guest:pw@h:5672/%2f",
+                ],
+                &[
+                    "colloquy",
+                    "export",
+                    "--amqp-url=amqp://guest:***@h:5672/%2f",
+                ],
+                true,
+            ),
+            (
+                &[
+                    "colloquy",
+                    "export",
+                    "--database-url",
+                    "postgresql://u:p@h/db",
+                    "--queue",
+                    "q",
+                ],
+                &[
+                    "colloquy",
+                    "export",
+                    "--database-url",
+                    "postgresql://u:***@h/db",
+                    "--queue",
+                    "q",
+                ],
+                true,
+            ),
+            (
+                &["colloquy", "export", "--tracker-store", "postgres://u@h/db"],
+                &["colloquy", "export", "--tracker-store", "postgres://u@h/db"],
+                false,
+            ),
+            // Only the values of URL flags: a conversation id that looks like a URL stays as it is.
+            (
+                &["colloquy", "export", "--conversation-ids", "a://b:c@d"],
+                &["colloquy", "export", "--conversation-ids", "a://b:c@d"],
+                false,
+            ),
+            (&["colloquy", "export"], &["colloquy", "export"], false),
+        ];
+        for (args, expected, removed) in cases {
+            let (printable, was_removed) = redacted(args);
+            assert_eq!(printable, expected, "{args:?}");
+            assert_eq!(was_removed, removed, "{args:?}");
+            assert!(
+                !printable
+                    .iter()
+                    .any(|arg| arg.contains("secret") || arg.contains(":pw@"))
+            );
+        }
+    }
+}

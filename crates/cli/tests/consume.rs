@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use colloquy_testkit::{
-    TestDatabase, delete_topology, interleave, publish_like_rasa, rasa_conversation, unique_name,
-    wait_until,
+    PrivatePostgres, TestDatabase, delete_topology, interleave, publish_like_rasa,
+    rasa_conversation, unique_name, wait_until,
 };
 use sqlx::{Connection, PgConnection};
 
@@ -35,6 +35,11 @@ impl Setup {
 
     /// `colloquy consume` for this setup, with extra arguments.
     fn consume(&self, extra: &[&str]) -> Child {
+        self.consume_into(&self.database.url, extra)
+    }
+
+    /// `colloquy consume` for this setup's queue, into the database at `database_url`.
+    fn consume_into(&self, database_url: &str, extra: &[&str]) -> Child {
         let log = std::fs::File::create(std::env::temp_dir().join(format!("{}.log", self.queue)))
             .expect("log file");
         Command::new(BINARY)
@@ -47,7 +52,7 @@ impl Setup {
                 "--queue",
                 &self.queue,
             ])
-            .args(["--database-url", &self.database.url])
+            .args(["--database-url", database_url])
             .args(extra)
             .env_remove("DATABASE_URL")
             .env_remove("AMQP_URL")
@@ -96,7 +101,7 @@ impl Setup {
         let queue = self.queue.clone();
         wait_until("the consumer's queue", TIMEOUT, || {
             let (url, queue) = (url.clone(), queue.clone());
-            async move { queue_exists(&url, &queue) }
+            async move { queue_exists(&url, &queue).await }
         })
         .await;
     }
@@ -108,14 +113,40 @@ impl Setup {
     }
 }
 
-fn queue_exists(_url: &str, queue: &str) -> bool {
-    let output = Command::new("rabbitmqctl")
-        .args(["-q", "list_queues", "name"])
-        .output()
-        .expect("rabbitmqctl");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .any(|line| line.trim() == queue)
+/// Whether `queue` exists on the broker at `url` (a passive declare: it creates nothing).
+async fn queue_exists(url: &str, queue: &str) -> bool {
+    use lapin::options::QueueDeclareOptions;
+    let Ok(connection) =
+        lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await
+    else {
+        return false;
+    };
+    let exists = match connection.create_channel().await {
+        Ok(channel) => channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .is_ok(),
+        Err(_) => false,
+    };
+    let _ = connection.close(0, "".into()).await;
+    exists
+}
+
+/// A child process that is killed when dropped, so that a failing test leaves no consumer running.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn signal(child: &Child, name: &str) {
@@ -183,6 +214,10 @@ fn help_explains_every_flag() {
         "COLLOQUY_BATCH_TIMEOUT_MS",
         "COLLOQUY_PREFETCH",
         "COLLOQUY_HTTP",
+        "--max-inflight-bytes",
+        "COLLOQUY_MAX_INFLIGHT_BYTES",
+        "--max-body-bytes",
+        "COLLOQUY_MAX_BODY_BYTES",
     ] {
         assert!(
             help.contains(flag),
@@ -504,5 +539,159 @@ async fn migrate_then_dead_letters_list_and_requeue() {
     assert_eq!(body, bad);
     signal(&consumer, "TERM");
     assert_eq!(wait_for_exit(&mut consumer).await.code(), Some(0));
+    setup.cleanup().await;
+}
+
+#[test]
+fn values_that_cannot_be_meant_exit_2_from_flags_and_environment() {
+    /// Flags, environment, and the flag the message must name.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case<'_>; 4] = [
+        (&["--max-body-bytes", "0"], &[], "--max-body-bytes"),
+        (&[], &[("COLLOQUY_MAX_BODY_BYTES", "0")], "--max-body-bytes"),
+        (
+            &[],
+            &[("COLLOQUY_MAX_INFLIGHT_BYTES", "0")],
+            "--max-inflight-bytes",
+        ),
+        (
+            &["--shutdown-grace-secs", "0"],
+            &[],
+            "--shutdown-grace-secs",
+        ),
+    ];
+    for (args, env, flag) in cases {
+        let output = Command::new(BINARY)
+            .arg("consume")
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("DATABASE_URL")
+            .env_remove("AMQP_URL")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains("at least 1"),
+            "{args:?} {env:?} should name {flag} and what it must be: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn logs_are_plain_text_when_stderr_is_not_a_terminal() {
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("cli-plain-logs")));
+    let output = Command::new(BINARY)
+        .args(["migrate", "--database-url"])
+        .arg(format!("sqlite://{}", path.display()))
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .env_remove("COLLOQUY_LOG_FORMAT")
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("Schema is up to date"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no colour codes in a pipe: {stderr:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_database_that_cannot_be_used_exits_2_saying_why() {
+    let setup = Setup::new().await;
+    let server = colloquy_testkit::database_url().await;
+    let (base, _) = server
+        .rsplit_once('/')
+        .expect("a database URL with a database");
+    let scheme_end = base.find("://").unwrap() + 3;
+    let host = &base[scheme_end..];
+    let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
+    let missing_database = format!("{base}/{}", unique_name("missing").replace('-', "_"));
+    let missing_role = format!(
+        "postgres://{}@{host}/test",
+        unique_name("nobody").replace('-', "_")
+    );
+    for (url, says) in [
+        (missing_database, "does not exist"),
+        (missing_role, "does not exist"),
+    ] {
+        let mut consumer = KillOnDrop(setup.consume_into(&url, &[]));
+        let status = wait_for_exit(&mut consumer.0).await;
+        let log = setup.log();
+        assert_eq!(status.code(), Some(2), "{url}: {log}");
+        assert!(
+            log.contains(says) && !log.contains("did not answer"),
+            "{url}: the message says what the database said: {log}"
+        );
+    }
+    setup.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_database_down_at_start_is_waited_for_with_health_saying_so() {
+    let setup = Setup::new().await;
+    let cluster = PrivatePostgres::init();
+    let url = cluster.url("postgres");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let mut consumer = KillOnDrop(setup.consume_into(&url, &["--http", &address]));
+    setup.wait_for_queue().await;
+    let bodies = rasa_conversation("down-at-start", 5);
+    publish_like_rasa(&setup.amqp_url, &setup.exchange, &bodies).await;
+
+    // Down for 20 s (two connection timeouts): the consumer waits, and /health says why.
+    let down_until = std::time::Instant::now() + Duration::from_secs(20);
+    let mut saw_unhealthy = false;
+    wait_until("20 s of the database down", TIMEOUT, || {
+        assert!(
+            consumer.0.try_wait().unwrap().is_none(),
+            "the consumer exited while the database was down at start: {}",
+            setup.log()
+        );
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let (status, response) = http_get(port, "/health");
+            saw_unhealthy |= status == 503 && response.contains("database_error");
+        }
+        let done = saw_unhealthy && std::time::Instant::now() >= down_until;
+        async move { done }
+    })
+    .await;
+
+    cluster.start();
+    let count = || async {
+        let Ok(mut connection) = PgConnection::connect(&url).await else {
+            return -1;
+        };
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM events")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap_or(-1)
+    };
+    wait_until("every event stored", TIMEOUT, || async {
+        count().await == bodies.len() as i64
+    })
+    .await;
+    wait_until("/health 200", TIMEOUT, || async move {
+        http_get(port, "/health").0 == 200
+    })
+    .await;
+    signal(&consumer.0, "TERM");
+    assert_eq!(
+        wait_for_exit(&mut consumer.0).await.code(),
+        Some(0),
+        "{}",
+        setup.log()
+    );
+    drop(cluster);
     setup.cleanup().await;
 }

@@ -14,12 +14,21 @@ pub trait EventSink: Send + Sync {
     async fn store(&self, events: &[EventRow], dead_letters: &[DeadLetterRow]) -> Result<u64>;
     /// Checks that the database answers.
     async fn ping(&self) -> Result<()>;
+    /// Makes the database ready to store (applies the migrations); the consumer calls it before the first
+    /// batch, waiting out failures that can pass.
+    async fn prepare(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl EventSink for Database {
     async fn store(&self, events: &[EventRow], dead_letters: &[DeadLetterRow]) -> Result<u64> {
         Ok(self.store_batch(events, dead_letters).await?)
+    }
+
+    async fn prepare(&self) -> Result<()> {
+        Ok(self.migrate(colloquy_storage::Schema::Events).await?)
     }
 
     async fn ping(&self) -> Result<()> {

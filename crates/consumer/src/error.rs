@@ -1,23 +1,31 @@
-//! The consumer's errors.
+//! The consumer's errors, and what a database failure means for it: a fault that can pass (wait and retry),
+//! data the database refused (dead-letter it), or a configuration the operator must fix (stop). The storage
+//! layer classifies every dialect's errors once ([`colloquy_storage::ErrorKind`]); this maps its kinds onto
+//! the consumer's three decisions.
+
+use colloquy_storage::ErrorKind;
 
 /// Errors of the consumer service.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The database failed (see [`colloquy_storage::Error::kind`] for what it means).
+    /// The database failed; the message ends with the database's own.
     #[error(transparent)]
     Storage(colloquy_storage::Error),
     /// The broker failed.
     #[error("broker: {0}")]
     Broker(colloquy_broker::Error),
-    /// The database stayed unreachable through the shutdown grace period: the batch in hand was not stored
-    /// and not acknowledged, so the broker will deliver it again.
+    /// A stop was requested while the database kept failing, and it still failed when the shutdown grace
+    /// period ended: the batch in hand was not stored and not acknowledged, so the broker delivers it again.
     #[error(
-        "{events} events were not stored before shutdown (the database did not answer); they stay in the queue"
+        "{events} messages were not stored before shutdown, the database still failing ({cause}); they stay in \
+         the queue"
     )]
     Unstored {
         /// How many messages stayed unacknowledged.
         events: usize,
+        /// The database's last failure.
+        cause: Box<Error>,
     },
     /// The HTTP endpoint could not start.
     #[error("cannot serve HTTP on {addr}")]
@@ -33,13 +41,51 @@ pub enum Error {
     Task(String),
 }
 
+/// What a database failure means for the consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// It can pass without anyone acting on the data or the configuration: the database is down, starting,
+    /// restarting, busy, full or read-only. Wait and retry, holding the deliveries unacknowledged.
+    Transient,
+    /// The database refused this data (an invalid value, a constraint): dead-letter the message.
+    Refused,
+    /// It cannot pass until the operator acts: refused credentials, a missing database, table, column or
+    /// unique index, a permission. Stop (exit code 2).
+    Configuration,
+}
+
 impl Error {
-    /// Whether retrying the same operation later can succeed (the database or broker was unreachable, busy or
-    /// restarting), as opposed to a problem with the data itself.
+    /// Whether retrying the same operation later can succeed without anyone acting: the database was
+    /// unreachable, starting, busy, full or read-only.
     pub fn is_transient(&self) -> bool {
+        self.fault() == Some(Fault::Transient)
+    }
+
+    /// Whether the database refused the data itself (an invalid value, a constraint): the row will never be
+    /// stored as it is, the others can be.
+    pub fn is_refused(&self) -> bool {
+        self.fault() == Some(Fault::Refused)
+    }
+
+    /// Whether the configuration is at fault and only the operator can fix it: an unsupported URL, refused
+    /// credentials, a missing database, table, column or unique index, a permission, a migration that does
+    /// not match the database. Such a failure ends the consumer with exit code 2.
+    pub fn is_configuration(&self) -> bool {
+        self.fault() == Some(Fault::Configuration)
+    }
+
+    /// What a database failure means; `None` for failures that are not the database's.
+    fn fault(&self) -> Option<Fault> {
         match self {
-            Error::Storage(error) => error.is_transient(),
-            _ => false,
+            Error::Storage(error) => Some(match error.kind() {
+                ErrorKind::Transient => Fault::Transient,
+                ErrorKind::Config | ErrorKind::SchemaMissing => Fault::Configuration,
+                // An unknown database error counts as a refusal of the data: the batch is then stored row by
+                // row and what is refused is dead-lettered, which loses nothing.
+                _ => Fault::Refused,
+            }),
+            Error::Unstored { cause, .. } => cause.fault(),
+            _ => None,
         }
     }
 }

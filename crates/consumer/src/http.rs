@@ -55,27 +55,43 @@ pub(crate) async fn serve(
     })
 }
 
+/// 200 while the broker is connected, the database answers and batches are being committed; 503 otherwise,
+/// with the database's own message when storing failed.
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let database = tokio::time::timeout(std::time::Duration::from_secs(2), state.sink.ping())
-        .await
-        .is_ok_and(|ping| ping.is_ok());
-    state.metrics.set_database_ready(database);
     let broker = state.metrics.broker_ready();
-    let status = if broker && database {
+    // A failed batch says more than a ping: it may fail while connections open (full, read-only, refused).
+    let failure = match state.metrics.database_failure() {
+        Some(failure) => Some(failure),
+        None => match tokio::time::timeout(PING_TIMEOUT, state.sink.ping()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some(format!(
+                "the database did not answer within {} s",
+                PING_TIMEOUT.as_secs()
+            )),
+        },
+    };
+    let ready = broker && failure.is_none();
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = format!(
-        "{{\"status\": \"{}\", \"broker\": {broker}, \"database\": {database}}}\n",
-        if status == StatusCode::OK {
-            "ready"
-        } else {
-            "unavailable"
-        }
-    );
-    (status, [(CONTENT_TYPE, "application/json")], body)
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "broker": broker,
+        "database": failure.is_none(),
+        "database_error": failure,
+    });
+    (
+        status,
+        [(CONTENT_TYPE, "application/json")],
+        format!("{body}\n"),
+    )
 }
+
+/// Longest `/health` waits for the database to answer a ping.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     (

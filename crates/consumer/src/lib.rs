@@ -8,6 +8,11 @@
 //! get ascending ids in the order the queue delivered the events. A message that is not an event is stored in
 //! `dead_letters` with its raw bytes, properties and the reason, then acknowledged: nothing is dropped.
 //!
+//! Database failures follow one policy ([`Error::is_transient`], [`Error::is_refused`],
+//! [`Error::is_configuration`]): what can pass is waited out with the deliveries held unacknowledged and
+//! reported in [`Metrics::database_failure`] (and `/health`); a row the database refuses is dead-lettered with
+//! its reason; a configuration fault ends [`Consumer::run`].
+//!
 //! Invariant: this crate knows no transport details (it consumes any [`colloquy_broker::Subscription`]) and
 //! reads no environment or configuration files (the `colloquy` binary does).
 //!

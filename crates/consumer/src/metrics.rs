@@ -1,7 +1,7 @@
 //! What the consumer counts, and its Prometheus text form.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::text::encode;
@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// The consumer's counters and health flags. Cheap to clone (shared).
+/// The consumer's counters and health. Cheap to clone (shared).
 #[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -26,8 +26,10 @@ struct Inner {
     lag_seconds: Gauge<f64, AtomicU64>,
     broker_connected: Gauge,
     database_connected: Gauge,
+    inflight_bytes: Gauge,
     broker_ready: AtomicBool,
-    database_ready: AtomicBool,
+    /// Why the last attempt to store a batch (or prepare the database) failed; `None` once one succeeded.
+    database_failure: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -60,8 +62,9 @@ impl Metrics {
             lag_seconds: Gauge::default(),
             broker_connected: Gauge::default(),
             database_connected: Gauge::default(),
+            inflight_bytes: Gauge::default(),
             broker_ready: AtomicBool::new(false),
-            database_ready: AtomicBool::new(false),
+            database_failure: Mutex::new(None),
             registry: Registry::default(),
         };
         registry.register(
@@ -97,8 +100,13 @@ impl Metrics {
         );
         registry.register(
             "database_connected",
-            "1 while the database answers",
+            "1 once the database is prepared and while batches commit; 0 from a failed attempt until the next commit",
             inner.database_connected.clone(),
+        );
+        registry.register(
+            "inflight_bytes",
+            "Bytes of message bodies taken from the broker and not yet acknowledged",
+            inner.inflight_bytes.clone(),
         );
         Self {
             inner: Arc::new(Inner { registry, ..inner }),
@@ -135,10 +143,44 @@ impl Metrics {
         self.inner.broker_connected.set(i64::from(ready));
     }
 
-    /// Sets whether the database answers.
-    pub(crate) fn set_database_ready(&self, ready: bool) {
-        self.inner.database_ready.store(ready, Ordering::Relaxed);
-        self.inner.database_connected.set(i64::from(ready));
+    /// Records that the database committed (or prepared) what was asked: it is healthy again.
+    pub(crate) fn set_database_ok(&self) {
+        *self.database_failure_slot() = None;
+        self.inner.database_connected.set(1);
+    }
+
+    /// Records that storing failed, with the database's own message: unhealthy until the next commit.
+    pub(crate) fn set_database_failed(&self, message: String) {
+        *self.database_failure_slot() = Some(message);
+        self.inner.database_connected.set(0);
+    }
+
+    fn database_failure_slot(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // A panic elsewhere cannot leave an `Option<String>` half-written: use the value as it is.
+        self.inner
+            .database_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds `bytes` to the bytes held (taken from the broker, not yet acknowledged).
+    pub(crate) fn hold_bytes(&self, bytes: usize) {
+        self.inner
+            .inflight_bytes
+            .inc_by(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Removes `bytes` from the bytes held (acknowledged, or handed back to the broker).
+    pub(crate) fn release_bytes(&self, bytes: usize) {
+        self.inner
+            .inflight_bytes
+            .dec_by(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Bytes of message bodies taken from the broker and not yet acknowledged (the batch filling and the batch
+    /// being stored).
+    pub fn inflight_bytes(&self) -> usize {
+        usize::try_from(self.inner.inflight_bytes.get()).unwrap_or_default()
     }
 
     /// Whether the broker was connected at the last check.
@@ -146,9 +188,15 @@ impl Metrics {
         self.inner.broker_ready.load(Ordering::Relaxed)
     }
 
-    /// Whether the database answered at the last check.
+    /// Whether batches are being committed: false from a failed attempt to store a batch (or to prepare the
+    /// database) until the next commit.
     pub fn database_ready(&self) -> bool {
-        self.inner.database_ready.load(Ordering::Relaxed)
+        self.database_failure().is_none()
+    }
+
+    /// Why the last attempt to store failed, in the database's own words, while no batch was committed since.
+    pub fn database_failure(&self) -> Option<String> {
+        self.database_failure_slot().clone()
     }
 
     /// Events inserted so far.

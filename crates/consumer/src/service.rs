@@ -1,6 +1,12 @@
 //! The consumer's two tasks: the batcher reads deliveries and cuts batches; the writer stores each batch in one
 //! transaction, then acknowledges it with one multiple-ack. They run concurrently, so the next batch fills
-//! while the previous one commits; a bounded channel of one batch between them keeps memory bounded.
+//! while the previous one commits; a bounded channel of one batch between them keeps memory bounded, and the
+//! batcher stops taking deliveries while the bytes held unacknowledged reach `max_inflight_bytes`.
+//!
+//! One policy for every database failure, at start-up as in the middle of a run: what can pass (down,
+//! starting, full, read-only) is waited out with backoff, holding the deliveries unacknowledged and reporting it
+//! in `/health` and the logs with the database's own message; a row the database refuses is dead-lettered;
+//! what only the operator can fix (credentials, a missing database or schema) stops the consumer.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,7 +17,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use colloquy_broker::{AckOutcome, Acker, Subscription};
 use colloquy_storage::{DeadLetterRow, EventRow};
 use futures_util::FutureExt;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::database::EventSink;
 use crate::decode::{Decoded, RawMessage, ReceivedEvent, decode};
@@ -28,7 +34,10 @@ pub struct ConsumerOptions {
     pub batch_timeout: Duration,
     /// Bodies larger than this are dead-lettered instead of stored as events.
     pub max_body_bytes: usize,
-    /// After a shutdown signal, how long the writer keeps retrying a database that does not answer.
+    /// The batcher takes no further delivery while the bodies taken and not yet acknowledged add up to this
+    /// many bytes or more (so at most this plus one message is held). The broker's prefetch bounds the count.
+    pub max_inflight_bytes: usize,
+    /// After a shutdown signal, how long the writer keeps retrying a database that keeps failing.
     pub shutdown_grace: Duration,
     /// Where to serve `/health` and `/metrics`, if anywhere.
     pub http: Option<SocketAddr>,
@@ -36,13 +45,23 @@ pub struct ConsumerOptions {
 
 impl Default for ConsumerOptions {
     fn default() -> Self {
+        let max_body_bytes = 1024 * 1024;
         Self {
             batch_size: 1000,
             batch_timeout: Duration::from_millis(50),
-            max_body_bytes: 1024 * 1024,
+            max_body_bytes,
+            max_inflight_bytes: Self::default_max_inflight_bytes(max_body_bytes),
             shutdown_grace: Duration::from_secs(30),
             http: None,
         }
+    }
+}
+
+impl ConsumerOptions {
+    /// The default bound on bytes held for a body limit: 64 MiB (full batches of ordinary events, one filling
+    /// while one commits), or four of the largest bodies accepted, whichever is larger.
+    pub fn default_max_inflight_bytes(max_body_bytes: usize) -> usize {
+        (64 * 1024 * 1024).max(max_body_bytes.saturating_mul(4))
     }
 }
 
@@ -83,9 +102,24 @@ struct Batch {
     /// The acker of the last delivery: its multiple-ack covers the whole batch.
     last: Option<Acker>,
     messages: usize,
+    /// The bytes of the bodies, counted in [`Metrics::inflight_bytes`] until the batch is acknowledged.
+    bytes: usize,
 }
 
 impl Batch {
+    /// Decodes `delivery` into the batch, holding its bytes.
+    fn take(
+        &mut self,
+        delivery: colloquy_broker::Delivery,
+        options: &ConsumerOptions,
+        metrics: &Metrics,
+    ) {
+        let bytes = delivery.body.len();
+        metrics.hold_bytes(bytes);
+        self.bytes += bytes;
+        self.push(decode(delivery, options.max_body_bytes));
+    }
+
     fn push(&mut self, (decoded, acker): (Decoded, Acker)) {
         match decoded {
             Decoded::Event(event) => {
@@ -118,18 +152,17 @@ impl Consumer {
         self.metrics.clone()
     }
 
-    /// Runs until `shutdown` resolves (then: stop taking deliveries, store and ack what is in hand, return) or
-    /// the subscription ends.
+    /// Prepares the database ([`EventSink::prepare`], waiting out failures that can pass), then runs until
+    /// `shutdown` resolves (then: stop taking deliveries, store and ack what is in hand, return) or the
+    /// subscription ends. Fails on a database failure only the operator can fix
+    /// ([`Error::is_configuration`]), or when the database still fails at the end of the shutdown grace period;
+    /// unstored messages stay in the queue. `shutdown` is dropped when this returns.
     pub async fn run(
         self,
         subscription: Box<dyn Subscription>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<RunSummary> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        tokio::spawn(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        });
 
         let http = match self.options.http {
             Some(addr) => {
@@ -139,37 +172,56 @@ impl Consumer {
                         stopped(&mut stop).await;
                     })
                     .await?;
-                Some(tokio::spawn(server))
+                Some(AbortOnDrop(tokio::spawn(server)))
             }
             None => None,
         };
 
+        let inflight = Arc::new(Inflight {
+            limit: self.options.max_inflight_bytes,
+            released: Notify::new(),
+            metrics: self.metrics.clone(),
+        });
         let (requests_tx, requests_rx) = mpsc::channel(1);
-        let batcher = tokio::spawn(batcher(
+        let mut batcher = AbortOnDrop(tokio::spawn(batcher(
             subscription,
             requests_rx,
             self.options.clone(),
-            self.metrics.clone(),
+            inflight.clone(),
             stop_rx.clone(),
-        ));
-        let written = writer(
+        )));
+        let writer = writer(
             requests_tx,
             self.sink.clone(),
             self.options.clone(),
-            self.metrics.clone(),
+            inflight,
             stop_rx,
-        )
-        .await;
-        // The writer stops early only on failure; the batcher then sees no more requests and returns.
-        let subscription = batcher
+        );
+        // The shutdown future is polled here, not in a task of its own: it ends with this function.
+        let written = {
+            let mut writer = std::pin::pin!(writer);
+            let mut shutdown = std::pin::pin!(shutdown);
+            tokio::select! {
+                written = &mut writer => written,
+                () = &mut shutdown => {
+                    let _ = stop_tx.send(true);
+                    writer.await
+                }
+            }
+        };
+        if let Err(error) = written {
+            // Nothing is left to acknowledge: stop the batcher wherever it waits, dropping the subscription;
+            // the deliveries it held return to the queue.
+            drop(batcher);
+            return Err(error);
+        }
+        // The writer has stored and acknowledged everything; the batcher saw no more requests and returns.
+        let subscription = (&mut batcher.0)
             .await
             .map_err(|error| Error::Task(error.to_string()))?;
         // Only now, with every ack sent, may the subscription (and its connection) close.
         drop(subscription);
-        if let Some(http) = http {
-            http.abort();
-        }
-        written?;
+        drop(http);
         let summary = RunSummary {
             events_stored: self.metrics.events_stored(),
             duplicates_skipped: self.metrics.duplicates_skipped(),
@@ -182,6 +234,36 @@ impl Consumer {
             "Consumer stopped."
         );
         Ok(summary)
+    }
+}
+
+/// A task that is aborted when its handle is dropped (on every way out of [`Consumer::run`]).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The bytes of message bodies taken from the subscription and not yet acknowledged, against their bound.
+struct Inflight {
+    limit: usize,
+    /// Notified when bytes are released, for a batcher waiting for room.
+    released: Notify,
+    metrics: Metrics,
+}
+
+impl Inflight {
+    /// Whether the batcher may take another delivery.
+    fn has_room(&self) -> bool {
+        self.metrics.inflight_bytes() < self.limit
+    }
+
+    /// Releases the bytes of an acknowledged (or abandoned) batch.
+    fn release(&self, bytes: usize) {
+        self.metrics.release_bytes(bytes);
+        self.released.notify_one();
     }
 }
 
@@ -202,17 +284,19 @@ async fn batcher(
     mut subscription: Box<dyn Subscription>,
     mut requests: mpsc::Receiver<BatchRequest>,
     options: ConsumerOptions,
-    metrics: Metrics,
+    inflight: Arc<Inflight>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Box<dyn Subscription>> {
+    let metrics = inflight.metrics.clone();
     let mut batch = Batch::default();
     let mut cancelled = false;
     let mut ended = false;
     let mut health = tokio::time::interval(HEALTH_TICK);
     metrics.set_broker_ready(subscription.is_ready());
     while !ended {
-        // Wait for the first delivery of a batch.
+        // Wait for the first delivery of a batch, and for room for it.
         if batch.messages == 0 {
+            let room = inflight.has_room();
             tokio::select! {
                 biased;
                 _ = stopped(&mut stop), if !cancelled => {
@@ -221,26 +305,30 @@ async fn batcher(
                     cancelled = true;
                     continue;
                 }
-                next = subscription.next() => match next {
-                    Ok(Some(delivery)) => batch.push(decode(delivery, options.max_body_bytes)),
+                next = subscription.next(), if room => match next {
+                    Ok(Some(delivery)) => batch.take(delivery, &options, &metrics),
                     Ok(None) => break,
                     Err(error) => {
                         tracing::warn!(%error, "Receiving failed; the subscription reconnects.");
                         continue;
                     }
                 },
+                () = inflight.released.notified(), if !room => continue,
                 _ = health.tick() => {
                     metrics.set_broker_ready(subscription.is_ready());
                     continue;
                 }
             }
         }
-        // Take what is waiting already, up to a full batch or the batch timeout.
+        // Take what is waiting already, up to a full batch, the batch timeout or the byte bound.
         let deadline = Instant::now() + options.batch_timeout;
-        while batch.messages < options.batch_size && Instant::now() < deadline {
+        while batch.messages < options.batch_size
+            && Instant::now() < deadline
+            && inflight.has_room()
+        {
             // Poll once, without a timer: what is not ready now means the queue ran dry.
             match subscription.next().now_or_never() {
-                Some(Ok(Some(delivery))) => batch.push(decode(delivery, options.max_body_bytes)),
+                Some(Ok(Some(delivery))) => batch.take(delivery, &options, &metrics),
                 Some(Ok(None)) => {
                     ended = true;
                     break;
@@ -255,7 +343,7 @@ async fn batcher(
         }
         // Hand the batch over as soon as the writer asks for one; until then keep filling it.
         loop {
-            let full = batch.messages >= options.batch_size;
+            let full = batch.messages >= options.batch_size || !inflight.has_room();
             tokio::select! {
                 biased;
                 request = requests.recv() => {
@@ -272,7 +360,7 @@ async fn batcher(
                     cancelled = true;
                 }
                 next = subscription.next(), if !full && !ended => match next {
-                    Ok(Some(delivery)) => batch.push(decode(delivery, options.max_body_bytes)),
+                    Ok(Some(delivery)) => batch.take(delivery, &options, &metrics),
                     Ok(None) => ended = true,
                     Err(error) => tracing::warn!(%error, "Receiving failed; the subscription reconnects."),
                 },
@@ -300,14 +388,28 @@ async fn cancel(subscription: &mut Box<dyn Subscription>) {
     }
 }
 
-/// Asks for each batch, stores it (retrying while the database is unreachable), then acknowledges it.
+/// Prepares the database, then asks for each batch, stores it (waiting out failures that can pass), then
+/// acknowledges it.
 async fn writer(
     requests: mpsc::Sender<BatchRequest>,
     sink: Arc<dyn EventSink>,
     options: ConsumerOptions,
-    metrics: Metrics,
+    inflight: Arc<Inflight>,
     stop: watch::Receiver<bool>,
 ) -> Result<()> {
+    let metrics = &inflight.metrics;
+    let waiting = Waiting {
+        options: &options,
+        metrics,
+        stop: &stop,
+    };
+    if let Err(error) = waiting
+        .retry("preparing the database", || sink.prepare())
+        .await
+    {
+        tracing::error!(%error, "Cannot prepare the database; deliveries stay in the queue.");
+        return Err(error);
+    }
     loop {
         let (request, reply) = oneshot::channel();
         if requests.send(request).await.is_err() {
@@ -323,15 +425,13 @@ async fn writer(
             .iter()
             .filter_map(|row| row.timestamp)
             .reduce(f64::max);
-        let messages = batch.messages;
-        let stored = match store_with_retry(
+        let (messages, bytes) = (batch.messages, batch.bytes);
+        let stored = match store_batch(
             &*sink,
             batch.rows,
             batch.messages_of_rows,
             batch.dead_letters,
-            &options,
-            &metrics,
-            &stop,
+            &waiting,
         )
         .await
         {
@@ -339,7 +439,15 @@ async fn writer(
             Err(error) => {
                 // Not acked: the broker delivers these again, to this consumer's successor.
                 tracing::error!(%error, unstored = messages, "Giving up on the database; unstored messages stay in the queue.");
-                return Err(Error::Unstored { events: messages });
+                inflight.release(bytes);
+                return Err(if error.is_transient() {
+                    Error::Unstored {
+                        events: messages,
+                        cause: Box::new(error),
+                    }
+                } else {
+                    error
+                });
             }
         };
         metrics.record_batch(
@@ -366,6 +474,7 @@ async fn writer(
                 }
             }
         }
+        inflight.release(bytes);
     }
 }
 
@@ -380,19 +489,20 @@ struct Stored {
     dead_letters: usize,
 }
 
-/// Stores one batch. Transient failures (the database is down or busy) are retried with capped exponential
-/// backoff for as long as the consumer runs, plus the shutdown grace period after a stop signal. If the
-/// database refuses the data itself, the events are stored one by one and those it refuses become dead letters.
-async fn store_with_retry(
+/// Stores one batch, waiting out failures that can pass. If the database refuses the data itself, the events
+/// are stored one by one and those it refuses become dead letters, with the database's reason. Any other
+/// failure (the configuration's, or one that outlasted the shutdown grace period) is returned.
+async fn store_batch(
     sink: &dyn EventSink,
     rows: Vec<EventRow>,
     messages_of_rows: Vec<RawMessage>,
     mut dead_letters: Vec<DeadLetterRow>,
-    options: &ConsumerOptions,
-    metrics: &Metrics,
-    stop: &watch::Receiver<bool>,
+    waiting: &Waiting<'_>,
 ) -> Result<Stored> {
-    match retry_transient(|| sink.store(&rows, &dead_letters), options, metrics, stop).await {
+    match waiting
+        .retry("storing a batch", || sink.store(&rows, &dead_letters))
+        .await
+    {
         Ok(inserted) => {
             return Ok(Stored {
                 inserted,
@@ -400,80 +510,107 @@ async fn store_with_retry(
                 dead_letters: dead_letters.len(),
             });
         }
-        Err(error) if error.is_transient() => return Err(error),
-        Err(error) => {
+        Err(error) if error.is_refused() => {
             tracing::warn!(%error, "The database refused the batch; storing its events one by one.")
         }
+        Err(error) => return Err(error),
     }
     let mut stored = Stored::default();
     for (row, message) in rows.iter().zip(messages_of_rows) {
         let row = std::slice::from_ref(row);
-        match retry_transient(|| sink.store(row, &[]), options, metrics, stop).await {
+        match waiting
+            .retry("storing an event", || sink.store(row, &[]))
+            .await
+        {
             Ok(inserted) => {
                 stored.inserted += inserted;
                 stored.events += 1;
             }
-            Err(error) if error.is_transient() => return Err(error),
-            Err(error) => {
-                let reason = match &error {
-                    Error::Storage(error) => format!("the database refused the event: {error}"),
-                    other => format!("the database refused the event: {other}"),
-                };
-                dead_letters.push(message.into_dead_letter(reason));
-            }
-        }
-    }
-    retry_transient(|| sink.store(&[], &dead_letters), options, metrics, stop).await?;
-    stored.dead_letters = dead_letters.len();
-    Ok(stored)
-}
-
-/// Runs `operation` until it succeeds or fails with a non-transient error; gives up on transient errors only
-/// once the shutdown grace period after a stop signal has passed.
-async fn retry_transient<T, F, Fut>(
-    mut operation: F,
-    options: &ConsumerOptions,
-    metrics: &Metrics,
-    stop: &watch::Receiver<bool>,
-) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T>>,
-{
-    let mut delays = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(5))
-        .with_jitter()
-        .without_max_times()
-        .build();
-    let mut give_up_at: Option<Instant> = None;
-    let mut attempt = 0u32;
-    loop {
-        match operation().await {
-            Ok(value) => {
-                if attempt > 0 {
-                    tracing::info!(attempts = attempt + 1, "The database answers again.");
-                }
-                metrics.set_database_ready(true);
-                return Ok(value);
-            }
-            Err(error) if error.is_transient() => {
-                metrics.set_database_ready(false);
-                if *stop.borrow() {
-                    let deadline =
-                        *give_up_at.get_or_insert_with(|| Instant::now() + options.shutdown_grace);
-                    if Instant::now() >= deadline {
-                        return Err(error);
-                    }
-                }
-                attempt += 1;
-                let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                if attempt == 1 || attempt.is_multiple_of(10) {
-                    tracing::warn!(%error, attempt, retry_in_ms = delay.as_millis() as u64, "The database is unavailable; retrying the batch.");
-                }
-                tokio::time::sleep(delay).await;
+            Err(error) if error.is_refused() => {
+                dead_letters.push(
+                    message.into_dead_letter(format!("the database refused the event: {error}")),
+                );
             }
             Err(error) => return Err(error),
         }
     }
+    waiting
+        .retry("storing dead letters", || sink.store(&[], &dead_letters))
+        .await?;
+    stored.dead_letters = dead_letters.len();
+    Ok(stored)
 }
+
+/// The one policy for database failures: wait out what can pass, with capped exponential backoff, for as long
+/// as the consumer runs (plus the shutdown grace period after a stop signal); report every failure in the
+/// health state and the logs with the database's own message.
+struct Waiting<'a> {
+    options: &'a ConsumerOptions,
+    metrics: &'a Metrics,
+    stop: &'a watch::Receiver<bool>,
+}
+
+impl Waiting<'_> {
+    /// Runs `operation` until it succeeds or fails with an error that cannot pass ([`Error::is_transient`]);
+    /// gives up on one that can only once the shutdown grace period after a stop signal has passed.
+    async fn retry<T, F, Fut>(&self, what: &str, mut operation: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(RETRY_MIN_DELAY)
+            .with_max_delay(RETRY_MAX_DELAY)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let mut give_up_at: Option<Instant> = None;
+        let mut attempt = 0u32;
+        let started = Instant::now();
+        loop {
+            match operation().await {
+                Ok(value) => {
+                    if attempt > 0 {
+                        tracing::info!(
+                            attempts = attempt + 1,
+                            waited_s = started.elapsed().as_secs(),
+                            "The database works again."
+                        );
+                    }
+                    self.metrics.set_database_ok();
+                    return Ok(value);
+                }
+                Err(error) => {
+                    self.metrics.set_database_failed(error.to_string());
+                    if !error.is_transient() {
+                        return Err(error);
+                    }
+                    if *self.stop.borrow() {
+                        let deadline = *give_up_at
+                            .get_or_insert_with(|| Instant::now() + self.options.shutdown_grace);
+                        if Instant::now() >= deadline {
+                            return Err(error);
+                        }
+                    }
+                    attempt += 1;
+                    let delay = delays.next().unwrap_or(RETRY_MAX_DELAY);
+                    if attempt == 1 || attempt.is_multiple_of(10) {
+                        tracing::warn!(
+                            %error,
+                            attempt,
+                            waited_s = started.elapsed().as_secs(),
+                            retry_in_ms = delay.as_millis() as u64,
+                            "The database fails, for now; {what} again after a pause (deliveries stay unacknowledged)."
+                        );
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+}
+
+/// The first pause of [`Waiting::retry`].
+const RETRY_MIN_DELAY: Duration = Duration::from_millis(100);
+/// The longest pause of [`Waiting::retry`].
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(5);

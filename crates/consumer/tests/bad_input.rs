@@ -2,13 +2,12 @@
 
 mod support;
 
-use colloquy_testkit::TestDialect;
 use colloquy_testkit::rasa_conversation;
-use support::Harness;
+use support::{Harness, TestStore};
 
 #[tokio::test]
 async fn bad_messages_become_dead_letters_and_the_consumer_carries_on() {
-    let mut harness = Harness::new(TestDialect::Postgres).await;
+    let mut harness = Harness::new(TestStore::postgres().await).await;
     harness.start().await;
     let deep = format!(
         r#"{{"sender_id": "s", "event": "user", "x": {}1{}}}"#,

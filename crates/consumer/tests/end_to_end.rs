@@ -9,7 +9,7 @@ use colloquy_broker::{AmqpBroker, EventBroker};
 use colloquy_events::{Envelope, EventId, Tracker};
 use colloquy_testkit::TestDialect;
 use colloquy_testkit::{data_of, interleave, rasa_conversation};
-use support::{Harness, StoredRow};
+use support::{Harness, StoredRow, TestStore};
 
 /// Checks that `rows` are exactly `bodies` (each once), in per-conversation order, with Rasa's column values.
 fn assert_stored_exactly(rows: &[StoredRow], bodies: &[Vec<u8>]) {
@@ -50,7 +50,7 @@ fn assert_stored_exactly(rows: &[StoredRow], bodies: &[Vec<u8>]) {
 }
 
 async fn rasa_published_conversations_are_stored_once_in_order(dialect: TestDialect) {
-    let mut harness = Harness::new(dialect).await;
+    let mut harness = Harness::new(TestStore::of(dialect).await).await;
     harness.start().await;
     let bodies = interleave(
         (0..5)
@@ -74,7 +74,7 @@ async fn rasa_published_conversations_are_stored_once_in_order(dialect: TestDial
 }
 
 async fn a_message_published_twice_is_stored_once(dialect: TestDialect) {
-    let mut harness = Harness::new(dialect).await;
+    let mut harness = Harness::new(TestStore::of(dialect).await).await;
     harness.start().await;
     let bodies = rasa_conversation("twice", 2);
     // Rasa re-sends the same body with a new message_id when a publish fails: same content, same event.
@@ -93,7 +93,7 @@ async fn a_message_published_twice_is_stored_once(dialect: TestDialect) {
 }
 
 async fn events_from_our_broker_keep_their_ids(dialect: TestDialect) {
-    let mut harness = Harness::new(dialect).await;
+    let mut harness = Harness::new(TestStore::of(dialect).await).await;
     harness.start().await;
     let bodies = rasa_conversation("ours", 4);
     let mut tracker = Tracker::new("ours");
@@ -121,7 +121,7 @@ async fn events_from_our_broker_keep_their_ids(dialect: TestDialect) {
 }
 
 async fn unknown_event_types_and_keys_are_stored_like_any_other(dialect: TestDialect) {
-    let mut harness = Harness::new(dialect).await;
+    let mut harness = Harness::new(TestStore::of(dialect).await).await;
     harness.start().await;
     let bodies: Vec<Vec<u8>> = [
         r#"{"sender_id": "pro", "user_id": "u1", "event": "flow_started", "timestamp": 1700000000.5, "metadata": {"rasa_environment": "prod"}, "flow_id": "transfer_money"}"#,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use colloquy_testkit::TestDialect;
 use colloquy_testkit::{data_of, interleave, rasa_conversation};
 use colloquy_testkit::{rabbitmqctl, wait_until};
-use support::Harness;
+use support::{Harness, TestStore};
 
 static ONE_FAULT_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -69,7 +69,7 @@ fn workload() -> Vec<Vec<u8>> {
 }
 
 async fn slow_harness(dialect: TestDialect) -> Harness {
-    let mut harness = Harness::new(dialect).await;
+    let mut harness = Harness::new(TestStore::of(dialect).await).await;
     harness.options.batch_size = 20;
     harness.prefetch = 40;
     harness

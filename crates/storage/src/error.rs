@@ -198,26 +198,24 @@ pub(crate) fn classify(error: &sqlx::Error, dialect: Dialect) -> ErrorKind {
     }
 }
 
-/// PostgreSQL's SQLSTATE codes.
+/// PostgreSQL's SQLSTATE codes (<https://www.postgresql.org/docs/current/errcodes-appendix.html>).
 fn classify_sqlstate(code: &str) -> ErrorKind {
-    match code {
-        // No unique index matches ON CONFLICT; undefined table, column, object.
-        "42P10" | "42P01" | "42703" | "42704" => ErrorKind::SchemaMissing,
-        // Invalid authorization, invalid password, database does not exist, insufficient privilege.
-        "28000" | "28P01" | "3D000" | "42501" => ErrorKind::Config,
+    let class = code.get(..2).unwrap_or_default();
+    match (class, code) {
+        // No unique index matches ON CONFLICT; undefined table, column, object, schema.
+        (_, "42P10" | "42P01" | "42703" | "42704" | "3F000") => ErrorKind::SchemaMissing,
+        // Invalid authorization or password, a missing or dropped database, no privilege, other syntax or
+        // access rule violations.
+        (_, "3D000" | "57P04") | ("28" | "42", _) => ErrorKind::Config,
         // A read-only transaction (a standby, a database set read-only for maintenance): it can pass.
-        "25006" => ErrorKind::Transient,
-        // Data exceptions (too long, out of range, bad encoding), integrity constraints.
-        _ if code.starts_with("22") || code.starts_with("23") => ErrorKind::Refused,
+        (_, "25006") => ErrorKind::Transient,
+        // Data exceptions (too long, out of range, bad encoding), integrity constraints, program limits (a
+        // row or value too large).
+        ("22" | "23" | "54", _) => ErrorKind::Refused,
         // Connection exception, transaction rollback (serialisation, deadlock), insufficient resources (disk
         // full, out of memory, too many connections), object not in prerequisite state (lock not available),
-        // operator intervention (shutdown), system error.
-        _ if ["08", "40", "53", "55", "57", "58"]
-            .iter()
-            .any(|class| code.starts_with(class)) =>
-        {
-            ErrorKind::Transient
-        }
+        // operator intervention (shutdown, cannot connect now), system error, internal error.
+        ("08" | "40" | "53" | "55" | "57" | "58" | "XX", _) => ErrorKind::Transient,
         _ => ErrorKind::Other,
     }
 }
@@ -292,6 +290,10 @@ mod tests {
             (classify_sqlstate("53100"), ErrorKind::Transient),
             (classify_sqlstate("57P01"), ErrorKind::Transient),
             (classify_sqlstate("22001"), ErrorKind::Refused),
+            (classify_sqlstate("42501"), ErrorKind::Config),
+            (classify_sqlstate("57P04"), ErrorKind::Config),
+            (classify_sqlstate("54000"), ErrorKind::Refused),
+            (classify_sqlstate("58030"), ErrorKind::Transient),
             (classify_mysql(Some(1146)), ErrorKind::SchemaMissing),
             (classify_mysql(Some(1045)), ErrorKind::Config),
             (classify_mysql(Some(1290)), ErrorKind::Transient),

@@ -6,7 +6,8 @@
 //! failing test, never a skipped one.
 //!
 //! Each test names its own queues, exchanges and databases with [`unique_name`] and waits for conditions with
-//! [`wait_until`], a bounded poll: no fixed sleeps.
+//! [`wait_until`], a bounded poll: no fixed sleeps. A test that breaks the database (stops it, makes it
+//! read-only) runs a [`PrivatePostgres`] cluster of its own, never the shared server.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -17,8 +18,10 @@
 //! # }
 //! ```
 
+mod private_postgres;
 mod rasa;
 
+pub use private_postgres::PrivatePostgres;
 pub use rasa::{data_of, delete_topology, interleave, publish_like_rasa, rasa_conversation};
 
 use std::future::Future;

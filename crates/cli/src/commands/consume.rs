@@ -6,19 +6,25 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use colloquy_broker::AmqpSubscription;
 use colloquy_consumer::{Consumer, ConsumerOptions};
-use colloquy_storage::{ConnectOptions, Database, Schema, redact};
+use colloquy_storage::{ConnectOptions, redact};
 
 use crate::cli::ConsumeArgs;
 use crate::settings::{Endpoints, amqp_config, prefetch_for};
 
-/// Runs the consumer until SIGTERM / SIGINT.
+/// Runs the consumer until SIGTERM / SIGINT. The database is prepared by the consumer itself, which waits out
+/// a database that is down or failing (with `/health` saying why) and stops with exit code 2 on one that only
+/// the operator can fix.
 pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()> {
     let (database, url) =
         super::open_database(&args.database, endpoints, &ConnectOptions::default())?;
     let amqp = amqp_config(&args.broker, endpoints)
         .map_err(|error| super::ConfigError(format!("{error:#}")))?
         .with_prefetch(prefetch_for(args.batch_size, args.prefetch));
-    migrate_when_ready(&database, &url).await?;
+    let max_body_bytes = usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX);
+    let max_inflight_bytes = match args.max_inflight_bytes {
+        Some(bytes) => usize::try_from(bytes).unwrap_or(usize::MAX),
+        None => ConsumerOptions::default_max_inflight_bytes(max_body_bytes),
+    };
 
     let queues: Vec<&str> = amqp.queues().iter().map(|queue| queue.as_str()).collect();
     tracing::info!(
@@ -28,6 +34,7 @@ pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()>
         database = %redact(&url),
         batch_size = args.batch_size,
         prefetch = amqp.prefetch().get(),
+        max_inflight_bytes,
         "Starting the consumer."
     );
     let subscription = AmqpSubscription::connect(amqp)
@@ -36,32 +43,26 @@ pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()>
     let options = ConsumerOptions {
         batch_size: args.batch_size as usize,
         batch_timeout: Duration::from_millis(args.batch_timeout_ms),
-        max_body_bytes: args.max_body_bytes,
+        max_body_bytes,
+        max_inflight_bytes,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
         http: args.http,
     };
     let consumer = Consumer::new(Arc::new(database.clone()), options);
-    consumer
+    let outcome = consumer
         .run(Box::new(subscription), super::shutdown_signal())
-        .await?;
+        .await;
     database.close().await;
-    Ok(())
-}
-
-/// Applies the migrations, waiting (with backoff, up to [`super::OUTAGE_LIMIT`]) for a database that is still
-/// starting.
-async fn migrate_when_ready(database: &Database, url: &str) -> Result<()> {
-    let mut outage = super::Outage::default();
-    loop {
-        match database.migrate(Schema::Events).await {
-            Ok(()) => return Ok(()),
-            Err(error) if error.is_transient() => {
-                outage
-                    .wait(&error, "The database does not answer yet.")
-                    .await
-                    .with_context(|| format!("the database at {} does not answer", redact(url)))?;
-            }
-            Err(error) => return Err(super::storage_error(error)),
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_configuration() => Err(super::ConfigError(format!(
+            "{error} (database {}). What to do: check the credentials, that the database exists and that its \
+             schema is Rasa's (`colloquy migrate`); undelivered messages stay in the queue",
+            redact(&url)
+        ))
+        .into()),
+        Err(error) => {
+            Err(error).with_context(|| format!("the consumer stopped (database {})", redact(&url)))
         }
     }
 }

@@ -41,8 +41,8 @@ pub async fn run(command: DeadLettersCommand, endpoints: Option<&Endpoints>) -> 
                         "{}\t{}\t{}\t{}\t{}",
                         letter.id,
                         letter.received_at,
-                        letter.source,
-                        letter.error,
+                        printable(&letter.source),
+                        printable(&letter.error),
                         preview(&letter.body, letter.body_len)
                     )?;
                 }
@@ -150,13 +150,80 @@ const PREVIEW_BYTES: usize = 320;
 /// printable.
 fn preview(body: &[u8], body_len: i64) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(240)]);
-    let mut preview: String = text
-        .chars()
-        .take(80)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if usize::try_from(body_len).unwrap_or(usize::MAX) > preview.len() {
+    let start: String = text.chars().take(80).collect();
+    let mut preview = printable(&start);
+    if usize::try_from(body_len).unwrap_or(usize::MAX) > start.len() {
         preview.push('…');
     }
     preview
+}
+
+/// `text` safe to print on a terminal: tabs and line breaks become spaces, and every other character that
+/// acts instead of showing (controls such as ESC, format characters such as the bidirectional overrides
+/// U+202E and U+2066, zero-width characters, line and paragraph separators) is written as its `\u{…}` escape.
+fn printable(text: &str) -> String {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    let mut printable = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\t' | '\n' | '\r' => printable.push(' '),
+            _ if matches!(
+                c.general_category(),
+                GeneralCategory::Control
+                    | GeneralCategory::Format
+                    | GeneralCategory::LineSeparator
+                    | GeneralCategory::ParagraphSeparator
+            ) =>
+            {
+                printable.extend(c.escape_unicode())
+            }
+            _ => printable.push(c),
+        }
+    }
+    printable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{preview, printable};
+
+    #[test]
+    fn printable_escapes_what_would_act_on_the_terminal() {
+        for (text, expected) in [
+            (
+                "plain text, émoji 🙂, 日本語",
+                "plain text, émoji 🙂, 日本語",
+            ),
+            ("a\tb\nc\r", "a b c "),
+            ("\u{1b}[31mred", "\\u{1b}[31mred"),
+            ("\u{7}\u{0}\u{7f}\u{85}", "\\u{7}\\u{0}\\u{7f}\\u{85}"),
+            ("abc\u{202e}cba", "abc\\u{202e}cba"),
+            (
+                "\u{202a}\u{202b}\u{202c}\u{202d}",
+                "\\u{202a}\\u{202b}\\u{202c}\\u{202d}",
+            ),
+            (
+                "\u{2066}x\u{2067}y\u{2068}z\u{2069}",
+                "\\u{2066}x\\u{2067}y\\u{2068}z\\u{2069}",
+            ),
+            ("\u{200e}\u{200f}\u{61c}", "\\u{200e}\\u{200f}\\u{61c}"),
+            ("zero\u{200b}width\u{feff}", "zero\\u{200b}width\\u{feff}"),
+            ("line\u{2028}para\u{2029}", "line\\u{2028}para\\u{2029}"),
+        ] {
+            assert_eq!(printable(text), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn previews_are_printable_and_short() {
+        assert_eq!(
+            preview(b"{\"text\": \"\xe2\x80\xae\"}", 15),
+            "{\"text\": \"\\u{202e}\"}"
+        );
+        let long = "x".repeat(300);
+        assert_eq!(
+            preview(long.as_bytes(), 300),
+            format!("{}…", "x".repeat(80))
+        );
+    }
 }

@@ -378,10 +378,11 @@ where
     }
 }
 
-/// This process's command line with `--resume-from` set to `at`, quoted for a POSIX shell.
+/// This process's command line with `--resume-from` set to `at`, quoted for a POSIX shell, without passwords.
 fn resume_command(at: &ResumePoint) -> String {
     let mut args: Vec<String> = Vec::new();
-    let mut given = std::env::args();
+    let (given, redacted) = crate::settings::redact_command_line(std::env::args());
+    let mut given = given.into_iter();
     if let Some(program) = given.next() {
         args.push(program);
     }
@@ -394,10 +395,19 @@ fn resume_command(at: &ResumePoint) -> String {
     }
     args.push("--resume-from".into());
     args.push(at.token());
-    args.iter()
+    let command = args
+        .iter()
         .map(|arg| shell_quote(arg))
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    if redacted {
+        format!(
+            "{command}\n(the password is not repeated: put it back in place of ***, or give it through \
+             COLLOQUY_TRACKER_STORE / AMQP_URL or endpoints.yml)"
+        )
+    } else {
+        command
+    }
 }
 
 /// `arg` as one POSIX shell word.

@@ -19,6 +19,42 @@ pub const STORE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Every stored event, with all of Rasa's columns and Colloquy's.
 pub type StoredRow = colloquy_storage::StoredEvent;
 
+/// The database a test consumer writes to.
+pub enum TestStore {
+    /// A fresh database of its own on the shared server of a dialect (or an SQLite file).
+    Fresh(TestDatabase),
+    /// The `postgres` database of a private cluster (for tests that break the server).
+    Private(colloquy_testkit::PrivatePostgres),
+}
+
+impl TestStore {
+    pub async fn of(dialect: TestDialect) -> Self {
+        Self::Fresh(dialect.fresh_database().await)
+    }
+
+    pub async fn postgres() -> Self {
+        Self::of(TestDialect::Postgres).await
+    }
+
+    pub async fn sqlite() -> Self {
+        Self::of(TestDialect::Sqlite).await
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            Self::Fresh(database) => database.url.clone(),
+            Self::Private(cluster) => cluster.url("postgres"),
+        }
+    }
+
+    pub async fn cleanup(self) {
+        match self {
+            Self::Fresh(database) => database.drop_database().await,
+            Self::Private(cluster) => drop(cluster),
+        }
+    }
+}
+
 /// Defines, for each named `async fn NAME(dialect: TestDialect)`, a module `NAME` with one test per dialect
 /// (`NAME::postgres`, `NAME::mysql`, `NAME::sqlite`).
 #[macro_export]
@@ -52,7 +88,7 @@ pub struct Harness {
     pub amqp_url: String,
     pub exchange: String,
     pub queue: String,
-    pub store: TestDatabase,
+    pub store: TestStore,
     pub database: Database,
     pub options: ConsumerOptions,
     pub prefetch: u16,
@@ -65,14 +101,20 @@ pub struct Harness {
 
 impl Harness {
     /// A harness with its own exchange, queue and database; the consumer is not started yet.
-    pub async fn new(dialect: TestDialect) -> Self {
-        let store = dialect.fresh_database().await;
-        let database =
-            Database::connect_lazy(&store.url, &ConnectOptions::default()).expect("database URL");
-        database
+    pub async fn new(store: TestStore) -> Self {
+        let harness = Self::unmigrated(store).await;
+        harness
+            .database
             .migrate(Schema::Events)
             .await
             .expect("migrating the test database");
+        harness
+    }
+
+    /// A harness whose database is left as it is (the consumer prepares it when it starts).
+    pub async fn unmigrated(store: TestStore) -> Self {
+        let database =
+            Database::connect_lazy(&store.url(), &ConnectOptions::default()).expect("database URL");
         Self {
             amqp_url: colloquy_testkit::amqp_url().await,
             exchange: unique_name("colloquy-test-exchange"),
@@ -129,6 +171,26 @@ impl Harness {
             .expect("the consumer stopped cleanly")
     }
 
+    /// Stops the consumer and returns the error it ended with.
+    pub async fn stop_with_error(&mut self) -> colloquy_consumer::Error {
+        let (stop, handle, _) = self.running.take().expect("the consumer runs");
+        let _ = stop.send(());
+        tokio::time::timeout(STORE_TIMEOUT, handle)
+            .await
+            .expect("the consumer stops within the timeout")
+            .expect("the consumer task did not panic")
+            .expect_err("the consumer ends with an error")
+    }
+
+    /// Waits (bounded) for the consumer to end on its own, and returns how it ended.
+    pub async fn ended(&mut self) -> colloquy_consumer::Result<RunSummary> {
+        let (_stop, handle, _) = self.running.take().expect("the consumer runs");
+        tokio::time::timeout(STORE_TIMEOUT, handle)
+            .await
+            .expect("the consumer ends on its own")
+            .expect("the consumer task did not panic")
+    }
+
     /// Whether the consumer task has ended (it should not, on bad input).
     pub fn consumer_finished(&self) -> bool {
         self.running
@@ -176,7 +238,7 @@ impl Harness {
         }
         colloquy_testkit::delete_topology(&self.amqp_url, &self.exchange, &self.queue).await;
         self.database.close().await;
-        self.store.drop_database().await;
+        self.store.cleanup().await;
     }
 }
 
