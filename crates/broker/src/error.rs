@@ -2,6 +2,7 @@
 //! whether to retry.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A boxed source error (keeps transport types such as lapin's out of the public API).
@@ -98,12 +99,34 @@ pub enum Error {
     },
     /// Events handed over are not confirmed: the broker has been unreachable for the configured number of
     /// connection attempts. They are kept and still retried; a later flush can succeed.
-    #[error("{pending} events handed over are not confirmed by RabbitMQ: {reason}")]
+    #[error("{pending} events handed over are not confirmed by RabbitMQ (it stays unreachable)")]
     Unconfirmed {
         /// How many events are not confirmed.
         pending: u64,
         /// The last connection error.
-        reason: String,
+        #[source]
+        source: Arc<Error>,
+    },
+    /// RabbitMQ keeps rejecting (Nack) a message: it was re-sent with backoff and rejected `nacks` times in a row
+    /// over `during`. Usually a queue policy (`x-overflow: reject-publish` with `x-max-length`) or a queue
+    /// that cannot take messages. The events are kept and still re-sent; a later flush can succeed once the
+    /// queue has room.
+    #[error(
+        "RabbitMQ rejected (Nack) a publish {nacks} times in {during:?}; {pending} events handed over are not \
+         confirmed (the first: {}): a queue bound to the exchange refuses publishes (x-overflow reject-publish \
+         with x-max-length) or cannot take messages",
+        .event_ids.join(", ")
+    )]
+    Rejected {
+        /// How many events are not confirmed.
+        pending: u64,
+        /// The ids (`message_id`) of the first unconfirmed events, oldest first (the first is the one
+        /// rejected); at most [`Error::REJECTED_IDS_SHOWN`].
+        event_ids: Vec<String>,
+        /// How many times in a row the first one was rejected.
+        nacks: u32,
+        /// How long since its first rejection.
+        during: Duration,
     },
     /// The broker or subscription was closed (or its task stopped).
     #[error("the broker is closed")]
@@ -117,9 +140,12 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Whether trying again later can succeed (network trouble, a full buffer, unconfirmed events). Bad
-    /// configuration, refused credentials, incompatible topology and a closed broker are not retryable.
-    pub fn is_retryable(&self) -> bool {
+    /// How many unconfirmed event ids [`Error::Rejected`] names at most.
+    pub const REJECTED_IDS_SHOWN: usize = 10;
+
+    /// Whether trying again later can succeed (network trouble, a full buffer, unconfirmed or rejected events).
+    /// Bad configuration, refused credentials, incompatible topology and a closed broker are not transient.
+    pub fn is_transient(&self) -> bool {
         matches!(
             self,
             Self::ConnectTimeout { .. }
@@ -127,12 +153,14 @@ impl Error {
                 | Self::Channel { .. }
                 | Self::BufferFull { .. }
                 | Self::Unconfirmed { .. }
+                | Self::Rejected { .. }
         )
     }
 
-    /// Whether the error is a configuration problem the operator must fix (including refused credentials and an
-    /// incompatible existing topology).
-    pub fn is_configuration(&self) -> bool {
+    /// Whether the error is a configuration problem the operator must fix (an invalid setting, refused
+    /// credentials, an exchange that exists with another type or other properties): retrying cannot help, and
+    /// a command line tool exits with its usage/configuration code.
+    pub fn is_config(&self) -> bool {
         matches!(
             self,
             Self::Config(_)

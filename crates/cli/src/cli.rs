@@ -113,7 +113,8 @@ pub struct BrokerArgs {
     pub amqp_url: Option<String>,
 
     /// A queue to consume (repeat the flag for several; the variable takes a comma-separated list). Each is
-    /// declared durable and bound to the exchange, as Rasa does. Default: `rasa_core_events`.
+    /// bound to the exchange; one that exists is used as it is (classic or quorum, with its arguments), one that
+    /// does not is declared durable, as Rasa does (see --queue-type). Default: `rasa_core_events`.
     #[arg(
         long = "queue",
         env = "COLLOQUY_QUEUE",
@@ -125,6 +126,29 @@ pub struct BrokerArgs {
     /// The fanout exchange the queues are bound to (declared non-durable, as Rasa does). Default: `rasa-exchange`.
     #[arg(long, env = "COLLOQUY_EXCHANGE", value_name = "NAME")]
     pub exchange: Option<String>,
+
+    /// The type of the queues declared when they do not exist: `classic` (as Rasa) or `quorum` (replicated in
+    /// a RabbitMQ cluster). A queue that exists is used as it is, whatever its type.
+    #[arg(long, env = "COLLOQUY_QUEUE_TYPE", value_enum, default_value_t = QueueTypeArg::Classic)]
+    pub queue_type: QueueTypeArg,
+}
+
+/// Queue types for `--queue-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueueTypeArg {
+    /// A classic durable queue without arguments.
+    Classic,
+    /// A quorum queue.
+    Quorum,
+}
+
+impl From<QueueTypeArg> for colloquy_broker::QueueType {
+    fn from(arg: QueueTypeArg) -> Self {
+        match arg {
+            QueueTypeArg::Classic => Self::Classic,
+            QueueTypeArg::Quorum => Self::Quorum,
+        }
+    }
 }
 
 /// Where the database is.

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use colloquy_broker::ConsumerRole;
 use tokio::net::TcpListener;
 
 use crate::database::EventSink;
@@ -61,18 +62,16 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         .is_ok_and(|ping| ping.is_ok());
     state.metrics.set_database_ready(database);
     let broker = state.metrics.broker_ready();
-    let status = if broker && database {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let role = state.metrics.role();
+    // A standby is healthy (200: a supervisor must not restart it) but says it does not consume.
+    let (status, word) = match (broker && database, role) {
+        (true, ConsumerRole::Active) => (StatusCode::OK, "ready"),
+        (true, ConsumerRole::Standby) => (StatusCode::OK, "standby"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     };
     let body = format!(
-        "{{\"status\": \"{}\", \"broker\": {broker}, \"database\": {database}}}\n",
-        if status == StatusCode::OK {
-            "ready"
-        } else {
-            "unavailable"
-        }
+        "{{\"status\": \"{word}\", \"role\": \"{}\", \"broker\": {broker}, \"database\": {database}}}\n",
+        role.as_str()
     );
     (status, [(CONTENT_TYPE, "application/json")], body)
 }

@@ -109,12 +109,13 @@ impl Error {
     }
 
     /// Whether the same call may succeed if retried later (the database or broker was unreachable or timed
-    /// out). A transient failure of `save` may have committed: retrying the same tracker is safe (see
+    /// out; a broker error as the broker classifies it: refused credentials or a closed broker are not). A transient failure of `save` may have committed: retrying the same tracker is safe (see
     /// [`crate::TrackerStore::save`]).
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Database { transient, .. } => *transient,
-            Self::Unavailable { .. } | Self::Broker(_) | Self::Timeout { .. } => true,
+            Self::Broker(error) => error.is_transient(),
+            Self::Unavailable { .. } | Self::Timeout { .. } => true,
             _ => false,
         }
     }
@@ -157,5 +158,21 @@ pub(crate) fn is_transient_sqlx(error: &sqlx::Error) -> bool {
                 || code.starts_with("57P")
         }),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn a_broker_error_is_transient_as_the_broker_classifies_it() {
+        assert!(!Error::Broker(colloquy_broker::Error::Closed).is_transient());
+        assert!(!Error::Broker(colloquy_broker::Error::Config("bad".into())).is_transient());
+        let full = colloquy_broker::Error::BufferFull {
+            capacity: 1,
+            rejected: 1,
+        };
+        assert!(Error::Broker(full).is_transient());
     }
 }

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use colloquy_broker::AmqpSubscription;
 use colloquy_consumer::{Consumer, ConsumerOptions, Database, redact};
 
 use crate::cli::ConsumeArgs;
@@ -28,9 +27,7 @@ pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()>
         prefetch = amqp.prefetch().get(),
         "Starting the consumer."
     );
-    let subscription = AmqpSubscription::connect(amqp)
-        .await
-        .context("cannot subscribe to the broker")?;
+    let subscription = super::subscribe(amqp).await?;
     let options = ConsumerOptions {
         batch_size: args.batch_size as usize,
         batch_timeout: Duration::from_millis(args.batch_timeout_ms),
