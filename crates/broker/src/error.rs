@@ -113,7 +113,7 @@ pub enum Error {
     /// queue has room.
     #[error(
         "RabbitMQ rejected (Nack) a publish {nacks} times in {during:?}; {pending} events handed over are not \
-         confirmed (the first: {}): a queue bound to the exchange refuses publishes (x-overflow reject-publish \
+         confirmed (the oldest: {}): a queue bound to the exchange refuses publishes (x-overflow reject-publish \
          with x-max-length) or cannot take messages",
         .event_ids.join(", ")
     )]

@@ -14,7 +14,8 @@ pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()>
     let (database, url) = super::open_database(&args.database, endpoints)?;
     let amqp = amqp_config(&args.broker, endpoints)
         .map_err(|error| super::ConfigError(format!("{error:#}")))?
-        .with_prefetch(prefetch_for(args.batch_size, args.prefetch));
+        .with_prefetch(prefetch_for(args.batch_size, args.prefetch))
+        .with_connection_name(format!("colloquy-consume-{}", std::process::id()));
     migrate_when_ready(&database, &url).await?;
 
     let queues: Vec<&str> = amqp.queues().iter().map(|queue| queue.as_str()).collect();
