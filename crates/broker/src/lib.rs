@@ -5,9 +5,22 @@
 //!   `PikaEventBroker` (same topology, same body bytes) and built so that no event is lost: publisher confirms
 //!   through a bounded window, reconnects with capped exponential backoff, re-sending in the original order
 //!   with the same ids, back-pressure instead of dropping.
+//!   A Nack is re-sent after a backoff; a message nacked [5 times in a row, or for 60 s](Error::Rejected)
+//!   makes `flush` fail naming the events (they are kept and still re-sent). Queues that exist are used as the
+//!   operator declared them (classic or quorum, with their arguments); missing ones are declared as
+//!   [`QueueType`] says. A subscription is its queues' only consumer; a second one waits as a standby
+//!   ([`ConsumerRole`]) and takes over when the first goes away.
 //! - [`FileBroker`]: Rasa's `FileEventBroker` format (one JSON body per line).
 //! - [`InProcessBroker`] / [`InProcessSubscription`] ([`in_process`]): a bounded channel, for tests and
 //!   embedding.
+//!
+//! # Why the broker reconnects itself
+//! lapin can recover connections on its own, but its recovery replays a channel's state, not the publisher's
+//! obligations: what matters here is that every event handed over and not confirmed goes out again, first, in
+//! its original order and with its id, before anything newer; that a Nack is re-sent with a backoff; and that a
+//! subscription never acknowledges a delivery of a dead channel on a new one. The publisher and subscription
+//! tasks own that: on a lost connection they open a new one (capped exponential backoff with jitter, bounded
+//! attempts before `flush` reports the events), re-declare the topology, and re-send or re-consume.
 //!
 //! # Invariants
 //! - This crate knows nothing about SQL or the tracker store: it moves bodies and properties.
