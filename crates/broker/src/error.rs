@@ -12,10 +12,10 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The configuration is invalid (bad URL, scheme, port, name, duration, YAML...). Not retryable.
+    /// The configuration is invalid (bad URL, scheme, port, name, duration, YAML...). Not transient.
     #[error("invalid broker configuration: {0}")]
     Config(String),
-    /// A file named in the configuration (TLS certificate, key) could not be read. Not retryable.
+    /// A file named in the configuration (TLS certificate, key) could not be read. Not transient.
     #[error("cannot read `{}`", path.display())]
     ReadFile {
         /// The file.
@@ -33,7 +33,7 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// One connection attempt did not finish within the connect timeout. Retryable.
+    /// One connection attempt did not finish within the connect timeout. Transient.
     #[error("connecting to RabbitMQ at {target} timed out after {timeout:?}")]
     ConnectTimeout {
         /// The broker address (without the password).
@@ -41,7 +41,7 @@ pub enum Error {
         /// The timeout.
         timeout: Duration,
     },
-    /// RabbitMQ refused the login or the virtual host. Not retryable.
+    /// RabbitMQ refused the login or the virtual host. Not transient.
     #[error(
         "RabbitMQ at {target} refused the connection: wrong username or password, or no access to the virtual host"
     )]
@@ -52,7 +52,7 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
-    /// The connection could not be established or was lost (network, broker down). Retryable.
+    /// The connection could not be established or was lost (network, broker down). Transient.
     #[error("cannot connect to RabbitMQ at {target}")]
     Connect {
         /// The broker address (without the password).
@@ -61,8 +61,9 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
-    /// RabbitMQ refused to declare an exchange or queue the way Rasa does, usually because it already exists
-    /// with other properties (e.g. a durable exchange). Not retryable.
+    /// RabbitMQ refused to declare the exchange the way Rasa does, usually because it already exists with
+    /// another type or other properties (e.g. a durable exchange), or a missing queue (someone declared it
+    /// otherwise meanwhile). A queue that exists is used as it is, never refused. Not transient.
     #[error(
         "RabbitMQ refused to declare {object} as {expected} (the way Rasa declares it); it probably exists with \
          other properties"
@@ -76,7 +77,7 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
-    /// An AMQP channel operation failed (the channel or connection closed meanwhile). Retryable.
+    /// An AMQP channel operation failed (the channel or connection closed meanwhile). Transient.
     #[error("the AMQP channel failed while {action}")]
     Channel {
         /// What was being done.
@@ -86,7 +87,7 @@ pub enum Error {
         source: BoxError,
     },
     /// The buffer is full and the broker is configured to fail rather than wait (Rasa's `raise_on_failure`).
-    /// Retryable later; the events of the call were not handed over.
+    /// Transient; the events of the call were not handed over.
     #[error(
         "the broker's buffer of {capacity} events is full and it is configured to fail rather than wait; \
          none of the {rejected} events of this call was handed over"

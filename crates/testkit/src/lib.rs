@@ -17,8 +17,10 @@
 //! # }
 //! ```
 
+mod rabbitmq_node;
 mod rasa;
 
+pub use rabbitmq_node::PrivateRabbitMq;
 pub use rasa::{data_of, delete_topology, interleave, publish_like_rasa, rasa_conversation};
 
 use std::future::Future;

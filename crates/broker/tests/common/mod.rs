@@ -73,7 +73,17 @@ pub fn many_events(prefix: &str, count: usize, conversations: usize) -> Vec<Stam
 
 /// Test settings: this test's exchange, queue and connection name, short connect timeout and backoff.
 pub async fn config(exchange: &str, queue: &str, connection_name: &str) -> AmqpConfig {
-    AmqpConfig::from_url(&colloquy_testkit::amqp_url().await)
+    config_at(
+        &colloquy_testkit::amqp_url().await,
+        exchange,
+        queue,
+        connection_name,
+    )
+}
+
+/// [`config`] for the broker at `url` (a private node).
+pub fn config_at(url: &str, exchange: &str, queue: &str, connection_name: &str) -> AmqpConfig {
+    AmqpConfig::from_url(url)
         .unwrap()
         .with_exchange(exchange)
         .unwrap()
