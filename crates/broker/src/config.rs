@@ -64,6 +64,42 @@ impl fmt::Debug for AmqpName {
     }
 }
 
+/// The type of the queues Colloquy declares when they do not exist yet. A queue that exists is used as it is,
+/// whatever its type and arguments (the operator's declaration wins).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum QueueType {
+    /// A classic durable queue without arguments, as Rasa declares it.
+    #[default]
+    Classic,
+    /// A quorum queue (`x-queue-type: quorum`): replicated across a RabbitMQ cluster, durable by nature.
+    Quorum,
+}
+
+impl QueueType {
+    /// The name RabbitMQ uses in `x-queue-type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Quorum => "quorum",
+        }
+    }
+}
+
+impl std::str::FromStr for QueueType {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "classic" => Ok(Self::Classic),
+            "quorum" => Ok(Self::Quorum),
+            other => Err(Error::Config(format!(
+                "unknown queue type `{other}` (expected `classic` or `quorum`)"
+            ))),
+        }
+    }
+}
+
 /// Paths of TLS material (read at each connect; used with `amqps://` only).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -83,6 +119,7 @@ pub struct AmqpConfig {
     uri: AMQPUri,
     exchange: AmqpName,
     queues: Vec<AmqpName>,
+    queue_type: QueueType,
     app_id: Option<AmqpName>,
     connection_name: Option<String>,
     buffer_capacity: NonZeroUsize,
@@ -102,6 +139,7 @@ impl fmt::Debug for AmqpConfig {
             .field("target", &self.target())
             .field("exchange", &self.exchange)
             .field("queues", &self.queues)
+            .field("queue_type", &self.queue_type)
             .field("app_id", &self.app_id)
             .field("connection_name", &self.connection_name)
             .field("buffer_capacity", &self.buffer_capacity)
@@ -142,6 +180,7 @@ impl AmqpConfig {
             uri,
             exchange: AmqpName::new(DEFAULT_EXCHANGE)?,
             queues: vec![AmqpName::new(DEFAULT_QUEUE)?],
+            queue_type: QueueType::Classic,
             app_id: None,
             connection_name: None,
             buffer_capacity: nz_usize(10_000),
@@ -310,6 +349,13 @@ impl AmqpConfig {
         Ok(self)
     }
 
+    /// The type of the queues declared when they do not exist (default [`QueueType::Classic`], as Rasa). Queues
+    /// that exist are consumed and bound as they are, whatever their type and arguments.
+    pub fn with_queue_type(mut self, queue_type: QueueType) -> Self {
+        self.queue_type = queue_type;
+        self
+    }
+
     /// Sets the `app_id` property of published messages (the CLI passes `RASA_ENVIRONMENT`).
     pub fn with_app_id(mut self, app_id: Option<&str>) -> Result<Self> {
         self.app_id = app_id.map(AmqpName::new).transpose()?;
@@ -409,6 +455,11 @@ impl AmqpConfig {
     /// The queue names.
     pub fn queues(&self) -> &[AmqpName] {
         &self.queues
+    }
+
+    /// The type of the queues declared when they do not exist.
+    pub fn queue_type(&self) -> QueueType {
+        self.queue_type
     }
 
     /// The `app_id` property.

@@ -43,7 +43,7 @@ pub(crate) async fn open_channel(config: &AmqpConfig, role: &str) -> Result<(Con
             .create_channel()
             .await
             .map_err(|e| channel_error("opening a channel", e))?;
-        topology::declare(&channel, config).await?;
+        topology::declare(&connection, &channel, config).await?;
         Ok((connection, channel))
     };
     match tokio::time::timeout(config.connect_timeout(), setup).await {
@@ -75,7 +75,7 @@ pub(crate) async fn open_channel_with_retries(
     loop {
         match open_channel(config, role).await {
             Ok(session) => return Ok(session),
-            Err(error) if error.is_retryable() && attempt < attempts => {
+            Err(error) if error.is_transient() && attempt < attempts => {
                 tracing::warn!(
                     target = %config.target(), attempt, attempts, error = %error.chain(),
                     "Cannot connect to RabbitMQ yet; retrying."

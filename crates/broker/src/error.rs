@@ -2,6 +2,7 @@
 //! whether to retry.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A boxed source error (keeps transport types such as lapin's out of the public API).
@@ -11,10 +12,10 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The configuration is invalid (bad URL, scheme, port, name, duration, YAML...). Not retryable.
+    /// The configuration is invalid (bad URL, scheme, port, name, duration, YAML...). Not transient.
     #[error("invalid broker configuration: {0}")]
     Config(String),
-    /// A file named in the configuration (TLS certificate, key) could not be read. Not retryable.
+    /// A file named in the configuration (TLS certificate, key) could not be read. Not transient.
     #[error("cannot read `{}`", path.display())]
     ReadFile {
         /// The file.
@@ -32,7 +33,7 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// One connection attempt did not finish within the connect timeout. Retryable.
+    /// One connection attempt did not finish within the connect timeout. Transient.
     #[error("connecting to RabbitMQ at {target} timed out after {timeout:?}")]
     ConnectTimeout {
         /// The broker address (without the password).
@@ -40,7 +41,7 @@ pub enum Error {
         /// The timeout.
         timeout: Duration,
     },
-    /// RabbitMQ refused the login or the virtual host. Not retryable.
+    /// RabbitMQ refused the login or the virtual host. Not transient.
     #[error(
         "RabbitMQ at {target} refused the connection: wrong username or password, or no access to the virtual host"
     )]
@@ -51,7 +52,7 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
-    /// The connection could not be established or was lost (network, broker down). Retryable.
+    /// The connection could not be established or was lost (network, broker down). Transient.
     #[error("cannot connect to RabbitMQ at {target}")]
     Connect {
         /// The broker address (without the password).
@@ -60,8 +61,9 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
-    /// RabbitMQ refused to declare an exchange or queue the way Rasa does, usually because it already exists
-    /// with other properties (e.g. a durable exchange). Not retryable.
+    /// RabbitMQ refused to declare the exchange the way Rasa does, usually because it already exists with
+    /// another type or other properties (e.g. a durable exchange), or a missing queue (someone declared it
+    /// otherwise meanwhile). A queue that exists is used as it is, never refused. Not transient.
     #[error(
         "RabbitMQ refused to declare {object} as {expected} (the way Rasa declares it); it probably exists with \
          other properties"
@@ -75,7 +77,7 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
-    /// An AMQP channel operation failed (the channel or connection closed meanwhile). Retryable.
+    /// An AMQP channel operation failed (the channel or connection closed meanwhile). Transient.
     #[error("the AMQP channel failed while {action}")]
     Channel {
         /// What was being done.
@@ -85,7 +87,7 @@ pub enum Error {
         source: BoxError,
     },
     /// The buffer is full and the broker is configured to fail rather than wait (Rasa's `raise_on_failure`).
-    /// Retryable later; the events of the call were not handed over.
+    /// Transient; the events of the call were not handed over.
     #[error(
         "the broker's buffer of {capacity} events is full and it is configured to fail rather than wait; \
          none of the {rejected} events of this call was handed over"
@@ -98,12 +100,34 @@ pub enum Error {
     },
     /// Events handed over are not confirmed: the broker has been unreachable for the configured number of
     /// connection attempts. They are kept and still retried; a later flush can succeed.
-    #[error("{pending} events handed over are not confirmed by RabbitMQ: {reason}")]
+    #[error("{pending} events handed over are not confirmed by RabbitMQ (it stays unreachable)")]
     Unconfirmed {
         /// How many events are not confirmed.
         pending: u64,
         /// The last connection error.
-        reason: String,
+        #[source]
+        source: Arc<Error>,
+    },
+    /// RabbitMQ keeps rejecting (Nack) a message: it was re-sent with backoff and rejected `nacks` times in a row
+    /// over `during`. Usually a queue policy (`x-overflow: reject-publish` with `x-max-length`) or a queue
+    /// that cannot take messages. The events are kept and still re-sent; a later flush can succeed once the
+    /// queue has room.
+    #[error(
+        "RabbitMQ rejected (Nack) a publish {nacks} times in {during:?}; {pending} events handed over are not \
+         confirmed (the oldest: {}): a queue bound to the exchange refuses publishes (x-overflow reject-publish \
+         with x-max-length) or cannot take messages",
+        .event_ids.join(", ")
+    )]
+    Rejected {
+        /// How many events are not confirmed.
+        pending: u64,
+        /// The ids (`message_id`) of the first unconfirmed events, oldest first (the first is the one
+        /// rejected); at most [`Error::REJECTED_IDS_SHOWN`].
+        event_ids: Vec<String>,
+        /// How many times in a row the first one was rejected.
+        nacks: u32,
+        /// How long since its first rejection.
+        during: Duration,
     },
     /// The broker or subscription was closed (or its task stopped).
     #[error("the broker is closed")]
@@ -114,9 +138,12 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Whether trying again later can succeed (network trouble, a full buffer, unconfirmed events). Bad
-    /// configuration, refused credentials, incompatible topology and a closed broker are not retryable.
-    pub fn is_retryable(&self) -> bool {
+    /// How many unconfirmed event ids [`Error::Rejected`] names at most.
+    pub const REJECTED_IDS_SHOWN: usize = 10;
+
+    /// Whether trying again later can succeed (network trouble, a full buffer, unconfirmed or rejected events).
+    /// Bad configuration, refused credentials, incompatible topology and a closed broker are not transient.
+    pub fn is_transient(&self) -> bool {
         matches!(
             self,
             Self::ConnectTimeout { .. }
@@ -124,12 +151,14 @@ impl Error {
                 | Self::Channel { .. }
                 | Self::BufferFull { .. }
                 | Self::Unconfirmed { .. }
+                | Self::Rejected { .. }
         )
     }
 
-    /// Whether the error is a configuration problem the operator must fix (including refused credentials and an
-    /// incompatible existing topology).
-    pub fn is_configuration(&self) -> bool {
+    /// Whether the error is a configuration problem the operator must fix (an invalid setting, refused
+    /// credentials, an exchange that exists with another type or other properties): retrying cannot help, and
+    /// a command line tool exits with its usage/configuration code.
+    pub fn is_config(&self) -> bool {
         matches!(
             self,
             Self::Config(_)

@@ -27,7 +27,7 @@ fn writers() -> &'static Writers {
 }
 
 /// Appends events to a file in Rasa's `FileEventBroker` format. Writes are buffered; [`EventBroker::flush`]
-/// writes them out and syncs the file.
+/// writes them out and syncs the file. The file I/O runs on Tokio's blocking threads, never on a runtime worker.
 #[derive(Debug)]
 pub struct FileBroker {
     path: PathBuf,
@@ -77,43 +77,46 @@ impl FileBroker {
             .ok_or(Error::Closed)
     }
 
-    fn write_lines(&self, events: &[StampedEnvelope]) -> Result<()> {
+    /// Runs `io` on the shared writer in a blocking thread (a write or an fsync must not stall a runtime
+    /// worker), mapping its error to [`Error::WriteFile`].
+    async fn with_writer(
+        &self,
+        io: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()> + Send + 'static,
+    ) -> Result<()> {
+        let writer = self.writer()?;
+        let done = tokio::task::spawn_blocking(move || io(&mut writer.lock().expect("file lock")))
+            .await
+            .unwrap_or_else(|join| Err(std::io::Error::other(join)));
+        done.map_err(|source| Error::WriteFile {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    async fn write_lines(&self, events: &[StampedEnvelope]) -> Result<()> {
         let mut lines = String::new();
         for event in events {
             lines.push_str(&event.envelope.to_rasa_json());
             lines.push('\n');
         }
-        let writer = self.writer()?;
-        let mut writer = writer.lock().expect("file lock");
-        writer
-            .write_all(lines.as_bytes())
-            .map_err(|source| Error::WriteFile {
-                path: self.path.clone(),
-                source,
-            })
+        self.with_writer(move |writer| writer.write_all(lines.as_bytes()))
+            .await
     }
 }
 
 #[async_trait]
 impl EventBroker for FileBroker {
     async fn publish(&self, event: StampedEnvelope) -> Result<()> {
-        self.write_lines(std::slice::from_ref(&event))
+        self.write_lines(std::slice::from_ref(&event)).await
     }
 
     async fn publish_batch(&self, events: Vec<StampedEnvelope>) -> Result<()> {
-        self.write_lines(&events)
+        self.write_lines(&events).await
     }
 
     async fn flush(&self) -> Result<()> {
-        let writer = self.writer()?;
-        let mut writer = writer.lock().expect("file lock");
-        writer
-            .flush()
-            .and_then(|()| writer.get_ref().sync_data())
-            .map_err(|source| Error::WriteFile {
-                path: self.path.clone(),
-                source,
-            })
+        self.with_writer(|writer| writer.flush().and_then(|()| writer.get_ref().sync_data()))
+            .await
     }
 
     async fn close(&self) -> Result<()> {

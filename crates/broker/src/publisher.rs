@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use colloquy_events::StampedEnvelope;
@@ -36,13 +37,32 @@ struct Pending {
     confirm: Option<PublisherConfirm>,
 }
 
-/// What flush waits on: the number of messages confirmed in order since the start, and, while the broker has
-/// been unreachable for the configured number of attempts, the last error.
+/// What flush waits on: the number of messages confirmed in order since the start, and why the rest is stuck,
+/// while it is.
 #[derive(Debug, Clone, Default)]
 struct Progress {
     confirmed: u64,
-    unreachable: Option<Arc<str>>,
+    stuck: Option<Stuck>,
 }
+
+/// Why the events handed over cannot be confirmed for now (they are kept and still tried).
+#[derive(Debug, Clone)]
+enum Stuck {
+    /// The broker has been unreachable for the configured number of attempts: the last error.
+    Unreachable(Arc<Error>),
+    /// RabbitMQ rejected (Nack) the oldest unconfirmed message [`NACKS_BEFORE_FAILING`] times in a row, or for
+    /// [`NACK_PATIENCE`].
+    Rejected {
+        event_ids: Vec<String>,
+        nacks: u32,
+        since: Instant,
+    },
+}
+
+/// After this many Nacks in a row (each re-send waiting the backoff), flush reports [`Error::Rejected`].
+const NACKS_BEFORE_FAILING: u32 = 5;
+/// After Nacks in a row for this long, flush reports [`Error::Rejected`] whatever their number.
+const NACK_PATIENCE: Duration = Duration::from_secs(60);
 
 /// State shared between the handle and the task.
 struct Shared {
@@ -117,6 +137,10 @@ impl AmqpBroker {
             progress: progress_sender,
             shared: shared.clone(),
             shutdown: shared.shutdown.subscribe(),
+            nacks: 0,
+            first_nack: None,
+            resend_at: None,
+            nack_delays: Box::new(connection::backoff(&config)),
         };
         let handle = tokio::spawn(task.run(session));
         Self {
@@ -150,15 +174,28 @@ impl AmqpBroker {
         let target = handed_over.saturating_sub(limit);
         let mut progress = self.progress.clone();
         let reached = progress
-            .wait_for(|p| p.confirmed >= target || p.unreachable.is_some())
+            .wait_for(|p| p.confirmed >= target || p.stuck.is_some())
             .await
             .map(|p| p.clone());
         match reached {
             Ok(p) if p.confirmed >= target => Ok(()),
-            Ok(p) => Err(Error::Unconfirmed {
-                pending: handed_over - p.confirmed,
-                reason: p.unreachable.as_deref().unwrap_or_default().to_owned(),
-            }),
+            Ok(Progress { confirmed, stuck }) => {
+                let pending = handed_over.saturating_sub(confirmed);
+                Err(match stuck {
+                    Some(Stuck::Rejected {
+                        event_ids,
+                        nacks,
+                        since,
+                    }) => Error::Rejected {
+                        pending,
+                        event_ids,
+                        nacks,
+                        during: since.elapsed(),
+                    },
+                    Some(Stuck::Unreachable(source)) => Error::Unconfirmed { pending, source },
+                    None => Error::Closed,
+                })
+            }
             // The task has ended: what it confirmed is final.
             Err(_) if progress.borrow().confirmed >= target => Ok(()),
             Err(_) => Err(Error::Closed),
@@ -262,6 +299,7 @@ enum Step {
     Event(Option<lapin::Event>),
     Confirm(lapin::Result<Confirmation>),
     Received(usize),
+    Resend,
 }
 
 struct PublisherTask {
@@ -274,6 +312,12 @@ struct PublisherTask {
     progress: watch::Sender<Progress>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
+    /// The Nacks in a row (no Ack between them) and when the first of them came.
+    nacks: u32,
+    first_nack: Option<Instant>,
+    /// After a Nack, nothing is (re-)sent before this instant: the re-sends back off.
+    resend_at: Option<tokio::time::Instant>,
+    nack_delays: Box<dyn Iterator<Item = Duration> + Send>,
 }
 
 impl PublisherTask {
@@ -291,15 +335,15 @@ impl PublisherTask {
                     Ok(session) => session,
                     Err(error) => {
                         failures += 1;
-                        let chain = error.chain();
                         warn!(
-                            target = %self.config.target(), attempt = failures, error = %chain,
+                            target = %self.config.target(), attempt = failures, error = %error.chain(),
                             unconfirmed = self.pending.len() + self.receiver.len(),
                             "Cannot connect the publisher to RabbitMQ; retrying."
                         );
                         if failures >= attempts {
+                            let error = Arc::new(error);
                             self.progress
-                                .send_modify(|p| p.unreachable = Some(chain.into()));
+                                .send_modify(|p| p.stuck = Some(Stuck::Unreachable(error)));
                             if self.receiver.is_closed() {
                                 return self.stop();
                             }
@@ -313,13 +357,16 @@ impl PublisherTask {
                     }
                 },
             };
-            if failures > 0 || self.progress.borrow().unreachable.is_some() {
+            let was_unreachable =
+                matches!(self.progress.borrow().stuck, Some(Stuck::Unreachable(_)));
+            if failures > 0 || was_unreachable {
                 info!(target = %self.config.target(), after_failures = failures, "Publisher reconnected to RabbitMQ.");
             }
             failures = 0;
             delays = connection::backoff(&self.config);
-            self.progress
-                .send_if_modified(|p| p.unreachable.take().is_some());
+            if was_unreachable {
+                self.progress.send_modify(|p| p.stuck = None);
+            }
             self.shared.ready.store(true, Ordering::SeqCst);
             let outcome = self.run_connected(&connection, &channel).await;
             self.shared.ready.store(false, Ordering::SeqCst);
@@ -369,7 +416,11 @@ impl PublisherTask {
         let mut blocked = connection.status().blocked();
         let mut batch = Vec::with_capacity(window);
         loop {
-            if !blocked {
+            let resend_at = self
+                .resend_at
+                .filter(|at| *at > tokio::time::Instant::now());
+            self.resend_at = resend_at;
+            if !blocked && resend_at.is_none() {
                 while self.in_flight < self.pending.len() {
                     let pending = &mut self.pending[self.in_flight];
                     let published = channel
@@ -398,6 +449,9 @@ impl PublisherTask {
                 biased;
                 _ = self.shutdown.changed() => Step::Shutdown,
                 event = events.next() => Step::Event(event),
+                _ = tokio::time::sleep_until(resend_at.unwrap_or_else(tokio::time::Instant::now)), if resend_at.is_some() => {
+                    Step::Resend
+                }
                 confirmation = front_confirm(&mut self.pending), if self.in_flight > 0 => {
                     Step::Confirm(confirmation)
                 }
@@ -436,7 +490,7 @@ impl PublisherTask {
                         return outcome;
                     }
                 }
-                Step::Received(0) => {}
+                Step::Received(0) | Step::Resend => {}
                 Step::Received(_) => {
                     self.pending.extend(batch.drain(..).map(|message| Pending {
                         message,
@@ -456,6 +510,7 @@ impl PublisherTask {
         while let Some(result) = next.take() {
             match result {
                 Ok(Confirmation::Ack(_)) => {
+                    self.accepted();
                     self.pending.pop_front();
                     self.in_flight -= 1;
                     confirmed += 1;
@@ -468,11 +523,9 @@ impl PublisherTask {
                 }
                 Ok(Confirmation::Nack(_)) => {
                     // Go back: re-send the nacked message and everything after it, in order (same ids), so that
-                    // a consumer sees every event; duplicates share their id.
-                    warn!(
-                        target = %self.config.target(), in_flight = self.in_flight,
-                        "RabbitMQ rejected a message (Nack); re-sending it and the ones after it."
-                    );
+                    // a consumer sees every event; duplicates share their id. After a pause: RabbitMQ nacks
+                    // for reasons that take time to pass (a full queue that rejects publishes).
+                    self.rejected();
                     for pending in &mut self.pending {
                         pending.confirm = None;
                     }
@@ -495,6 +548,60 @@ impl PublisherTask {
             self.progress.send_modify(|p| p.confirmed += confirmed);
         }
         outcome
+    }
+}
+
+impl PublisherTask {
+    /// Records a Nack of the oldest unconfirmed message: schedules the re-send after the next backoff delay,
+    /// and reports the events as stuck once the Nacks in a row reach the bound.
+    fn rejected(&mut self) {
+        self.nacks += 1;
+        let since = *self.first_nack.get_or_insert_with(Instant::now);
+        let delay = self
+            .nack_delays
+            .next()
+            .unwrap_or(self.config.retry_delays().1);
+        self.resend_at = Some(tokio::time::Instant::now() + delay);
+        warn!(
+            target = %self.config.target(), nacks = self.nacks, in_flight = self.in_flight,
+            retry_in_ms = delay.as_millis() as u64,
+            "RabbitMQ rejected a message (Nack); re-sending it and the ones after it after a pause."
+        );
+        if self.nacks >= NACKS_BEFORE_FAILING || since.elapsed() >= NACK_PATIENCE {
+            let event_ids = self
+                .pending
+                .iter()
+                .filter_map(|p| p.message.properties.message_id().as_ref())
+                .take(Error::REJECTED_IDS_SHOWN)
+                .map(|id| id.to_string())
+                .collect();
+            let nacks = self.nacks;
+            self.progress.send_modify(|p| {
+                p.stuck = Some(Stuck::Rejected {
+                    event_ids,
+                    nacks,
+                    since,
+                });
+            });
+        }
+    }
+
+    /// Records an Ack: the Nacks in a row, if any, are over.
+    fn accepted(&mut self) {
+        if self.nacks == 0 {
+            return;
+        }
+        info!(target = %self.config.target(), after_nacks = self.nacks, "RabbitMQ accepts messages again.");
+        self.nacks = 0;
+        self.first_nack = None;
+        self.nack_delays = Box::new(connection::backoff(&self.config));
+        self.progress.send_if_modified(|p| {
+            let rejected = matches!(p.stuck, Some(Stuck::Rejected { .. }));
+            if rejected {
+                p.stuck = None;
+            }
+            rejected
+        });
     }
 }
 

@@ -1,25 +1,42 @@
 //! [`AmqpSubscription`]: consumes one or more queues with a prefetch, survives reconnects, and hands deliveries
 //! over through a bounded channel fed by a task (so that [`Subscription::next`] is cancel-safe).
+//!
+//! One active consumer per queue, whatever the queue's type: two consumers would break each conversation's
+//! order. Before consuming, a subscription takes the queue's lock — an exclusive queue `colloquy.lock.<queue>`,
+//! which RabbitMQ lets one connection own and deletes when that connection closes — and waits until no other
+//! consumer remains on the queue. (`basic.consume` `exclusive` would do on a classic queue, but RabbitMQ 3.10
+//! ignores it on quorum queues and refuses it on single-active-consumer queues.) A subscription that cannot
+//! take the lock waits as a standby ([`ConsumerRole::Standby`]), asking again every [`STANDBY_RETRY`] on its
+//! open connection; when the active one dies (process killed, connection cut) RabbitMQ deletes its lock,
+//! removes its consumer and requeues what it had not acknowledged, and the standby's next attempt makes it the
+//! active consumer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::stream::{BoxStream, select_all};
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions,
+};
 use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::Subscription;
-use crate::config::AmqpConfig;
+use crate::config::{AmqpConfig, AmqpName};
 use crate::connection;
 use crate::delivery::{Acker, ChannelGeneration, Delivery};
 use crate::error::{Error, Result, channel_error};
 use crate::properties::MessageProperties;
+use crate::topology::protocol_code;
+use crate::{ConsumerRole, Subscription};
+
+/// How often a standby asks RabbitMQ again to become the queue's consumer.
+pub const STANDBY_RETRY: Duration = Duration::from_secs(1);
 
 type CancelRequest = oneshot::Sender<Result<()>>;
 
@@ -29,13 +46,47 @@ struct Session {
     consumers: Vec<(Arc<str>, lapin::Consumer)>,
 }
 
+/// The result of asking to consume: consuming, or a standby (the connection stays open for the next attempt,
+/// keeping the locks it took).
+enum Started {
+    Consuming(Session),
+    Standby(Connection, Waiting),
+}
+
+/// Why a subscription waits as a standby.
+enum Waiting {
+    /// Another subscription holds the lock of this queue.
+    Locked(String),
+    /// The queue still has consumers (the previous holder being removed, or a client that is not Colloquy).
+    Consumed { queue: String, consumers: u32 },
+}
+
+impl std::fmt::Display for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Locked(queue) => write!(f, "another Colloquy consumer holds queue `{queue}`"),
+            Self::Consumed { queue, consumers } => {
+                write!(f, "queue `{queue}` still has {consumers} other consumer(s)")
+            }
+        }
+    }
+}
+
+/// Connected, and whether consuming or waiting as a standby: shared between the handle and the task.
+#[derive(Default)]
+struct State {
+    ready: AtomicBool,
+    standby: AtomicBool,
+}
+
 /// The AMQP consuming side: declares the same topology as the publisher (so a consumer can start before any
-/// producer), sets the prefetch, consumes every configured queue, and reconnects with backoff after a connection
+/// producer), sets the prefetch, consumes every configured queue as its only consumer (a second subscription
+/// waits as a standby, see [`Subscription::role`] and the module documentation), and reconnects with backoff after a connection
 /// loss. Deliveries of a dead channel are never acked on a new one ([`crate::AckOutcome::Stale`]); RabbitMQ
 /// redelivers them.
 pub struct AmqpSubscription {
     deliveries: mpsc::Receiver<Delivery>,
-    ready: Arc<AtomicBool>,
+    state: Arc<State>,
     cancel: Option<mpsc::Sender<CancelRequest>>,
     task: JoinHandle<()>,
 }
@@ -44,6 +95,7 @@ impl std::fmt::Debug for AmqpSubscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AmqpSubscription")
             .field("ready", &self.is_ready())
+            .field("role", &self.role())
             .field("buffered", &self.deliveries.len())
             .finish_non_exhaustive()
     }
@@ -57,27 +109,29 @@ impl Drop for AmqpSubscription {
 
 impl AmqpSubscription {
     /// Connects (up to the configured number of attempts, with backoff), declares the topology, sets the
-    /// prefetch and starts consuming. Fails with a clear error on bad credentials or an incompatible topology.
-    /// Must be called within a Tokio runtime.
+    /// prefetch and starts consuming, or waiting as a standby when another consumer holds a queue. Fails with a
+    /// clear error on bad credentials or an incompatible topology. Must be called within a Tokio runtime.
     pub async fn connect(config: AmqpConfig) -> Result<Self> {
         let (connection, channel) =
             connection::open_channel_with_retries(&config, "subscriber").await?;
-        let session = start_consuming(&config, connection, channel).await?;
+        let started = start_consuming(&config, connection, channel).await?;
         let prefetch = usize::from(config.prefetch().get());
         let (sender, deliveries) = mpsc::channel(prefetch);
         let (cancel, cancel_requests) = mpsc::channel(1);
-        let ready = Arc::new(AtomicBool::new(true));
+        let state = Arc::new(State::default());
         let task = SubscriptionTask {
             config,
             deliveries: sender,
-            ready: ready.clone(),
+            state: state.clone(),
             cancel_requests,
             generation: 0,
         };
-        let task = tokio::spawn(task.run(session));
+        // Visible as soon as `connect` returns.
+        task.set_role(&started);
+        let task = tokio::spawn(task.run(started));
         Ok(Self {
             deliveries,
-            ready,
+            state,
             cancel: Some(cancel),
             task,
         })
@@ -102,16 +156,55 @@ impl Subscription for AmqpSubscription {
     }
 
     fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+        self.state.ready.load(Ordering::SeqCst)
+    }
+
+    fn role(&self) -> ConsumerRole {
+        if self.state.standby.load(Ordering::SeqCst) {
+            ConsumerRole::Standby
+        } else {
+            ConsumerRole::Active
+        }
     }
 }
 
+/// Becomes the one consumer of every queue, or a standby: takes each queue's lock (in name order, so that two
+/// subscriptions of overlapping queue lists cannot each hold a lock the other waits for), checks that no other
+/// consumer remains on the queue (the one that held the lock before may still be being removed, its
+/// unacknowledged messages being requeued: consuming before that would deliver them after later ones), then
+/// sets the prefetch and consumes on `channel`.
 async fn start_consuming(
     config: &AmqpConfig,
     connection: Connection,
     channel: Channel,
-) -> Result<Session> {
+) -> Result<Started> {
     let setup = async {
+        let mut queues: Vec<&AmqpName> = config.queues().iter().collect();
+        queues.sort();
+        for queue in &queues {
+            if !take_lock(&connection, queue).await? {
+                return Ok(Err(Waiting::Locked(queue.to_string())));
+            }
+        }
+        for queue in &queues {
+            let declared = channel
+                .queue_declare(
+                    queue.short(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| channel_error("checking the queue's consumers", e))?;
+            if declared.consumer_count() > 0 {
+                return Ok(Err(Waiting::Consumed {
+                    queue: queue.to_string(),
+                    consumers: declared.consumer_count(),
+                }));
+            }
+        }
         channel
             .basic_qos(config.prefetch().get(), BasicQosOptions::default())
             .await
@@ -129,10 +222,15 @@ async fn start_consuming(
                 .map_err(|e| channel_error("starting to consume", e))?;
             consumers.push((Arc::<str>::from(queue.as_str()), consumer));
         }
-        Ok(consumers)
+        Ok(Ok(consumers))
     };
     let consumers = match tokio::time::timeout(config.connect_timeout(), setup).await {
-        Ok(result) => result?,
+        Ok(Ok(Ok(consumers))) => consumers,
+        Ok(Ok(Err(waiting))) => {
+            let _ = channel.close(200, "OK".into()).await;
+            return Ok(Started::Standby(connection, waiting));
+        }
+        Ok(Err(error)) => return Err(error),
         Err(_) => {
             return Err(Error::ConnectTimeout {
                 target: config.target(),
@@ -140,11 +238,75 @@ async fn start_consuming(
             });
         }
     };
-    Ok(Session {
+    Ok(Started::Consuming(Session {
         connection,
         channel,
         consumers,
-    })
+    }))
+}
+
+/// Takes the lock of `queue` for this connection: an exclusive queue named after it, which RabbitMQ lets one
+/// connection own and deletes when that connection closes (whatever the cause: a clean stop, a killed process,
+/// a cut connection). `false` when another connection owns it (405 RESOURCE_LOCKED). Declaring it again on the
+/// owning connection is a no-op.
+async fn take_lock(connection: &Connection, queue: &AmqpName) -> Result<bool> {
+    let probe = connection
+        .create_channel()
+        .await
+        .map_err(|e| channel_error("opening a channel", e))?;
+    let declared = probe
+        .queue_declare(
+            lock_name(queue).as_str().into(),
+            QueueDeclareOptions {
+                passive: false,
+                durable: false,
+                exclusive: true,
+                auto_delete: false,
+                nowait: false,
+            },
+            FieldTable::default(),
+        )
+        .await;
+    match declared {
+        Ok(_) => {
+            let _ = probe.close(200, "OK".into()).await;
+            Ok(true)
+        }
+        // RabbitMQ closed the probe channel.
+        Err(e) if protocol_code(&e) == Some(405) => Ok(false),
+        Err(e) => Err(channel_error("taking the consumer lock of the queue", e)),
+    }
+}
+
+/// The name of the lock queue of `queue`: `colloquy.lock.` and the queue name, cut to the 255 bytes of an AMQP
+/// name (on a character boundary).
+pub(crate) fn lock_name(queue: &AmqpName) -> String {
+    let mut name = format!("{LOCK_PREFIX}{queue}");
+    let mut end = name.len().min(255);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name.truncate(end);
+    name
+}
+
+/// The prefix of the lock queues (see [`AmqpSubscription`]).
+const LOCK_PREFIX: &str = "colloquy.lock.";
+
+/// Resolves when the subscription is cancelled (answering the request at once: nothing is being consumed) or
+/// dropped.
+async fn stopped(
+    cancel_requests: &mut mpsc::Receiver<CancelRequest>,
+    deliveries: &mpsc::Sender<Delivery>,
+) {
+    tokio::select! {
+        request = cancel_requests.recv() => {
+            if let Some(reply) = request {
+                let _ = reply.send(Ok(()));
+            }
+        }
+        _ = deliveries.closed() => {}
+    }
 }
 
 /// Why the consuming loop ended.
@@ -158,60 +320,88 @@ enum Outcome {
 struct SubscriptionTask {
     config: AmqpConfig,
     deliveries: mpsc::Sender<Delivery>,
-    ready: Arc<AtomicBool>,
+    state: Arc<State>,
     cancel_requests: mpsc::Receiver<CancelRequest>,
     generation: u64,
 }
 
+/// What ended a wait of the task (between attempts).
+enum Wake {
+    /// Time for the next attempt.
+    Retry,
+    /// Cancelled, or the subscription was dropped: stop.
+    Stop,
+}
+
 impl SubscriptionTask {
-    async fn run(mut self, first: Session) {
-        let mut session = Some(first);
+    async fn run(mut self, first: Started) {
+        let mut started = Some(first);
+        // The open connection of a standby, reused by its next attempt.
+        let mut standby: Option<Connection> = None;
         let mut delays = connection::backoff(&self.config);
         loop {
-            let current = match session.take() {
-                Some(session) => session,
+            let current = match started.take() {
+                Some(started) => started,
                 None => {
                     let attempt = async {
-                        let (connection, channel) =
-                            connection::open_channel(&self.config, "subscriber").await?;
-                        start_consuming(&self.config, connection, channel).await
+                        match standby.take() {
+                            Some(connection) if connection.status().connected() => {
+                                let channel = connection
+                                    .create_channel()
+                                    .await
+                                    .map_err(|e| channel_error("opening a channel", e))?;
+                                start_consuming(&self.config, connection, channel).await
+                            }
+                            _ => {
+                                let (connection, channel) =
+                                    connection::open_channel(&self.config, "subscriber").await?;
+                                start_consuming(&self.config, connection, channel).await
+                            }
+                        }
                     };
-                    tokio::select! {
-                        opened = attempt => match opened {
-                            Ok(session) => {
-                                info!(target = %self.config.target(), "Subscription reconnected to RabbitMQ.");
-                                delays = connection::backoff(&self.config);
-                                session
+                    let opened = tokio::select! {
+                        opened = attempt => opened,
+                        () = stopped(&mut self.cancel_requests, &self.deliveries) => return,
+                    };
+                    match opened {
+                        Ok(started) => {
+                            delays = connection::backoff(&self.config);
+                            started
+                        }
+                        Err(error) => {
+                            self.state.ready.store(false, Ordering::SeqCst);
+                            warn!(
+                                target = %self.config.target(), error = %error.chain(),
+                                "Subscription cannot reconnect to RabbitMQ yet; retrying."
+                            );
+                            let delay = delays.next().unwrap_or(self.config.retry_delays().1);
+                            match self.wait(delay).await {
+                                Wake::Retry => continue,
+                                Wake::Stop => return,
                             }
-                            Err(error) => {
-                                warn!(
-                                    target = %self.config.target(), error = %error.chain(),
-                                    "Subscription cannot reconnect to RabbitMQ yet; retrying."
-                                );
-                                let delay = delays.next().unwrap_or(self.config.retry_delays().1);
-                                tokio::select! {
-                                    _ = tokio::time::sleep(delay) => continue,
-                                    request = self.cancel_requests.recv() => {
-                                        if let Some(reply) = request { let _ = reply.send(Ok(())); }
-                                        return;
-                                    }
-                                    _ = self.deliveries.closed() => return,
-                                }
+                        }
+                    }
+                }
+            };
+            self.set_role(&current);
+            let session = match current {
+                Started::Consuming(session) => session,
+                Started::Standby(connection, _) => {
+                    standby = Some(connection);
+                    match self.wait(STANDBY_RETRY).await {
+                        Wake::Retry => continue,
+                        Wake::Stop => {
+                            if let Some(connection) = &standby {
+                                connection::close_quietly(connection).await;
                             }
-                        },
-                        request = self.cancel_requests.recv() => {
-                            // Cancelled while disconnected: nothing to cancel on the broker.
-                            if let Some(reply) = request { let _ = reply.send(Ok(())); }
                             return;
                         }
-                        _ = self.deliveries.closed() => return,
                     }
                 }
             };
             self.generation += 1;
-            self.ready.store(true, Ordering::SeqCst);
-            let outcome = self.consume(&current).await;
-            self.ready.store(false, Ordering::SeqCst);
+            let outcome = self.consume(&session).await;
+            self.state.ready.store(false, Ordering::SeqCst);
             match outcome {
                 Outcome::Done => {
                     // The connection stays open while deliveries still hold their channel (they can be acked);
@@ -223,9 +413,44 @@ impl SubscriptionTask {
                         target = %self.config.target(), error = %error.chain(), generation = self.generation,
                         "Subscription lost its RabbitMQ connection; unacked deliveries will be redelivered after reconnecting."
                     );
-                    connection::close_quietly(&current.connection).await;
+                    connection::close_quietly(&session.connection).await;
                 }
             }
+        }
+    }
+
+    /// Publishes the role and readiness of a successful attempt, logging a change of role.
+    fn set_role(&self, started: &Started) {
+        let waiting = match started {
+            Started::Standby(_, waiting) => Some(waiting),
+            Started::Consuming(_) => None,
+        };
+        let standby = waiting.is_some();
+        let was_standby = self.state.standby.swap(standby, Ordering::SeqCst);
+        let was_ready = self.state.ready.swap(true, Ordering::SeqCst);
+        let queues: Vec<&str> = self.config.queues().iter().map(AmqpName::as_str).collect();
+        match (waiting, was_standby) {
+            (Some(waiting), false) => info!(
+                target = %self.config.target(), queues = ?queues, retry_every_ms = STANDBY_RETRY.as_millis() as u64,
+                "Waiting as a standby: {waiting} (one active consumer per queue keeps each conversation's order)."
+            ),
+            (Some(_), true) => {}
+            (None, true) => {
+                info!(target = %self.config.target(), queues = ?queues, "Now the active consumer.")
+            }
+            (None, false) if !was_ready && self.generation > 0 => {
+                info!(target = %self.config.target(), "Subscription reconnected to RabbitMQ.");
+            }
+            (None, false) => {}
+        }
+    }
+
+    /// Waits `delay`, or until the subscription is cancelled or dropped (a cancel is answered at once: nothing
+    /// is being consumed).
+    async fn wait(&mut self, delay: Duration) -> Wake {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Wake::Retry,
+            () = stopped(&mut self.cancel_requests, &self.deliveries) => Wake::Stop,
         }
     }
 

@@ -216,10 +216,7 @@ async fn a_durable_exchange_of_the_same_name_is_a_clear_error() {
         .unwrap();
     let config = config(&n.exchange, &n.queue, &n.connection).await;
     let error = AmqpBroker::connect(config.clone()).await.unwrap_err();
-    assert!(
-        error.is_configuration() && !error.is_retryable(),
-        "{error:?}"
-    );
+    assert!(error.is_config() && !error.is_transient(), "{error:?}");
     let message = error.chain();
     assert!(
         message.contains(&format!(
@@ -233,7 +230,7 @@ async fn a_durable_exchange_of_the_same_name_is_a_clear_error() {
         "{message}"
     );
     let error = AmqpSubscription::connect(config).await.unwrap_err();
-    assert!(error.is_configuration(), "{error:?}");
+    assert!(error.is_config(), "{error:?}");
     channel
         .exchange_delete(n.exchange.as_str().into(), Default::default())
         .await
@@ -250,7 +247,7 @@ async fn wrong_credentials_are_a_clear_error() {
         .with_connection_attempts(NonZeroU32::new(3).unwrap());
     let error = AmqpBroker::connect(config).await.unwrap_err();
     assert!(
-        error.is_configuration() && !error.is_retryable(),
+        error.is_config() && !error.is_transient(),
         "{}",
         error.chain()
     );
@@ -274,7 +271,7 @@ async fn an_unreachable_broker_is_a_retryable_error_after_the_attempts() {
         .with_retry_delays(Duration::from_millis(10), Duration::from_millis(20))
         .unwrap();
     let error = AmqpBroker::connect(config).await.unwrap_err();
-    assert!(error.is_retryable(), "{error:?}");
+    assert!(error.is_transient(), "{error:?}");
     assert!(
         error
             .to_string()
@@ -346,7 +343,7 @@ async fn a_full_buffer_fails_at_once_when_configured() {
         }
         assert!(handed_over <= 2, "the buffer should be full after 2 events");
     };
-    assert!(error.is_buffer_full() && error.is_retryable(), "{error:?}");
+    assert!(error.is_buffer_full() && error.is_transient(), "{error:?}");
     assert!(
         error.to_string().contains("buffer of 2 events is full"),
         "{error}"

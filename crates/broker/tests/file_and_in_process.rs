@@ -113,3 +113,45 @@ async fn in_process_round_trip_acks_and_back_pressure() {
             .is_buffer_full()
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_file_broker_blocked_on_its_file_does_not_stall_the_runtime() {
+    // A FIFO whose reader waits: writing more than the pipe holds blocks until the reader drains it.
+    let path = std::env::temp_dir().join(colloquy_testkit::unique_name("fifo"));
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo");
+    let (drain, drain_now) = std::sync::mpsc::channel::<()>();
+    let reader = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let mut file = std::fs::File::open(&path).unwrap();
+            // Drains when told, or after 10 s at the latest (so that a stalled runtime fails, not hangs).
+            let _ = drain_now.recv_timeout(Duration::from_secs(10));
+            let mut sink = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut sink).unwrap();
+            sink.len()
+        })
+    };
+    let broker = FileBroker::open(&path).unwrap();
+    let body = EVERY_EVENT_TYPE[2];
+    let events: Vec<_> = (0..400).map(|i| stamped(body, "fifo", i)).collect();
+    let flush = async {
+        broker.publish_batch(events).await?;
+        broker.flush().await
+    };
+    tokio::pin!(flush);
+    tokio::select! {
+        biased;
+        _ = &mut flush => panic!("the writes cannot finish before the reader drains"),
+        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+    }
+    drain.send(()).unwrap();
+    // The lines are written; the fsync that follows is not defined on a FIFO (EINVAL).
+    let _ = flush.await;
+    let _ = broker.close().await;
+    assert!(reader.join().unwrap() > 64 * 1024);
+    let _ = std::fs::remove_file(&path);
+}

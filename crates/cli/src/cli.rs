@@ -39,7 +39,7 @@ pub const EXIT_CODES: &str = "Exit codes:
   1  failure at run time: the broker or database failed, events were not confirmed, a bad input line
      (the message says what and what to do; export prints the command that resumes)
   2  bad usage or configuration (unknown flag, invalid URL, unreadable endpoints file, refused
-     credentials, an exchange or queue that exists with other properties)";
+     credentials, an exchange that exists with another type or other properties)";
 
 /// Log output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,8 +87,9 @@ the same import again publishes the same ids and a colloquy consumer stores each
 
 Exit codes:
   0  every event was confirmed by RabbitMQ
-  1  a bad input line (`line N: what is wrong`), or events not confirmed (the message lists them)
-  2  bad usage or configuration, refused credentials, incompatible exchange or queue";
+  1  a bad input line (`line N: what is wrong`), or events not confirmed or rejected (Nack) by
+     RabbitMQ (the message lists them)
+  2  bad usage or configuration, refused credentials, incompatible exchange";
 
 const EXPORT_HELP: &str = "Conversations are exported in the byte order of their ids, each conversation's events in order.
 Every message carries the header `rasa-export-process-id` (one id per run, as Rasa does) besides
@@ -102,7 +103,7 @@ conversations before SENDER_ID, and the first SEQ events of SENDER_ID, are skipp
 Exit codes:
   0  every selected event was confirmed by RabbitMQ
   1  the database or the broker failed (the resume command is printed), or no event matched
-  2  bad usage or configuration, refused credentials, incompatible exchange or queue";
+  2  bad usage or configuration, refused credentials, incompatible exchange";
 
 /// Where the broker is and what to consume.
 #[derive(Debug, Clone, Args)]
@@ -113,7 +114,8 @@ pub struct BrokerArgs {
     pub amqp_url: Option<String>,
 
     /// A queue to consume (repeat the flag for several; the variable takes a comma-separated list). Each is
-    /// declared durable and bound to the exchange, as Rasa does. Default: `rasa_core_events`.
+    /// bound to the exchange; one that exists is used as it is (classic or quorum, with its arguments), one that
+    /// does not is declared durable, as Rasa does (see --queue-type). Default: `rasa_core_events`.
     #[arg(
         long = "queue",
         env = "COLLOQUY_QUEUE",
@@ -125,6 +127,29 @@ pub struct BrokerArgs {
     /// The fanout exchange the queues are bound to (declared non-durable, as Rasa does). Default: `rasa-exchange`.
     #[arg(long, env = "COLLOQUY_EXCHANGE", value_name = "NAME")]
     pub exchange: Option<String>,
+
+    /// The type of the queues declared when they do not exist: `classic` (as Rasa) or `quorum` (replicated in
+    /// a RabbitMQ cluster). A queue that exists is used as it is, whatever its type.
+    #[arg(long, env = "COLLOQUY_QUEUE_TYPE", value_enum, default_value_t = QueueTypeArg::Classic)]
+    pub queue_type: QueueTypeArg,
+}
+
+/// Queue types for `--queue-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueueTypeArg {
+    /// A classic durable queue without arguments.
+    Classic,
+    /// A quorum queue.
+    Quorum,
+}
+
+impl From<QueueTypeArg> for colloquy_broker::QueueType {
+    fn from(arg: QueueTypeArg) -> Self {
+        match arg {
+            QueueTypeArg::Classic => Self::Classic,
+            QueueTypeArg::Quorum => Self::Quorum,
+        }
+    }
 }
 
 /// Where the database is.

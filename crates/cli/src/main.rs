@@ -27,12 +27,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let log_format = cli.log_format;
     // The demo prints its own story on stdout; its consumer's start/stop lines would only clutter it.
-    // lapin logs every closed connection at ERROR; the broker crate reports what matters (reconnects, what
-    // was not confirmed) in its own lines, so the producer commands leave lapin out unless RUST_LOG asks.
+    // lapin logs every closed connection and refused login at ERROR, in its own words; the broker crate reports
+    // what matters (refusals, reconnects, what was not confirmed) in its own lines, so every command leaves
+    // lapin out unless RUST_LOG asks.
     let default_level = match cli.command {
         Command::Demo(_) => "warn,lapin=off",
-        Command::Import(_) | Command::Export(_) => "info,lapin=off",
-        _ => "info",
+        _ => "info,lapin=off",
     };
     init_tracing(log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

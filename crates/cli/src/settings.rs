@@ -59,6 +59,7 @@ pub fn amqp_config(args: &BrokerArgs, endpoints: Option<&Endpoints>) -> Result<A
             .with_queues(&args.queues)
             .context("invalid --queue")?;
     }
+    config = config.with_queue_type(args.queue_type.into());
     if let Ok(environment) = std::env::var("RASA_ENVIRONMENT") {
         config = config
             .with_app_id(Some(&environment))

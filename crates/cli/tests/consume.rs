@@ -695,3 +695,165 @@ async fn a_database_down_at_start_is_waited_for_with_health_saying_so() {
     drop(cluster);
     setup.cleanup().await;
 }
+
+/// `colloquy consume` for this setup with its own log file `<queue>.<name>.log` and `/health` on a free port.
+fn consume_instance(setup: &Setup, name: &str) -> (Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log =
+        std::fs::File::create(std::env::temp_dir().join(format!("{}.{name}.log", setup.queue)))
+            .expect("log file");
+    let child = Command::new(BINARY)
+        .args(["consume", "--amqp-url", &setup.amqp_url])
+        .args(["--exchange", &setup.exchange, "--queue", &setup.queue])
+        .args(["--database-url", &setup.database.url])
+        .args(["--batch-size", "50", "--prefetch", "100"])
+        .args(["--http", &format!("127.0.0.1:{port}")])
+        .env_remove("DATABASE_URL")
+        .env_remove("AMQP_URL")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("starting colloquy consume");
+    (child, port)
+}
+
+/// The role `/health` reports (`active`, `standby`), or `""` while it does not answer.
+fn role(port: u16) -> String {
+    if TcpStream::connect(("127.0.0.1", port)).is_err() {
+        return String::new();
+    }
+    let (_, body) = http_get(port, "/health");
+    body.split("\"role\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Two consumers on one queue: waits until one is active and the other a standby; returns (active, standby).
+async fn one_active_one_standby(
+    first: (Child, u16),
+    second: (Child, u16),
+) -> ((Child, u16), (Child, u16)) {
+    let (a, b) = (first.1, second.1);
+    wait_until(
+        "one active consumer and one standby",
+        TIMEOUT,
+        || async move {
+            let roles = [role(a), role(b)];
+            roles.contains(&"active".to_owned()) && roles.contains(&"standby".to_owned())
+        },
+    )
+    .await;
+    if role(a) == "active" {
+        (first, second)
+    } else {
+        (second, first)
+    }
+}
+
+#[tokio::test]
+async fn a_second_consumer_is_a_standby_that_takes_over_after_sigkill() {
+    let setup = Setup::new().await;
+    let first = consume_instance(&setup, "first");
+    setup.wait_for_queue().await;
+    let second = consume_instance(&setup, "second");
+    let ((mut active, _), (mut standby, standby_port)) =
+        one_active_one_standby(first, second).await;
+    let (_, health) = http_get(standby_port, "/health");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains("\"status\": \"standby\""), "{health}");
+    let (_, metrics) = http_get(standby_port, "/metrics");
+    assert!(metrics.contains("colloquy_consumer_active 0"), "{metrics}");
+
+    let bodies = workload();
+    publish_like_rasa(&setup.amqp_url, &setup.exchange, &bodies).await;
+    wait_until("some rows", TIMEOUT, || async {
+        setup.count().await >= 200
+    })
+    .await;
+    active.kill().expect("SIGKILL");
+    active.wait().expect("reaping");
+    let killed_at = std::time::Instant::now();
+    assert!(
+        setup.count().await < bodies.len() as i64,
+        "the kill should land mid-stream"
+    );
+    wait_until(
+        "the standby to take over",
+        Duration::from_secs(10),
+        || async move { role(standby_port) == "active" },
+    )
+    .await;
+    eprintln!("took over after {:?}", killed_at.elapsed());
+    setup.wait_for_count(bodies.len() as i64).await;
+    let (_, metrics) = http_get(standby_port, "/metrics");
+    assert!(metrics.contains("colloquy_consumer_active 1"), "{metrics}");
+    signal(&standby, "TERM");
+    assert_eq!(wait_for_exit(&mut standby).await.code(), Some(0));
+    assert_exactly_once_in_order(&setup, &bodies).await;
+    for name in ["first", "second"] {
+        let _ =
+            std::fs::remove_file(std::env::temp_dir().join(format!("{}.{name}.log", setup.queue)));
+    }
+    setup.cleanup().await;
+}
+
+#[tokio::test]
+async fn cutting_the_active_consumers_connection_keeps_one_consumer_and_the_order() {
+    let setup = Setup::new().await;
+    let first = consume_instance(&setup, "first");
+    setup.wait_for_queue().await;
+    let second = consume_instance(&setup, "second");
+    let ((mut active, active_port), (mut standby, standby_port)) =
+        one_active_one_standby(first, second).await;
+    let bodies = workload();
+    publish_like_rasa(&setup.amqp_url, &setup.exchange, &bodies).await;
+    wait_until("some rows", TIMEOUT, || async {
+        setup.count().await >= 200
+    })
+    .await;
+    let output = Command::new("rabbitmqctl")
+        .args(["list_connections", "-q", "pid", "client_properties"])
+        .output()
+        .expect("rabbitmqctl");
+    let name = format!("colloquy-consume-{}", active.id());
+    let listing = String::from_utf8_lossy(&output.stdout);
+    let pids: Vec<&str> = listing
+        .lines()
+        .filter(|line| line.contains(&name))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        pids.len(),
+        1,
+        "the active consumer's connection:\n{listing}"
+    );
+    colloquy_testkit::rabbitmqctl(&["close_connection", pids[0], "colloquy test: cut"]);
+    // One of them consumes again within 10 s (the cut one reconnecting, or the standby taking over).
+    wait_until(
+        "one active consumer again",
+        Duration::from_secs(10),
+        || async move {
+            let roles = [role(active_port), role(standby_port)];
+            roles.iter().filter(|role| *role == "active").count() == 1
+                && roles.iter().filter(|role| *role == "standby").count() == 1
+        },
+    )
+    .await;
+    setup.wait_for_count(bodies.len() as i64).await;
+    for child in [&mut active, &mut standby] {
+        signal(child, "TERM");
+        assert_eq!(wait_for_exit(child).await.code(), Some(0));
+    }
+    assert_exactly_once_in_order(&setup, &bodies).await;
+    for name in ["first", "second"] {
+        let _ =
+            std::fs::remove_file(std::env::temp_dir().join(format!("{}.{name}.log", setup.queue)));
+    }
+    setup.cleanup().await;
+}

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use colloquy_broker::ConsumerRole;
 use tokio::net::TcpListener;
 
 use crate::database::EventSink;
@@ -71,14 +72,16 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
             )),
         },
     };
-    let ready = broker && failure.is_none();
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let role = state.metrics.role();
+    // A standby is healthy (200: a supervisor must not restart it) but says it does not consume.
+    let (status, word) = match (broker && failure.is_none(), role) {
+        (true, ConsumerRole::Active) => (StatusCode::OK, "ready"),
+        (true, ConsumerRole::Standby) => (StatusCode::OK, "standby"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     };
     let body = serde_json::json!({
-        "status": if ready { "ready" } else { "unavailable" },
+        "status": word,
+        "role": role.as_str(),
         "broker": broker,
         "database": failure.is_none(),
         "database_error": failure,

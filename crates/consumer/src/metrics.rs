@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use colloquy_broker::{ConsumerRole, Subscription};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -27,7 +28,9 @@ struct Inner {
     broker_connected: Gauge,
     database_connected: Gauge,
     inflight_bytes: Gauge,
+    consumer_active: Gauge,
     broker_ready: AtomicBool,
+    standby: AtomicBool,
     /// Why the last attempt to store a batch (or prepare the database) failed; `None` once one succeeded.
     database_failure: Mutex<Option<String>>,
 }
@@ -63,7 +66,9 @@ impl Metrics {
             broker_connected: Gauge::default(),
             database_connected: Gauge::default(),
             inflight_bytes: Gauge::default(),
+            consumer_active: Gauge::default(),
             broker_ready: AtomicBool::new(false),
+            standby: AtomicBool::new(false),
             database_failure: Mutex::new(None),
             registry: Registry::default(),
         };
@@ -108,6 +113,12 @@ impl Metrics {
             "Bytes of message bodies taken from the broker and not yet acknowledged",
             inner.inflight_bytes.clone(),
         );
+        registry.register(
+            "consumer_active",
+            "1 while this instance is the active consumer of its queues, 0 while it waits as a standby (one \
+             active consumer per queue)",
+            inner.consumer_active.clone(),
+        );
         Self {
             inner: Arc::new(Inner { registry, ..inner }),
         }
@@ -137,10 +148,27 @@ impl Metrics {
         }
     }
 
-    /// Sets whether the broker is connected.
-    pub(crate) fn set_broker_ready(&self, ready: bool) {
+    /// Records whether the subscription is connected, and its role.
+    pub(crate) fn observe_subscription(&self, subscription: &dyn Subscription) {
+        let ready = subscription.is_ready();
         self.inner.broker_ready.store(ready, Ordering::Relaxed);
         self.inner.broker_connected.set(i64::from(ready));
+        let role = subscription.role();
+        self.inner
+            .standby
+            .store(role == ConsumerRole::Standby, Ordering::Relaxed);
+        self.inner
+            .consumer_active
+            .set(i64::from(role == ConsumerRole::Active));
+    }
+
+    /// Whether this instance consumes or waits as a standby, at the last check.
+    pub fn role(&self) -> ConsumerRole {
+        if self.inner.standby.load(Ordering::Relaxed) {
+            ConsumerRole::Standby
+        } else {
+            ConsumerRole::Active
+        }
     }
 
     /// Records that the database committed (or prepared) what was asked: it is healthy again.

@@ -292,7 +292,7 @@ async fn batcher(
     let mut cancelled = false;
     let mut ended = false;
     let mut health = tokio::time::interval(HEALTH_TICK);
-    metrics.set_broker_ready(subscription.is_ready());
+    metrics.observe_subscription(subscription.as_ref());
     while !ended {
         // Wait for the first delivery of a batch, and for room for it.
         if batch.messages == 0 {
@@ -315,7 +315,7 @@ async fn batcher(
                 },
                 () = inflight.released.notified(), if !room => continue,
                 _ = health.tick() => {
-                    metrics.set_broker_ready(subscription.is_ready());
+                    metrics.observe_subscription(subscription.as_ref());
                     continue;
                 }
             }
@@ -364,7 +364,7 @@ async fn batcher(
                     Ok(None) => ended = true,
                     Err(error) => tracing::warn!(%error, "Receiving failed; the subscription reconnects."),
                 },
-                _ = health.tick() => metrics.set_broker_ready(subscription.is_ready()),
+                _ = health.tick() => metrics.observe_subscription(subscription.as_ref()),
             }
         }
     }

@@ -19,9 +19,11 @@
 //! ```
 
 mod private_postgres;
+mod rabbitmq_node;
 mod rasa;
 
 pub use private_postgres::PrivatePostgres;
+pub use rabbitmq_node::PrivateRabbitMq;
 pub use rasa::{data_of, delete_topology, interleave, publish_like_rasa, rasa_conversation};
 
 use std::future::Future;

@@ -85,12 +85,12 @@ impl Error {
     }
 
     /// Whether the same call may succeed if retried later (the database or broker was unreachable or timed
-    /// out). A transient failure of `save` may have committed: retrying the same tracker is safe (see
+    /// out; a broker error as the broker classifies it: refused credentials or a closed broker are not). A transient failure of `save` may have committed: retrying the same tracker is safe (see
     /// [`crate::TrackerStore::save`]).
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Storage(error) => error.is_transient(),
-            Self::Broker(error) => error.is_retryable(),
+            Self::Broker(error) => error.is_transient(),
             Self::Timeout { .. } | Self::Unpublished { .. } => true,
             _ => false,
         }
@@ -115,5 +115,21 @@ impl Error {
 impl From<colloquy_storage::Error> for Error {
     fn from(error: colloquy_storage::Error) -> Self {
         Self::Storage(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn a_broker_error_is_transient_as_the_broker_classifies_it() {
+        assert!(!Error::Broker(colloquy_broker::Error::Closed).is_transient());
+        assert!(!Error::Broker(colloquy_broker::Error::Config("bad".into())).is_transient());
+        let full = colloquy_broker::Error::BufferFull {
+            capacity: 1,
+            rejected: 1,
+        };
+        assert!(Error::Broker(full).is_transient());
     }
 }

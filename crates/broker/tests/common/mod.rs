@@ -73,7 +73,17 @@ pub fn many_events(prefix: &str, count: usize, conversations: usize) -> Vec<Stam
 
 /// Test settings: this test's exchange, queue and connection name, short connect timeout and backoff.
 pub async fn config(exchange: &str, queue: &str, connection_name: &str) -> AmqpConfig {
-    AmqpConfig::from_url(&colloquy_testkit::amqp_url().await)
+    config_at(
+        &colloquy_testkit::amqp_url().await,
+        exchange,
+        queue,
+        connection_name,
+    )
+}
+
+/// [`config`] for the broker at `url` (a private node).
+pub fn config_at(url: &str, exchange: &str, queue: &str, connection_name: &str) -> AmqpConfig {
+    AmqpConfig::from_url(url)
         .unwrap()
         .with_exchange(exchange)
         .unwrap()
@@ -234,4 +244,71 @@ pub fn close_connections_named(name: &str) -> usize {
             .output();
     }
     pids.len()
+}
+
+/// Deletes a test's queue and exchange when dropped, also when the test panicked.
+pub struct TopologyGuard {
+    pub exchange: String,
+    pub queue: String,
+}
+
+impl Drop for TopologyGuard {
+    fn drop(&mut self) {
+        let (exchange, queue) = (self.exchange.clone(), self.queue.clone());
+        // Drop cannot await: a thread of its own with a runtime of its own (the test's may be shutting down).
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime")
+                .block_on(async {
+                    let (connection, channel) = raw_channel().await;
+                    let _ = channel
+                        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                        .await;
+                    let channel = connection.create_channel().await.expect("channel");
+                    let _ = channel
+                        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                        .await;
+                    let _ = connection.close(200, "OK".into()).await;
+                });
+        })
+        .join();
+    }
+}
+
+/// Declares `queue` the way an operator would, with `arguments` (e.g. `x-queue-type: quorum`).
+pub async fn declare_queue_as_operator(queue: &str, arguments: &[(&str, lapin::types::AMQPValue)]) {
+    let (connection, channel) = raw_channel().await;
+    let mut table = FieldTable::default();
+    for (key, value) in arguments {
+        table.insert((*key).into(), value.clone());
+    }
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            table,
+        )
+        .await
+        .expect("declaring the operator's queue");
+    let _ = connection.close(200, "OK".into()).await;
+}
+
+/// The type RabbitMQ reports for `queue` (`classic`, `quorum`).
+pub fn queue_type(queue: &str) -> String {
+    let output = Command::new("rabbitmqctl")
+        .args(["list_queues", "-q", "--no-table-headers", "name", "type"])
+        .output()
+        .expect("running rabbitmqctl");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split_whitespace();
+            (fields.next() == Some(queue)).then(|| fields.next().unwrap_or_default().to_owned())
+        })
+        .unwrap_or_default()
 }

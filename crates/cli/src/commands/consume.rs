@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use colloquy_broker::AmqpSubscription;
 use colloquy_consumer::{Consumer, ConsumerOptions};
 use colloquy_storage::{ConnectOptions, redact};
 
@@ -19,7 +18,8 @@ pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()>
         super::open_database(&args.database, endpoints, &ConnectOptions::default())?;
     let amqp = amqp_config(&args.broker, endpoints)
         .map_err(|error| super::ConfigError(format!("{error:#}")))?
-        .with_prefetch(prefetch_for(args.batch_size, args.prefetch));
+        .with_prefetch(prefetch_for(args.batch_size, args.prefetch))
+        .with_connection_name(format!("colloquy-consume-{}", std::process::id()));
     let max_body_bytes = usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX);
     let max_inflight_bytes = match args.max_inflight_bytes {
         Some(bytes) => usize::try_from(bytes).unwrap_or(usize::MAX),
@@ -37,9 +37,7 @@ pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()>
         max_inflight_bytes,
         "Starting the consumer."
     );
-    let subscription = AmqpSubscription::connect(amqp)
-        .await
-        .context("cannot subscribe to the broker")?;
+    let subscription = super::subscribe(amqp).await?;
     let options = ConsumerOptions {
         batch_size: args.batch_size as usize,
         batch_timeout: Duration::from_millis(args.batch_timeout_ms),

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use colloquy_broker::{AmqpBroker, EventBroker, MessageProperties};
+use colloquy_broker::{EventBroker, MessageProperties};
 use colloquy_storage::{ConnectOptions, StoredDeadLetter};
 
 use crate::cli::DeadLettersCommand;
@@ -65,9 +65,7 @@ pub async fn run(command: DeadLettersCommand, endpoints: Option<&Endpoints>) -> 
                 .map_err(super::storage_error)?;
             let config = amqp_config(&broker, endpoints)
                 .map_err(|error| super::ConfigError(format!("{error:#}")))?;
-            let broker = AmqpBroker::connect(config)
-                .await
-                .context("cannot connect to the broker")?;
+            let broker = super::connect_broker(config).await?;
             let mut requeued = 0u64;
             let mut after = 0;
             // Only the letters present now: a requeued message that fails again comes back as a new letter

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use std::num::NonZeroU32;
 
-use colloquy_broker::{AmqpBroker, AmqpConfig};
+use colloquy_broker::{AmqpBroker, AmqpConfig, AmqpSubscription};
 
 use crate::cli::{BrokerArgs, PublishArgs};
 use crate::settings::{Endpoints, amqp_config};
@@ -75,9 +75,16 @@ impl Outage {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// The exit code for a failure: 2 for configuration problems, 1 otherwise.
+/// The exit code for a failure: 2 for configuration problems (a [`ConfigError`], or a broker error that is
+/// one: refused credentials, an exchange that exists with other properties), 1 otherwise.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
-    if error.chain().any(|cause| cause.is::<ConfigError>()) {
+    let config = error.chain().any(|cause| {
+        cause.is::<ConfigError>()
+            || cause
+                .downcast_ref::<colloquy_broker::Error>()
+                .is_some_and(colloquy_broker::Error::is_config)
+    });
+    if config {
         crate::EXIT_USAGE
     } else {
         crate::EXIT_FAILURE
@@ -141,14 +148,26 @@ pub async fn connect_broker(config: AmqpConfig) -> anyhow::Result<AmqpBroker> {
     }
 }
 
-/// A broker error, with what the operator can do about it.
+/// Subscribes (the consumer), turning the broker's answers into messages that say what to do, as
+/// [`connect_broker`] does.
+pub async fn subscribe(config: AmqpConfig) -> anyhow::Result<AmqpSubscription> {
+    let target = config.target();
+    let exchange = config.exchange().as_str().to_owned();
+    match AmqpSubscription::connect(config).await {
+        Ok(subscription) => Ok(subscription),
+        Err(error) => Err(broker_error_with_advice(&error, &target, &exchange)),
+    }
+}
+
+/// A broker error in one line, with what the operator can do about it: the same cause gives the same message
+/// and the same exit code in every command.
 pub fn broker_error_with_advice(
     error: &colloquy_broker::Error,
     target: &str,
     exchange: &str,
 ) -> anyhow::Error {
     // Refused credentials and topology say all in their own sentence; for the rest the cause matters.
-    let what = if error.is_configuration() {
+    let what = if error.is_config() {
         error.to_string()
     } else {
         error.chain()
@@ -159,10 +178,9 @@ pub fn broker_error_with_advice(
              the virtual host (`rabbitmqctl list_permissions`)"
             .to_owned(),
         colloquy_broker::Error::Topology { .. } => format!(
-            "Rasa declares its exchange as a non-durable fanout exchange and its queues as durable; declare \
-             `{exchange}` the same way everywhere, choose another name with --exchange / --queue, or delete \
-             the existing one (management UI, or `rabbitmqadmin delete exchange name={exchange}`) if nothing \
-             else uses it"
+            "Rasa declares its exchange as a non-durable fanout exchange; declare `{exchange}` the same way \
+             everywhere, choose another name with --exchange, or delete the existing one (management UI, or \
+             `rabbitmqadmin delete exchange name={exchange}`) if nothing else uses it"
         ),
         _ => format!(
             "is RabbitMQ running at {target}? Start it (`rabbitmq-server -detached`, or \
@@ -170,7 +188,7 @@ pub fn broker_error_with_advice(
         ),
     };
     let message = format!("{what}. What to do: {advice}");
-    if error.is_configuration() {
+    if error.is_config() {
         ConfigError(message).into()
     } else {
         anyhow::anyhow!(message)
