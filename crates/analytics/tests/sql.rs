@@ -382,259 +382,278 @@ mod postgres {
     }
 }
 
-mod sqlite {
-    use super::*;
-    use colloquy_analytics::rows::EventColumns;
-    use sqlx::query::Query;
-    use sqlx::sqlite::SqliteArguments;
-    use sqlx::{Sqlite, SqliteConnection};
+/// The dialects whose statements take one row (`?` placeholders in column order): SQLite and MySQL.
+macro_rules! per_row_dialect {
+    ($module:ident, $dialect:literal, $db:ty, $conn:ty, $args:ty, $columns:literal, $concat:literal) => {
+        mod $module {
+            use super::*;
+            use colloquy_analytics::rows::EventColumns;
+            use sqlx::query::Query;
 
-    type Q<'q> = Query<'q, Sqlite, SqliteArguments>;
+            type Q<'q> = Query<'q, $db, $args>;
 
-    fn event_columns<'q>(query: Q<'q>, id: &str, e: &EventColumns) -> Q<'q> {
-        query
-            .bind(id.to_owned())
-            .bind(e.sender_id.clone())
-            .bind(e.session_id.clone())
-            .bind(e.event_id.clone())
-            .bind(e.timestamp)
-            .bind(e.model_id.clone())
-            .bind(e.sequence_number as i64)
-    }
+            fn event_columns<'q>(query: Q<'q>, id: &str, e: &EventColumns) -> Q<'q> {
+                query
+                    .bind(id.to_owned())
+                    .bind(e.sender_id.clone())
+                    .bind(e.session_id.clone())
+                    .bind(e.event_id.clone())
+                    .bind(e.timestamp)
+                    .bind(e.model_id.clone())
+                    .bind(e.sequence_number as i64)
+            }
 
-    async fn write(db: &mut SqliteConnection, rows: &Rows) {
-        let s = |name| sql("sqlite", name);
-        let mut tx = db.begin().await.unwrap();
-        let statement = s("upsert_rasa_sender");
-        for r in &rows.senders {
-            sqlx::query(AssertSqlSafe(statement.as_str()))
-                .bind(&r.id)
-                .bind(&r.sender_key)
-                .bind(&r.channel)
-                .bind(r.first_seen)
-                .bind(r.last_seen)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-        }
-        let statement = s("upsert_rasa_session");
-        for r in &rows.sessions {
-            sqlx::query(AssertSqlSafe(statement.as_str()))
-                .bind(&r.id)
-                .bind(&r.sender_id)
-                .bind(r.timestamp)
-                .bind(r.start_sequence_number as i64)
-                .bind(r.end_sequence_number as i64)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-        }
-        let statement = s("upsert_rasa_turn");
-        for r in &rows.turns {
-            sqlx::query(AssertSqlSafe(statement.as_str()))
-                .bind(&r.id)
-                .bind(&r.sender_id)
-                .bind(&r.session_id)
-                .bind(r.start_sequence_number as i64)
-                .bind(r.end_sequence_number as i64)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-        }
-        let statement = s("insert_rasa_event");
-        for r in &rows.events {
-            sqlx::query(AssertSqlSafe(statement.as_str()))
-                .bind(&r.id)
-                .bind(&r.sender_id)
-                .bind(&r.session_id)
-                .bind(r.timestamp)
-                .bind(&r.model_id)
-                .bind(&r.environment)
-                .bind(r.sequence_number as i64)
-                .bind(&r.event_type)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-        }
-        let statement = s("insert_rasa_user_message");
-        for r in &rows.user_messages {
-            event_columns(
-                sqlx::query(AssertSqlSafe(statement.as_str())),
-                &r.id,
-                &r.event,
-            )
-            .bind(&r.intent)
-            .bind(&r.retrieval_intent)
-            .bind(r.confidence)
-            .bind(&r.text)
-            .bind(&r.message_id)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        }
-        let statement = s("insert_rasa_bot_message");
-        for r in &rows.bot_messages {
-            event_columns(
-                sqlx::query(AssertSqlSafe(statement.as_str())),
-                &r.id,
-                &r.event,
-            )
-            .bind(&r.template_name)
-            .bind(&r.text)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        }
-        let statement = s("insert_rasa_action");
-        for r in &rows.actions {
-            event_columns(
-                sqlx::query(AssertSqlSafe(statement.as_str())),
-                &r.id,
-                &r.event,
-            )
-            .bind(&r.name)
-            .bind(r.confidence)
-            .bind(&r.policy)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        }
-        let statement = s("insert_rasa_slot");
-        for r in &rows.slots {
-            event_columns(
-                sqlx::query(AssertSqlSafe(statement.as_str())),
-                &r.id,
-                &r.event,
-            )
-            .bind(&r.slot_path)
-            .bind(&r.name)
-            .bind(&r.value)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        }
-        let statement = s("upsert_rasa_session_slot_state");
-        for r in &rows.session_slot_states {
-            sqlx::query(AssertSqlSafe(statement.as_str()))
-                .bind(&r.id)
-                .bind(&r.sender_id)
-                .bind(&r.session_id)
-                .bind(&r.name)
-                .bind(&r.value)
-                .bind(r.timestamp)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-        }
-        tx.commit().await.unwrap();
-    }
+            pub(super) async fn write(db: &mut $conn, rows: &Rows) {
+                let s = |name| sql($dialect, name);
+                let mut tx = db.begin().await.unwrap();
+                let statement = s("upsert_rasa_sender");
+                for r in &rows.senders {
+                    sqlx::query(AssertSqlSafe(statement.as_str()))
+                        .bind(&r.id)
+                        .bind(&r.sender_key)
+                        .bind(&r.channel)
+                        .bind(r.first_seen)
+                        .bind(r.last_seen)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                }
+                let statement = s("upsert_rasa_session");
+                for r in &rows.sessions {
+                    sqlx::query(AssertSqlSafe(statement.as_str()))
+                        .bind(&r.id)
+                        .bind(&r.sender_id)
+                        .bind(r.timestamp)
+                        .bind(r.start_sequence_number as i64)
+                        .bind(r.end_sequence_number as i64)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                }
+                let statement = s("upsert_rasa_turn");
+                for r in &rows.turns {
+                    sqlx::query(AssertSqlSafe(statement.as_str()))
+                        .bind(&r.id)
+                        .bind(&r.sender_id)
+                        .bind(&r.session_id)
+                        .bind(r.start_sequence_number as i64)
+                        .bind(r.end_sequence_number as i64)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                }
+                let statement = s("insert_rasa_event");
+                for r in &rows.events {
+                    sqlx::query(AssertSqlSafe(statement.as_str()))
+                        .bind(&r.id)
+                        .bind(&r.sender_id)
+                        .bind(&r.session_id)
+                        .bind(r.timestamp)
+                        .bind(&r.model_id)
+                        .bind(&r.environment)
+                        .bind(r.sequence_number as i64)
+                        .bind(&r.event_type)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                }
+                let statement = s("insert_rasa_user_message");
+                for r in &rows.user_messages {
+                    event_columns(sqlx::query(AssertSqlSafe(statement.as_str())), &r.id, &r.event)
+                        .bind(&r.intent)
+                        .bind(&r.retrieval_intent)
+                        .bind(r.confidence)
+                        .bind(&r.text)
+                        .bind(&r.message_id)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                }
+                let statement = s("insert_rasa_bot_message");
+                for r in &rows.bot_messages {
+                    event_columns(sqlx::query(AssertSqlSafe(statement.as_str())), &r.id, &r.event)
+                        .bind(&r.template_name)
+                        .bind(&r.text)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                }
+                let statement = s("insert_rasa_action");
+                for r in &rows.actions {
+                    event_columns(sqlx::query(AssertSqlSafe(statement.as_str())), &r.id, &r.event)
+                        .bind(&r.name)
+                        .bind(r.confidence)
+                        .bind(&r.policy)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                }
+                let statement = s("insert_rasa_slot");
+                for r in &rows.slots {
+                    event_columns(sqlx::query(AssertSqlSafe(statement.as_str())), &r.id, &r.event)
+                        .bind(&r.slot_path)
+                        .bind(&r.name)
+                        .bind(&r.value)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                }
+                let statement = s("upsert_rasa_session_slot_state");
+                for r in &rows.session_slot_states {
+                    sqlx::query(AssertSqlSafe(statement.as_str()))
+                        .bind(&r.id)
+                        .bind(&r.sender_id)
+                        .bind(&r.session_id)
+                        .bind(&r.name)
+                        .bind(&r.value)
+                        .bind(r.timestamp)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                }
+                tx.commit().await.unwrap();
+            }
 
-    /// Every table's rows as text (each column `quote`d), sorted by id.
-    async fn dump(db: &mut SqliteConnection) -> Vec<String> {
-        let mut all = Vec::new();
-        for table in TABLES {
-            let columns: String = sqlx::query_scalar(AssertSqlSafe(format!(
-                "SELECT group_concat('quote(' || name || ')', ' || '','' || ') FROM pragma_table_info('{table}')"
-            )))
-            .fetch_one(&mut *db)
-            .await
-            .unwrap();
-            let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-                "SELECT {columns} FROM {table} ORDER BY id"
-            )))
-            .fetch_all(&mut *db)
-            .await
-            .unwrap();
-            all.extend(rows.into_iter().map(|row| format!("{table}: {row}")));
-        }
-        all
-    }
+            /// Every table's rows as text (each column quoted by the database), sorted by id.
+            async fn dump(db: &mut $conn) -> Vec<String> {
+                let mut all = Vec::new();
+                for table in TABLES {
+                    let columns: String = sqlx::query_scalar(AssertSqlSafe(format!($columns, table = table)))
+                        .fetch_one(&mut *db)
+                        .await
+                        .unwrap();
+                    let query = format!("SELECT {} FROM {table} ORDER BY id", format!($concat, columns = columns));
+                    let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(query))
+                        .fetch_all(&mut *db)
+                        .await
+                        .unwrap();
+                    all.extend(rows.into_iter().map(|row| format!("{table}: {row}")));
+                }
+                all
+            }
 
-    #[tokio::test]
-    async fn schema_upserts_and_views_on_sqlite() -> anyhow::Result<()> {
-        let mut db = SqliteConnection::connect("sqlite::memory:").await?;
-        db.execute(AssertSqlSafe(sql("sqlite", "schema"))).await?;
-        db.execute(AssertSqlSafe(sql("sqlite", "schema"))).await?;
-        db.execute(AssertSqlSafe(sql("sqlite", "views"))).await?;
-        db.execute(AssertSqlSafe(sql("sqlite", "views"))).await?;
-        db.execute(
-            "INSERT INTO colloquy_metric_name VALUES ('abandonment', 'template', 'utter_goodbye')",
-        )
-        .await?;
+            /// Schema and views (twice: idempotent), the data set incrementally, a rebuild over it (no
+            /// change), then every metric view.
+            pub(super) async fn run(db: &mut $conn) -> anyhow::Result<()> {
+                for file in ["schema", "schema", "views", "views"] {
+                    db.execute(AssertSqlSafe(sql($dialect, file))).await?;
+                }
+                db.execute("INSERT INTO colloquy_metric_name VALUES ('abandonment', 'template', 'utter_goodbye')")
+                    .await?;
 
-        let settings = Settings {
-            environment: Some("production".into()),
-        };
-        for rows in incremental_rows(&settings) {
-            write(&mut db, &rows).await;
-        }
-        let incremental = dump(&mut db).await;
-        write(&mut db, &rebuilt_rows(&settings)).await;
-        assert_eq!(
-            dump(&mut db).await,
-            incremental,
-            "a rebuild over incremental rows changes nothing"
-        );
-        assert_eq!(
-            incremental
-                .iter()
-                .filter(|r| r.starts_with("rasa_event:"))
-                .count(),
-            18
-        );
+                let settings = Settings { environment: Some("production".into()) };
+                for rows in incremental_rows(&settings) {
+                    write(db, &rows).await;
+                }
+                let incremental = dump(db).await;
+                write(db, &rebuilt_rows(&settings)).await;
+                assert_eq!(dump(db).await, incremental, "a rebuild over incremental rows changes nothing");
+                assert_eq!(incremental.iter().filter(|r| r.starts_with("rasa_event:")).count(), 18);
 
-        let first: String = sqlx::query_scalar(
-            "SELECT timestamp FROM rasa_user_message ORDER BY timestamp LIMIT 1",
-        )
-        .fetch_one(&mut db)
-        .await?;
-        assert_eq!(
-            first, "2023-11-14 22:13:21.000",
-            "UTC text timestamps, millisecond precision"
-        );
-        let sessions_per_day: Vec<(String, i64)> =
-            sqlx::query_as("SELECT day, sessions FROM colloquy_sessions_per_day ORDER BY day")
-                .fetch_all(&mut db)
+                let first: String = sqlx::query_scalar(
+                    "SELECT CAST(timestamp AS CHAR) FROM rasa_user_message ORDER BY timestamp LIMIT 1",
+                )
+                .fetch_one(&mut *db)
                 .await?;
-        assert_eq!(
-            sessions_per_day,
-            [("2023-11-14".into(), 1), ("2023-11-15".into(), 2)]
-        );
+                assert!(first.starts_with("2023-11-14 22:13:21.000"), "UTC timestamps: {first}");
+                let sessions_per_day: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT CAST(day AS CHAR), sessions FROM colloquy_sessions_per_day ORDER BY day",
+                )
+                .fetch_all(&mut *db)
+                .await?;
+                assert_eq!(sessions_per_day, [("2023-11-14".into(), 1), ("2023-11-15".into(), 2)]);
+                let per_channel: Vec<(String, i64)> =
+                    sqlx::query_as("SELECT channel, sessions FROM colloquy_sessions_per_channel ORDER BY channel")
+                        .fetch_all(&mut *db)
+                        .await?;
+                assert_eq!(per_channel, [("rest".into(), 2), ("socketio".into(), 1)]);
+                let senders: (i64, i64, f64) =
+                    sqlx::query_as("SELECT senders, sessions, sessions_per_sender FROM colloquy_senders")
+                        .fetch_one(&mut *db)
+                        .await?;
+                assert_eq!(senders, (2, 3, 1.5));
+                let turns: Vec<i64> =
+                    sqlx::query_scalar("SELECT turns FROM colloquy_turns_per_session ORDER BY timestamp, turns")
+                        .fetch_all(&mut *db)
+                        .await?;
+                assert_eq!(turns, [2, 1, 2]);
+                let top: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT intent, messages FROM colloquy_top_intents ORDER BY messages DESC, intent LIMIT 2",
+                )
+                .fetch_all(&mut *db)
+                .await?;
+                assert_eq!(top, [("greet".into(), 2), ("human_handoff".into(), 1)]);
+                let response: f64 =
+                    sqlx::query_scalar("SELECT CAST(AVG(seconds) AS DOUBLE) FROM colloquy_bot_response_time")
+                        .fetch_one(&mut *db)
+                        .await?;
+                assert!((response - 2.0).abs() < 1e-3, "{response}");
+                let rates: (f64, f64, f64, f64) = sqlx::query_as(
+                    "SELECT e.escalation_rate, a.abandonment_rate, c.containment_rate, f.fallback_rate \
+                     FROM colloquy_escalation_rate e, colloquy_abandonment_rate a, colloquy_containment_rate c, \
+                     colloquy_fallback_rate f",
+                )
+                .fetch_one(&mut *db)
+                .await?;
+                assert_eq!(rates, (1.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0, 1.0 / 5.0));
+                Ok(())
+            }
+        }
+    };
+}
 
-        let per_channel: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT channel, sessions FROM colloquy_sessions_per_channel ORDER BY channel",
-        )
-        .fetch_all(&mut db)
+per_row_dialect!(
+    sqlite,
+    "sqlite",
+    sqlx::Sqlite,
+    sqlx::SqliteConnection,
+    sqlx::sqlite::SqliteArguments,
+    "SELECT group_concat('quote(' || name || ')', ' || '','' || ') FROM pragma_table_info('{table}')",
+    "{columns}"
+);
+
+#[tokio::test]
+async fn schema_upserts_and_views_on_sqlite() -> anyhow::Result<()> {
+    let mut db = sqlx::SqliteConnection::connect("sqlite::memory:").await?;
+    sqlite::run(&mut db).await
+}
+
+per_row_dialect!(
+    mysql,
+    "mysql",
+    sqlx::MySql,
+    sqlx::MySqlConnection,
+    sqlx::mysql::MySqlArguments,
+    "SELECT GROUP_CONCAT(CONCAT('QUOTE(', column_name, ')') ORDER BY ordinal_position SEPARATOR ', \\',\\', ') \
+     FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{table}'",
+    "CONCAT({columns})"
+);
+
+/// MySQL/MariaDB from `MYSQL_URL` (default: root without password on 127.0.0.1:3306); the test creates
+/// and drops a database of its own.
+#[tokio::test]
+async fn schema_upserts_and_views_on_mysql() -> anyhow::Result<()> {
+    let server =
+        std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
+    let mut admin = sqlx::MySqlConnection::connect(&server).await.map_err(|e| {
+        anyhow::anyhow!("no MySQL/MariaDB for the test at {server} (set MYSQL_URL): {e}")
+    })?;
+    let name = colloquy_testkit::unique_name("colloquy_test").replace('-', "_");
+    admin
+        .execute(AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
         .await?;
-        assert_eq!(per_channel, [("rest".into(), 2), ("socketio".into(), 1)]);
-        let senders: (i64, i64, f64) =
-            sqlx::query_as("SELECT senders, sessions, sessions_per_sender FROM colloquy_senders")
-                .fetch_one(&mut db)
-                .await?;
-        assert_eq!(senders, (2, 3, 1.5));
-        let turns: Vec<i64> = sqlx::query_scalar(
-            "SELECT turns FROM colloquy_turns_per_session ORDER BY timestamp, turns",
-        )
-        .fetch_all(&mut db)
-        .await?;
-        assert_eq!(turns, [2, 1, 2]);
-        let top: Vec<(String, i64)> =
-            sqlx::query_as("SELECT intent, messages FROM colloquy_top_intents ORDER BY messages DESC, intent LIMIT 2")
-                .fetch_all(&mut db)
-                .await?;
-        assert_eq!(top, [("greet".into(), 2), ("human_handoff".into(), 1)]);
-        let response: f64 =
-            sqlx::query_scalar("SELECT AVG(seconds) FROM colloquy_bot_response_time")
-                .fetch_one(&mut db)
-                .await?;
-        assert!((response - 2.0).abs() < 1e-3, "{response}");
-        let rates: (f64, f64, f64, f64) = sqlx::query_as(
-            "SELECT e.escalation_rate, a.abandonment_rate, c.containment_rate, f.fallback_rate \
-             FROM colloquy_escalation_rate e, colloquy_abandonment_rate a, colloquy_containment_rate c, colloquy_fallback_rate f",
-        )
-        .fetch_one(&mut db)
-        .await?;
-        assert_eq!(rates, (1.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0, 1.0 / 5.0));
-        Ok(())
+    let base = server
+        .rsplit_once('/')
+        .map_or(server.as_str(), |(base, _)| base);
+    let result = async {
+        let mut db = sqlx::MySqlConnection::connect(&format!("{base}/{name}")).await?;
+        // The SQL must not depend on the session's time zone.
+        db.execute("SET time_zone = '+05:00'").await?;
+        mysql::run(&mut db).await
     }
+    .await;
+    admin
+        .execute(AssertSqlSafe(format!("DROP DATABASE `{name}`")))
+        .await?;
+    result
 }

@@ -423,6 +423,7 @@ mod tests {
                 "marker `m > seq[1]`: `slot_was_set` takes a name (a text), found the number 3",
             ),
             ("m: [\n", "not valid YAML"),
+            ("m:\n  intent: a\nm:\n  intent: b\n", "not valid YAML"),
         ];
         for (yaml, expected) in cases {
             let error = error_of(yaml);
