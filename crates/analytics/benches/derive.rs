@@ -1,7 +1,7 @@
 //! Derivation throughput: events per second through `derive_conversation` (rows for every table).
 //!
 //! `cargo bench -p colloquy-analytics --bench derive`; the time per million events is
-//! 1e6 / (elements per second).
+//! 1e6 / (elements per second). Baseline in the same run: reading the same events from their JSON.
 
 use colloquy_analytics::{Settings, derive_conversation};
 use colloquy_events::{Event, EventKind, Intent};
@@ -42,8 +42,21 @@ fn derive(c: &mut Criterion) {
         environment: Some("production".into()),
     };
     let events = conversation(200);
+    let stored: Vec<String> = events
+        .iter()
+        .map(|e| e.to_rasa_json().expect("events built here serialise"))
+        .collect();
     let mut group = c.benchmark_group("derive");
     group.throughput(Throughput::Elements(events.len() as u64));
+    // Baseline: reading the same events from their stored JSON (what a rebuild does before deriving).
+    group.bench_function("baseline_read_1003_events", |b| {
+        b.iter(|| {
+            stored
+                .iter()
+                .map(|json| Event::from_json(json.as_bytes()).expect("valid event"))
+                .count()
+        })
+    });
     group.bench_function("conversation_of_1003_events", |b| {
         b.iter(|| derive_conversation(&settings, "bench-sender", &events))
     });

@@ -206,7 +206,8 @@ impl Rows {
             && self.session_slot_states.is_empty()
     }
 
-    /// Appends `other`'s rows (e.g. to write several conversations in one statement per table).
+    /// Appends `other`'s rows, to write several conversations in one statement per table. Only rows of
+    /// *different* conversations: one statement must not carry two versions of the same row.
     pub fn extend(&mut self, other: Rows) {
         self.senders.extend(other.senders);
         self.sessions.extend(other.sessions);
