@@ -54,7 +54,7 @@ fn derive(c: &mut Criterion) {
             stored
                 .iter()
                 .map(|json| Event::from_json(json.as_bytes()).expect("valid event"))
-                .count()
+                .collect::<Vec<Event>>()
         })
     });
     group.bench_function("conversation_of_1003_events", |b| {
