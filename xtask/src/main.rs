@@ -143,6 +143,14 @@ fn rasa_compat(pytest_args: &[String]) -> Result<()> {
         "--example",
         "rasa_bytes",
     ])?;
+    cargo(&[
+        "build",
+        "--release",
+        "--package",
+        "colloquy-analytics",
+        "--example",
+        "markers",
+    ])?;
     if let Err(error) = cargo(&[
         "build",
         "--release",

@@ -1,0 +1,4 @@
+-- One row of Rows::user_messages: ?1 id, ?2 sender_id, ?3 session_id, ?4 event_id, ?5 timestamp (unix seconds), ?6 model_id, ?7 sequence_number, ?8 intent, ?9 retrieval_intent, ?10 confidence, ?11 text, ?12 message_id.
+INSERT INTO rasa_user_message (id, sender_id, session_id, event_id, timestamp, model_id, sequence_number, intent, retrieval_intent, confidence, text, message_id)
+VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%d %H:%M:%f', ?5, 'unixepoch'), ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+ON CONFLICT (id) DO NOTHING
