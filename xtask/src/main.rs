@@ -27,8 +27,8 @@ fn main() -> Result<()> {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  \
-                 ci                 fmt check, clippy -D warnings, all tests (needs RabbitMQ and PostgreSQL)\n  \
-                 services           start the local RabbitMQ and PostgreSQL if they do not answer\n  \
+                 ci                 fmt check, clippy -D warnings, all tests (needs RabbitMQ, PostgreSQL, MariaDB)\n  \
+                 services           start the local RabbitMQ, PostgreSQL and MariaDB if they do not answer\n  \
                  bench [NAME]...    run benchmarks: events, broker, tracker-store, consumer (default: all)\n  \
                  demo               run the consumer, import sample conversations, print a summary\n  \
                  rasa-compat [ARGS] run Rasa 3.6.21's own code against us (pytest compat/rasa; ARGS go to pytest)"
@@ -183,6 +183,14 @@ fn services() -> Result<()> {
             "-c",
             "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | head -n1) main start",
         ],
+    )?;
+    // The Debian init script cannot stop a server it did not start; the server's own wrapper starts it either
+    // way, detached from this process.
+    ensure_service(
+        "MariaDB",
+        3306,
+        "sh",
+        &["-c", "(setsid mariadbd-safe --user=mysql >/dev/null 2>&1 &)"],
     )
 }
 
