@@ -190,7 +190,10 @@ fn services() -> Result<()> {
         "MariaDB",
         3306,
         "sh",
-        &["-c", "(setsid mariadbd-safe --user=mysql >/dev/null 2>&1 &)"],
+        &[
+            "-c",
+            "(setsid mariadbd-safe --user=mysql >/dev/null 2>&1 &)",
+        ],
     )
 }
 

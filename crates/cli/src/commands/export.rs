@@ -281,11 +281,13 @@ impl Export<'_> {
             sender_id: sender_id.to_owned(),
             event,
         };
-        let body = envelope.to_rasa_json().into_bytes();
         let id = match event_id {
             Some(id) => EventId::from(id),
-            None => EventId::for_tracked(sender_id, seq, &body),
+            // The id our tracker store gives the event at this position (over its live broker body).
+            None => EventId::for_tracked(sender_id, seq, envelope.to_rasa_json().as_bytes()),
         };
+        // What `rasa export` publishes: Rasa's form with `sender_id` last.
+        let body = envelope.to_rasa_export_json().into_bytes();
         let stamped = StampedEnvelope {
             envelope,
             id,
