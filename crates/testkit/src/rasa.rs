@@ -124,9 +124,14 @@ pub fn interleave(conversations: Vec<Vec<Vec<u8>>>) -> Vec<Vec<u8>> {
     bodies
 }
 
-/// The `data` column Rasa writes for a body: the body without its leading `"sender_id": ..., `.
+/// The `data` column Rasa writes for a body: the body without its `"sender_id": ...` — leading, as Rasa's
+/// broker publishes it, or trailing, as `rasa export` does.
 pub fn data_of(body: &[u8]) -> String {
     let text = std::str::from_utf8(body).expect("UTF-8 body");
-    let after_sender = text.find(r#", "event""#).expect("sender_id first");
-    format!("{{{}", &text[after_sender + 2..])
+    if text.starts_with(r#"{"sender_id": "#) {
+        let after_sender = text.find(r#", "event""#).expect("sender_id first");
+        return format!("{{{}", &text[after_sender + 2..]);
+    }
+    let before_sender = text.rfind(r#", "sender_id": "#).expect("sender_id last");
+    format!("{}}}", &text[..before_sender])
 }
