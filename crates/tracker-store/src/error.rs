@@ -97,6 +97,27 @@ pub enum Error {
     /// The connection settings are invalid.
     #[error("invalid tracker store configuration: {0}")]
     Config(String),
+    /// A Redis key where a tracker belongs holds something else (another Redis type, or a string that is not
+    /// the JSON of a Rasa dialogue). Nothing was written to it.
+    #[error("Redis key `{key}` does not hold a Rasa tracker ({reason}); nothing was written to it")]
+    NotATracker {
+        /// The whole Redis key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `close` (or `drain`) gave up waiting for the broker to confirm saved events. They are stored and stay
+    /// in the store's outbox: the relay of the next store opened on it publishes them.
+    #[error(
+        "{events} saved event(s) were not confirmed by the broker within {seconds} s; they are safe in the \
+         outbox and will be published by the next store opened on it"
+    )]
+    Undelivered {
+        /// How many events are left in the outbox.
+        events: u64,
+        /// How long was waited.
+        seconds: u64,
+    },
 }
 
 /// Result with this crate's [`Error`].
@@ -114,7 +135,10 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Database { transient, .. } => *transient,
-            Self::Unavailable { .. } | Self::Broker(_) | Self::Timeout { .. } => true,
+            Self::Unavailable { .. }
+            | Self::Broker(_)
+            | Self::Timeout { .. }
+            | Self::Undelivered { .. } => true,
             _ => false,
         }
     }

@@ -16,7 +16,7 @@
 //! - [`store`]: the [`TrackerStore`] trait, what "new since the last save" means, the concurrency rule, and
 //!   Rasa's latest-session selection ([`latest_session`]).
 //! - [`memory`]: [`InMemoryStore`]. [`postgres`]: [`PostgresStore`]. [`outbox`]: how committed events reach the
-//!   broker. [`config`]: [`PostgresConfig`] from a URL or Rasa's `endpoints.yml`. [`error`]: [`Error`].
+//!   broker. `redis` (feature `redis`, on by default): `RedisStore`, sharing Rasa's `RedisTrackerStore` keys. [`config`]: [`PostgresConfig`] from a URL or Rasa's `endpoints.yml`. [`error`]: [`Error`].
 //! - [`schema`]: the SQL event schema and migrations shared with the consumer service.
 //!
 //! # Example
@@ -49,6 +49,8 @@ pub mod error;
 pub mod memory;
 pub mod outbox;
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod schema;
 pub mod store;
 
@@ -56,4 +58,6 @@ pub use config::{PostgresConfig, RelayConfig, database_url_from_endpoints_yaml};
 pub use error::{Error, Result};
 pub use memory::InMemoryStore;
 pub use postgres::PostgresStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisConfig, RedisStore};
 pub use store::{TrackerStore, latest_session};
