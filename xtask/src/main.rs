@@ -173,7 +173,16 @@ fn services() -> Result<()> {
         "Redis",
         6379,
         "redis-server",
-        &["--daemonize", "yes", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        &[
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
     )?;
     ensure_service(
         "PostgreSQL",

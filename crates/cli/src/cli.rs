@@ -254,9 +254,10 @@ pub struct ImportArgs {
     pub file: PathBuf,
 
     /// The tracker store that receives the conversations and streams their events: `memory` (default;
-    /// nothing kept after the run) or a PostgreSQL URL (events are stored in Rasa's `events` table and
-    /// published through the store's outbox; a conversation the store holds already gets the file's events
-    /// appended after its own).
+    /// nothing kept after the run), a PostgreSQL URL (events are stored in Rasa's `events` table) or a Redis
+    /// URL (`redis://[:password@]host:port/db`, with `?key_prefix=P&record_exp=SECONDS` as Rasa's settings;
+    /// stored as Rasa's RedisTrackerStore stores them). Stores publish through their outbox; a conversation
+    /// the store holds already gets the file's events appended after its own.
     #[arg(
         long,
         env = "COLLOQUY_TRACKER_STORE",
@@ -277,7 +278,9 @@ pub struct ImportArgs {
 /// `colloquy export`.
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
-    /// The tracker store to read: a PostgreSQL URL. Default: the `tracker_store` section of `--endpoints`.
+    /// The tracker store to read: a PostgreSQL URL or a Redis URL (`redis://[:password@]host:port/db`,
+    /// `?key_prefix=P` for Rasa's `key_prefix`). Default: the `tracker_store` section of `--endpoints`
+    /// (`type: sql` or `type: redis`).
     #[arg(
         long,
         alias = "database-url",

@@ -108,3 +108,16 @@ fn tracker_store_url(text: &str) -> Result<Option<String>> {
         text, env_lookup,
     )?)
 }
+
+/// The Redis tracker store of an endpoints.yml `tracker_store` section of type `redis`, if there is one.
+pub fn redis_tracker_store(
+    endpoints: &Endpoints,
+) -> Result<Option<colloquy_tracker_store::RedisConfig>> {
+    colloquy_tracker_store::RedisConfig::from_endpoints_yaml(&endpoints.text, env_lookup)
+        .with_context(|| {
+            format!(
+                "invalid tracker_store section in {}",
+                endpoints.path.display()
+            )
+        })
+}
