@@ -66,7 +66,7 @@ pub enum Command {
     /// events. Exits 0 only once RabbitMQ confirmed every event.
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
-    /// Publish the events stored in a tracker store (PostgreSQL) to RabbitMQ, like Rasa's `rasa export`, but
+    /// Publish the events stored in a tracker store (PostgreSQL or Redis) to RabbitMQ, like Rasa's `rasa export`, but
     /// exits 0 only once RabbitMQ confirmed every event, and prints the command that resumes after a failure.
     #[command(after_help = EXPORT_HELP)]
     Export(ExportArgs),
