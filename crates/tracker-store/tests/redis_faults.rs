@@ -16,13 +16,19 @@ use colloquy_tracker_store::{RedisStore, TrackerStore};
 use common::{in_process_broker, session_start, turn};
 use redis_support::{Prefix, PrivateRedis};
 
-/// Saves, retrying transient failures (the retry of a save that did go through is recognised by the store).
-async fn save_with_retry(store: &RedisStore, tracker: &mut Tracker) -> Result<()> {
+/// Saves, retrying transient failures (the retry of a save that did go through is recognised by the store);
+/// counts the retries.
+async fn save_with_retry(
+    store: &RedisStore,
+    tracker: &mut Tracker,
+    retries: &AtomicUsize,
+) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match store.save(tracker).await {
             Ok(_) => return Ok(()),
             Err(error) if error.is_transient() && Instant::now() < deadline => {
+                retries.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(error) => bail!("save failed: {error:#}"),
@@ -42,21 +48,23 @@ async fn redis_crashed_and_restarted_in_a_stream_of_saves() -> Result<()> {
     let store = Arc::new(RedisStore::connect(&config, Some(broker)).await?);
     let saved_turns = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let retries = Arc::new(AtomicUsize::new(0));
 
     let saver = tokio::spawn({
         let store = store.clone();
         let saved_turns = saved_turns.clone();
         let stop = stop.clone();
+        let retries = retries.clone();
         async move {
             let mut tracker = Tracker::new("restart");
             tracker.apply_all(session_start(1.0));
-            save_with_retry(&store, &mut tracker).await?;
+            save_with_retry(&store, &mut tracker, &retries).await?;
             for n in 0..MAX_TURNS {
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
                 tracker.apply_all(turn(2.0 + n as f64, n));
-                save_with_retry(&store, &mut tracker).await?;
+                save_with_retry(&store, &mut tracker, &retries).await?;
                 saved_turns.fetch_add(1, Ordering::SeqCst);
             }
             anyhow::Ok(tracker)
