@@ -1,7 +1,8 @@
 //! `cargo xtask`: Colloquy's development tasks, everything that is not plain cargo.
 //!
 //! - `cargo xtask ci` — format check, clippy (`-D warnings`, all targets), then every test.
-//! - `cargo xtask services` — makes sure the local RabbitMQ and PostgreSQL answer, starting them if needed.
+//! - `cargo xtask services` — makes sure the local RabbitMQ, PostgreSQL and Redis answer, starting them if
+//!   needed.
 //! - `cargo xtask bench [events|broker|tracker-store|consumer]...` — the benchmarks (all when none is named).
 //! - `cargo xtask demo` — the newcomer's tour: consume, import a sample, print a summary.
 //! - `cargo xtask rasa-compat [PYTEST ARGS]` — the suite that runs genuine Rasa 3.6.21 against us
@@ -27,8 +28,8 @@ fn main() -> Result<()> {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  \
-                 ci                 fmt check, clippy -D warnings, all tests (needs RabbitMQ, PostgreSQL, MariaDB)\n  \
-                 services           start the local RabbitMQ, PostgreSQL and MariaDB if they do not answer\n  \
+                 ci                 fmt check, clippy -D warnings, all tests (needs RabbitMQ, PostgreSQL, MariaDB, Redis)\n  \
+                 services           start the local RabbitMQ, PostgreSQL, MariaDB and Redis if they do not answer\n  \
                  bench [NAME]...    run benchmarks: events, broker, tracker-store, consumer (default: all)\n  \
                  demo               run the consumer, import sample conversations, print a summary\n  \
                  rasa-compat [ARGS] run Rasa 3.6.21's own code against us (pytest compat/rasa; ARGS go to pytest)"
@@ -172,9 +173,25 @@ fn rasa_compat(pytest_args: &[String]) -> Result<()> {
         .current_dir(root))
 }
 
-/// Starts RabbitMQ and PostgreSQL when they do not answer on their local ports, then waits for them.
+/// Starts RabbitMQ, PostgreSQL and Redis when they do not answer on their local ports, then waits for them.
 fn services() -> Result<()> {
     services_rabbitmq()?;
+    // The shared test Redis keeps nothing on disk; tests that need persistence start their own server.
+    ensure_service(
+        "Redis",
+        6379,
+        "redis-server",
+        &[
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+    )?;
     ensure_service(
         "PostgreSQL",
         5432,

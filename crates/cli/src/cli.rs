@@ -66,7 +66,7 @@ pub enum Command {
     /// events. Exits 0 only once RabbitMQ confirmed every event.
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
-    /// Publish the events stored in a tracker store (PostgreSQL) to RabbitMQ, like Rasa's `rasa export`, but
+    /// Publish the events stored in a tracker store (PostgreSQL or Redis) to RabbitMQ, like Rasa's `rasa export`, but
     /// exits 0 only once RabbitMQ confirmed every event, and prints the command that resumes after a failure.
     #[command(after_help = EXPORT_HELP)]
     Export(ExportArgs),
@@ -297,9 +297,11 @@ pub struct ImportArgs {
     pub file: PathBuf,
 
     /// The tracker store that receives the conversations and streams their events: `memory` (default;
-    /// nothing kept after the run) or a database URL — `postgres://…`, `mysql://…` or `sqlite://…` (events
-    /// are stored in Rasa's `events` table and published through the store's outbox; a conversation the
-    /// store holds already gets the file's events appended after its own).
+    /// nothing kept after the run), a database URL — `postgres://…`, `mysql://…` or `sqlite://…` (events are
+    /// stored in Rasa's `events` table) — or a Redis URL (`redis://[:password@]host:port/db`, with
+    /// `?key_prefix=P&record_exp=SECONDS` as Rasa's settings; stored as Rasa's RedisTrackerStore stores them).
+    /// Stores publish through their outbox; a conversation the store holds already gets the file's events
+    /// appended after its own.
     #[arg(
         long,
         env = "COLLOQUY_TRACKER_STORE",
@@ -330,8 +332,9 @@ pub enum ExportOrder {
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
     /// The tracker store to read: a database URL (`postgres://…`, `mysql://…`, `sqlite://…`), read only — a
-    /// database Rasa's SQLTrackerStore created and Colloquy never touched works as it is. Default: the
-    /// `tracker_store` section of `--endpoints`.
+    /// database Rasa's SQLTrackerStore created and Colloquy never touched works as it is — or a Redis URL
+    /// (`redis://[:password@]host:port/db`, `?key_prefix=P` for Rasa's `key_prefix`). Default: the
+    /// `tracker_store` section of `--endpoints` (`type: sql` or `type: redis`).
     #[arg(
         long,
         alias = "database-url",

@@ -110,6 +110,19 @@ fn tracker_store_url(text: &str) -> Result<Option<String>> {
     )?)
 }
 
+/// The Redis tracker store of an endpoints.yml `tracker_store` section of type `redis`, if there is one.
+pub fn redis_tracker_store(
+    endpoints: &Endpoints,
+) -> Result<Option<colloquy_tracker_store::RedisConfig>> {
+    colloquy_tracker_store::RedisConfig::from_endpoints_yaml(&endpoints.text, env_lookup)
+        .with_context(|| {
+            format!(
+                "invalid tracker_store section in {}",
+                endpoints.path.display()
+            )
+        })
+}
+
 /// The flags whose value is a URL that may carry a password (with `--database-url`, export's alias).
 const URL_FLAGS: [&str; 3] = ["--tracker-store", "--database-url", "--amqp-url"];
 

@@ -527,13 +527,13 @@ async fn import_errors_say_what_and_where() {
     );
     assert_fails(&missing, 2, &["cannot read /nonexistent/events.jsonl"]);
     let store = colloquy(
-        &args(&["import", "--file", "-", "--tracker-store", "redis://x"]),
+        &args(&["import", "--file", "-", "--tracker-store", "mongodb://x"]),
         Some(b""),
     );
     assert_fails(
         &store,
         2,
-        &["--tracker-store must be `memory` or a database URL"],
+        &["--tracker-store must be `memory`, a database URL"],
     );
     let refused = colloquy(
         &args(&[

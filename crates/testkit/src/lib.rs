@@ -40,6 +40,8 @@ use tokio::sync::OnceCell;
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// The local PostgreSQL that CI and the development machines run.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The local Redis that CI and the development machines run.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 
 static RABBITMQ: OnceCell<(
     String,
@@ -308,6 +310,28 @@ fn with_database(server_url: &str, name: &str) -> String {
         Some(query) => format!("{base}/{name}?{query}"),
         None => format!("{base}/{name}"),
     }
+}
+
+/// The Redis to test against: `REDIS_URL` when set, else the local one on its default port, else a panic that
+/// says what to do (tests that break Redis start a private `redis-server` instead).
+pub fn redis_url() -> String {
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        return url;
+    }
+    assert!(
+        port_answers(6379),
+        "no Redis for the integration tests: set REDIS_URL, or start one on 127.0.0.1:6379 \
+         (`cargo xtask services`, or `redis-server --daemonize yes`)"
+    );
+    DEFAULT_REDIS_URL.to_owned()
+}
+
+/// A free TCP port on 127.0.0.1 (for a private server a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// A name no other test uses: `prefix` plus a random suffix.

@@ -1,8 +1,10 @@
-//! Saves per second and events per second of both stores: many conversations of ~40 events saved turn by turn
-//! in parallel, against a plain multi-row INSERT of the same rows (PostgreSQL baseline) in the same run.
+//! Saves per second and events per second of the stores: many conversations of ~40 events saved turn by turn
+//! in parallel, against a plain multi-row INSERT of the same rows (PostgreSQL baseline) and a plain `SET` of
+//! the same serialised trackers (Redis baseline) in the same run.
 //!
 //! `cargo bench -p colloquy-tracker-store --bench save` (PostgreSQL from `DATABASE_URL` or the local default;
-//! a fresh database is created and dropped).
+//! a fresh database is created and dropped; Redis from `REDIS_URL` or the local default, under a key prefix of
+//! its own that is deleted afterwards).
 
 #![allow(missing_docs)]
 
@@ -12,7 +14,9 @@ use std::time::{Duration, Instant};
 use colloquy_broker::{EventBroker, Subscription};
 use colloquy_events::{Event, Tracker};
 use colloquy_storage::EventRow;
-use colloquy_tracker_store::{InMemoryStore, SqlConfig, SqlStore, TrackerStore};
+use colloquy_tracker_store::{
+    InMemoryStore, RedisConfig, RedisStore, SqlConfig, SqlStore, TrackerStore,
+};
 use serde_json::json;
 use sqlx::{Postgres, QueryBuilder};
 
@@ -189,6 +193,139 @@ fn drained_in_process_broker() -> Arc<dyn EventBroker> {
     Arc::new(broker)
 }
 
+/// The Redis baseline: what Rasa's `RedisTrackerStore.save` writes, one plain `SET` of the whole serialised
+/// tracker per turn (values built before the clock starts), same parallelism, one multiplexed connection.
+async fn run_redis_baseline(url: &str, prefix: &str) -> Figures {
+    let mut all_values: Vec<Vec<(String, String)>> = Vec::new();
+    for c in 0..CONVERSATIONS {
+        let sender_id = format!("{prefix}-{c}");
+        let mut tracker = Tracker::new(&sender_id);
+        let mut steps = Vec::new();
+        for step in conversation_steps(c) {
+            tracker.apply_all(step);
+            let events: Vec<String> = tracker
+                .events()
+                .iter()
+                .map(|e| e.to_rasa_json())
+                .collect();
+            let value = format!(
+                r#"{{"events": [{}], "name": "{sender_id}"}}"#,
+                events.join(", ")
+            );
+            steps.push((format!("{prefix}:tracker:{sender_id}"), value));
+        }
+        all_values.push(steps);
+    }
+    let saves = all_values.iter().map(Vec::len).sum();
+    let events = count(
+        &(0..CONVERSATIONS)
+            .map(conversation_steps)
+            .collect::<Vec<_>>(),
+    )
+    .1;
+    let client = redis::Client::open(url).expect("a Redis URL");
+    let conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a Redis connection");
+    let queue = Arc::new(std::sync::Mutex::new(all_values));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..PARALLEL {
+        let mut conn = conn.clone();
+        let queue = queue.clone();
+        tasks.spawn(async move {
+            loop {
+                let Some(steps) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                for (key, value) in steps {
+                    let () = redis::AsyncCommands::set(&mut conn, key, value)
+                        .await
+                        .expect("SET");
+                }
+            }
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.expect("a SET task");
+    }
+    Figures {
+        saves,
+        events,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Deletes every key of the bench's Redis prefix (trackers, our metadata, the outbox, the relay lease).
+fn delete_redis_keys(url: &str, prefix: &str) {
+    let mut conn = redis::Client::open(url)
+        .and_then(|client| client.get_connection())
+        .expect("a Redis connection");
+    for pattern in [
+        format!("{prefix}:tracker:*"),
+        format!("colloquy:meta:{prefix}:tracker:*"),
+        format!("colloquy:*:{prefix}:tracker:"),
+    ] {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query(&mut conn)
+            .expect("KEYS");
+        for chunk in keys.chunks(1000) {
+            let _: u64 = redis::cmd("DEL").arg(chunk).query(&mut conn).expect("DEL");
+        }
+    }
+}
+
+/// The Redis part of the run: baseline, store without and with the outbox, baseline again.
+async fn run_redis() {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned());
+    let prefix = format!("bench{}", std::process::id());
+    let config = RedisConfig::from_url(&url)
+        .expect("a Redis URL")
+        .with_key_prefix(Some(&prefix));
+    // Warm up (connections, the script cache).
+    let warm = RedisStore::connect(&config, None)
+        .await
+        .expect("connecting to Redis");
+    run_store(Arc::new(warm), "warm").await;
+    let baseline = run_redis_baseline(&url, &format!("{prefix}b1")).await;
+    baseline.print("Redis baseline: plain SET per turn");
+    let store = RedisStore::connect(&config, None)
+        .await
+        .expect("connecting to Redis");
+    let plain = run_store(Arc::new(store), "redis").await;
+    plain.print("Redis store, no broker");
+    let store = Arc::new(
+        RedisStore::connect(&config, Some(drained_in_process_broker()))
+            .await
+            .expect("connecting to Redis"),
+    );
+    let outboxed = run_store(store.clone(), "redis-outbox").await;
+    let drained = Instant::now();
+    store
+        .close_within(Duration::from_secs(120))
+        .await
+        .expect("the outbox drained");
+    outboxed.print("Redis store + outbox -> in-process");
+    println!(
+        "Redis outbox drained {:.2} s after the last save",
+        drained.elapsed().as_secs_f64()
+    );
+    let baseline_again = run_redis_baseline(&url, &format!("{prefix}b2")).await;
+    baseline_again.print("Redis baseline again (drift check)");
+    let base = (baseline.saves_per_second() + baseline_again.saves_per_second()) / 2.0;
+    println!(
+        "ratio to the Redis baseline (saves/s): store {:.2}, store + outbox {:.2}",
+        plain.saves_per_second() / base,
+        outboxed.saves_per_second() / base
+    );
+    for extra in ["b1", "b2"] {
+        delete_redis_keys(&url, &format!("{prefix}{extra}"));
+    }
+    delete_redis_keys(&url, &prefix);
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -251,5 +388,6 @@ fn main() {
         store.close().await.expect("closing the store");
         pool.close().await;
         db.drop_database().await;
+        run_redis().await;
     });
 }

@@ -305,7 +305,7 @@ fn percent_encode(text: &str) -> String {
 }
 
 /// Replaces `${VAR}` in every string of the document (Rasa's env-var expansion).
-fn substitute_env(
+pub(crate) fn substitute_env(
     value: &mut serde_norway::Value,
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<()> {

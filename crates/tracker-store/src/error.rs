@@ -3,6 +3,9 @@
 
 use colloquy_storage::RowError;
 
+/// A boxed source error, so that client types do not leak into the public API.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Errors of the tracker stores.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -59,6 +62,28 @@ pub enum Error {
         /// How long `close` waited.
         seconds: u64,
     },
+    /// Redis could not be reached at start-up, after every attempt.
+    #[error("Redis at {target} could not be reached after {attempts} attempts")]
+    Unavailable {
+        /// Host, port and database number (no credentials).
+        target: String,
+        /// How many attempts were made.
+        attempts: usize,
+        /// The last attempt's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A Redis command failed. (SQL databases report through [`Error::Storage`].)
+    #[error("Redis failed while trying to {action}")]
+    Database {
+        /// What the store was doing.
+        action: &'static str,
+        /// The error.
+        #[source]
+        source: BoxError,
+        /// Whether retrying may succeed (connection lost, server loading or busy, ...).
+        transient: bool,
+    },
     /// The broker refused or failed to take the events.
     #[error("the event broker failed")]
     Broker(#[source] colloquy_broker::Error),
@@ -73,6 +98,15 @@ pub enum Error {
     /// The connection settings are invalid.
     #[error("invalid tracker store configuration: {0}")]
     Config(String),
+    /// A Redis key where a tracker belongs holds something else (another Redis type, or a string that is not
+    /// the JSON of a Rasa dialogue). Nothing was written to it.
+    #[error("Redis key `{key}` does not hold a Rasa tracker ({reason}); nothing was written to it")]
+    NotATracker {
+        /// The whole Redis key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Result with this crate's [`Error`].
@@ -91,7 +125,8 @@ impl Error {
         match self {
             Self::Storage(error) => error.is_transient(),
             Self::Broker(error) => error.is_transient(),
-            Self::Timeout { .. } | Self::Unpublished { .. } => true,
+            Self::Database { transient, .. } => *transient,
+            Self::Unavailable { .. } | Self::Timeout { .. } | Self::Unpublished { .. } => true,
             _ => false,
         }
     }

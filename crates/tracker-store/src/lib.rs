@@ -17,8 +17,9 @@
 //! # Modules
 //! - [`store`]: the [`TrackerStore`] trait, what "new since the last save" means, the concurrency rule, and
 //!   Rasa's latest-session selection ([`latest_session`]).
-//! - [`memory`]: [`InMemoryStore`]. [`sql`]: [`SqlStore`]. [`outbox`]: how committed events reach the
-//!   broker. [`config`]: [`SqlConfig`] from a URL or Rasa's `endpoints.yml`. [`error`]: [`Error`].
+//! - [`memory`]: [`InMemoryStore`]. [`sql`]: [`SqlStore`]. `redis` (feature `redis`, on by default):
+//!   `RedisStore`, sharing Rasa's `RedisTrackerStore` keys. [`outbox`]: how committed events reach the broker.
+//!   [`config`]: [`SqlConfig`] from a URL or Rasa's `endpoints.yml`. [`error`]: [`Error`].
 //!
 //! # Example
 //! ```
@@ -49,11 +50,15 @@ pub mod config;
 pub mod error;
 pub mod memory;
 pub mod outbox;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod sql;
 pub mod store;
 
 pub use config::{RelayConfig, SqlConfig, database_url_from_endpoints_yaml};
 pub use error::{Error, Result};
 pub use memory::InMemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisConfig, RedisStore};
 pub use sql::SqlStore;
 pub use store::{TrackerStore, latest_session};

@@ -20,6 +20,7 @@ use anyhow::{Context, Result, anyhow};
 use colloquy_broker::{AmqpBroker, EventBroker, MessageProperties};
 use colloquy_events::{Envelope, Event, EventId, StampedEnvelope};
 use colloquy_storage::{ConnectOptions, Database, ExportSelection, StoredEvent, redact};
+use colloquy_tracker_store::{RedisConfig, RedisStore, TrackerStore};
 
 use crate::cli::{DatabaseArgs, ExportArgs, ExportOrder};
 use crate::progress::{Progress, Unit, rate};
@@ -62,6 +63,11 @@ struct Filter {
 
 /// Runs `colloquy export`.
 pub async fn run(args: ExportArgs, endpoints: Option<&Endpoints>) -> Result<()> {
+    if let Some(redis) = redis_tracker_store(args.tracker_store.as_deref(), endpoints)
+        .map_err(|error| super::ConfigError(format!("{error:#}")))?
+    {
+        return export_redis(args, endpoints, redis).await;
+    }
     let url = database_url(
         &DatabaseArgs {
             database_url: args.tracker_store.clone(),
@@ -77,36 +83,7 @@ pub async fn run(args: ExportArgs, endpoints: Option<&Endpoints>) -> Result<()> 
         )
         .into());
     }
-    if let (Some(min), Some(max)) = (args.minimum_timestamp, args.maximum_timestamp)
-        && min >= max
-    {
-        return Err(super::ConfigError(format!(
-            "--minimum-timestamp ({min}) must be smaller than --maximum-timestamp ({max})"
-        ))
-        .into());
-    }
-    let resume = match &args.resume_from {
-        Some(token) => Some(ResumePoint::parse(token).ok_or_else(|| {
-            super::ConfigError(format!(
-                "--resume-from must be `SEQ:SENDER_ID` as printed by a failed export, not `{token}`"
-            ))
-        })?),
-        None => None,
-    };
-    let filter = Filter {
-        selection: ExportSelection {
-            only: args
-                .conversation_ids
-                .iter()
-                .filter(|id| !id.is_empty())
-                .cloned()
-                .collect(),
-            from: resume.as_ref().map(|resume| resume.sender_id.clone()),
-            minimum_timestamp: args.minimum_timestamp,
-            maximum_timestamp: args.maximum_timestamp,
-        },
-        resume,
-    };
+    let filter = filter_of(&args)?;
     let config = super::producer_config(&args.broker, &args.publish, endpoints, "export")?;
 
     // Read only: an export never creates or alters anything, so it works on a database Rasa created.
@@ -158,14 +135,66 @@ pub async fn run(args: ExportArgs, endpoints: Option<&Endpoints>) -> Result<()> 
         .await;
     progress.finish();
     database.close().await;
+    finish(
+        outcome,
+        export.published,
+        conversations.len(),
+        &progress,
+        &broker,
+    )
+    .await
+}
+
+/// The events an export selects, from its flags.
+fn filter_of(args: &ExportArgs) -> Result<Filter> {
+    if let (Some(min), Some(max)) = (args.minimum_timestamp, args.maximum_timestamp)
+        && min >= max
+    {
+        return Err(super::ConfigError(format!(
+            "--minimum-timestamp ({min}) must be smaller than --maximum-timestamp ({max})"
+        ))
+        .into());
+    }
+    let resume = match &args.resume_from {
+        Some(token) => Some(ResumePoint::parse(token).ok_or_else(|| {
+            super::ConfigError(format!(
+                "--resume-from must be `SEQ:SENDER_ID` as printed by a failed export, not `{token}`"
+            ))
+        })?),
+        None => None,
+    };
+    Ok(Filter {
+        selection: ExportSelection {
+            only: args
+                .conversation_ids
+                .iter()
+                .filter(|id| !id.is_empty())
+                .cloned()
+                .collect(),
+            from: resume.as_ref().map(|resume| resume.sender_id.clone()),
+            minimum_timestamp: args.minimum_timestamp,
+            maximum_timestamp: args.maximum_timestamp,
+        },
+        resume,
+    })
+}
+
+/// Logs the summary of a finished export, or turns its failure into the message with the resume command.
+async fn finish(
+    outcome: Result<(), Failure>,
+    published: u64,
+    conversations: usize,
+    progress: &Progress,
+    broker: &AmqpBroker,
+) -> Result<()> {
     match outcome {
         Ok(()) => {
             let elapsed = progress.elapsed();
             tracing::info!(
-                events = export.published,
-                conversations = conversations.len(),
+                events = published,
+                conversations,
                 seconds = elapsed.as_secs_f64(),
-                events_per_second = rate(export.published, elapsed) as u64,
+                events_per_second = rate(published, elapsed) as u64,
                 "Export finished; RabbitMQ confirmed every event."
             );
             Ok(())
@@ -181,6 +210,77 @@ pub async fn run(args: ExportArgs, endpoints: Option<&Endpoints>) -> Result<()> 
             ))
         }
     }
+}
+
+/// The Redis tracker store named by `--tracker-store redis://...` or by endpoints.yml (`type: redis`).
+fn redis_tracker_store(
+    flag: Option<&str>,
+    endpoints: Option<&Endpoints>,
+) -> Result<Option<RedisConfig>> {
+    match (flag, endpoints) {
+        (Some(url), _) if url.starts_with("redis") => Ok(Some(RedisConfig::from_url(url)?)),
+        (None, Some(endpoints)) => crate::settings::redis_tracker_store(endpoints),
+        _ => Ok(None),
+    }
+}
+
+/// `colloquy export` from a Redis tracker store, read through the [`TrackerStore`] trait: its conversations
+/// (`keys`, in byte order), each one's events (`retrieve_full`), ids as our stores stamp them.
+async fn export_redis(
+    args: ExportArgs,
+    endpoints: Option<&Endpoints>,
+    store: RedisConfig,
+) -> Result<()> {
+    let filter = filter_of(&args)?;
+    let config = super::producer_config(&args.broker, &args.publish, endpoints, "export")?;
+    let target = store.target();
+    let store = RedisStore::connect(&store, None)
+        .await
+        .with_context(|| format!("cannot open the tracker store at {target}"))?;
+    let conversations: Vec<String> = store
+        .keys()
+        .await
+        .with_context(|| format!("cannot list the conversations of the tracker store at {target}"))?
+        .into_iter()
+        .filter(|id| filter.selection.only.is_empty() || filter.selection.only.contains(id))
+        .filter(|id| {
+            filter
+                .resume
+                .as_ref()
+                .is_none_or(|resume| id.as_bytes() >= resume.sender_id.as_bytes())
+        })
+        .collect();
+    let broker = super::connect_broker(config).await?;
+    let progress = Progress::new(args.publish.progress, "Exported", Unit::Events, None);
+    let mut export = Export {
+        broker: &broker,
+        process_id: uuid::Uuid::new_v4().simple().to_string(),
+        window: VecDeque::new(),
+        published: 0,
+    };
+    tracing::info!(
+        conversations = conversations.len(),
+        export_process_id = export.process_id.as_str(),
+        "Exporting."
+    );
+    let outcome = export
+        .publish_trackers(&store, &conversations, &filter, &progress)
+        .await;
+    progress.finish();
+    if outcome.is_ok() && export.published == 0 {
+        return Err(anyhow!(
+            "no event of the tracker store at {target} matches the selection (conversations, timestamps); \
+             nothing to export"
+        ));
+    }
+    finish(
+        outcome,
+        export.published,
+        conversations.len(),
+        &progress,
+        &broker,
+    )
+    .await
 }
 
 /// Why an export stopped, and where to resume.
@@ -267,6 +367,58 @@ impl Export<'_> {
                 error: anyhow!(error.chain()),
                 resume_at: at,
             }
+        })
+    }
+
+    async fn publish_trackers(
+        &mut self,
+        store: &dyn TrackerStore,
+        conversations: &[String],
+        filter: &Filter,
+        progress: &Progress,
+    ) -> Result<(), Failure> {
+        for sender_id in conversations {
+            let skip = match &filter.resume {
+                Some(resume) if &resume.sender_id == sender_id => resume.seq,
+                _ => 0,
+            };
+            let mut outage = super::Outage::default();
+            let tracker = loop {
+                match store.retrieve_full(sender_id).await {
+                    Ok(tracker) => break tracker,
+                    Err(error) if error.is_transient() => {
+                        if let Err(error) = outage
+                            .wait(&error, "The tracker store failed; retrying the read.")
+                            .await
+                        {
+                            let error =
+                                error.context(format!("cannot read conversation `{sender_id}`"));
+                            return Err(self.failure(error, sender_id, skip));
+                        }
+                    }
+                    Err(error) => {
+                        let error = anyhow!(error)
+                            .context(format!("cannot read conversation `{sender_id}`"));
+                        return Err(self.failure(error, sender_id, skip));
+                    }
+                }
+            };
+            let Some(tracker) = tracker else { continue };
+            let stamped = tracker.stamp_all();
+            for stamped in stamped {
+                let seq = stamped.seq.unwrap_or_default();
+                if seq < skip || !filter.selection.selects(stamped.envelope.event.timestamp()) {
+                    continue;
+                }
+                let id = stamped.id.as_str().to_owned();
+                self.publish(sender_id, seq, stamped.envelope.event, Some(id))
+                    .await?;
+                progress.advance(1, 0);
+            }
+        }
+        self.broker.close().await.map_err(|error| Failure {
+            error: anyhow!(error.chain()),
+            resume_at: self.first_unconfirmed(None),
         })
     }
 

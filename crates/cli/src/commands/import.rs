@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use colloquy_broker::{AmqpBroker, EventBroker};
 use colloquy_events::Event;
-use colloquy_tracker_store::{SqlConfig, SqlStore, TrackerStore};
+use colloquy_tracker_store::{RedisConfig, RedisStore, SqlConfig, SqlStore, TrackerStore};
 use tokio::sync::mpsc;
 
 use crate::cli::ImportArgs;
@@ -73,6 +73,8 @@ pub enum StoreChoice {
     Memory,
     /// [`SqlStore`] at this database URL (PostgreSQL, MySQL/MariaDB or SQLite).
     Sql(String),
+    /// [`RedisStore`] with these settings.
+    Redis(RedisConfig),
 }
 
 impl StoreChoice {
@@ -84,9 +86,15 @@ impl StoreChoice {
         if colloquy_storage::Dialect::of_url(text).is_ok() {
             return Ok(Self::Sql(text.to_owned()));
         }
+        if text.starts_with("redis") {
+            let config = RedisConfig::from_url(text)
+                .map_err(|error| super::ConfigError(error.to_string()))?;
+            return Ok(Self::Redis(config));
+        }
         Err(super::ConfigError(format!(
-            "--tracker-store must be `memory` or a database URL (postgres://user:password@host:port/db, \
-             mysql://user:password@host:port/db or sqlite://path), not `{}`",
+            "--tracker-store must be `memory`, a database URL (postgres://user:password@host:port/db, \
+             mysql://user:password@host:port/db or sqlite://path) or a Redis URL \
+             (redis://[:password@]host:port/db[?key_prefix=P&record_exp=SECONDS]), not `{}`",
             colloquy_storage::redact(text)
         ))
         .into())
@@ -101,8 +109,20 @@ pub async fn import(
     broker: Arc<AmqpBroker>,
     progress: &Progress,
 ) -> Result<ImportSummary> {
+    let mut redis: Option<Arc<RedisStore>> = None;
     let (store, postgres): (Arc<dyn TrackerStore>, Option<Arc<SqlStore>>) = match &choice {
         StoreChoice::Memory => (Arc::new(StreamingStore::new(broker.clone())), None),
+        StoreChoice::Redis(config) => {
+            let store = Arc::new(
+                RedisStore::connect(config, Some(broker.clone()))
+                    .await
+                    .with_context(|| {
+                        format!("cannot open the tracker store at {}", config.target())
+                    })?,
+            );
+            redis = Some(store.clone());
+            (store, None)
+        }
         StoreChoice::Sql(url) => {
             let config =
                 SqlConfig::from_url(url).map_err(|error| super::ConfigError(error.to_string()))?;
@@ -184,7 +204,7 @@ pub async fn import(
                         tracker.apply(event);
                     }
                     save(store.as_ref(), &broker, &mut tracker, &lines, &unconfirmed_lines).await?;
-                    if postgres.is_none() {
+                    if matches!(choice, StoreChoice::Memory) {
                         unconfirmed_lines.extend(lines);
                     }
                 }
@@ -206,6 +226,9 @@ pub async fn import(
     let bad_input = match outcome {
         Ok(bad_input) => bad_input,
         Err(error) => {
+            if let Some(redis) = &redis {
+                let _ = redis.close_within(Duration::ZERO).await;
+            }
             abandon(&broker, postgres.as_deref()).await;
             return Err(error);
         }
@@ -214,6 +237,14 @@ pub async fn import(
     if let Some(postgres) = &postgres {
         wait_for_outbox(postgres, &broker).await?;
         postgres.close().await?;
+    }
+    if let Some(redis) = &redis {
+        redis.close_within(super::OUTAGE_LIMIT).await.map_err(|error| {
+            anyhow!(
+                "{error}: run `colloquy import --file /dev/null --tracker-store URL` with the same store once \
+                 RabbitMQ answers"
+            )
+        })?;
     }
     if let Err(error) = broker.close().await {
         let unconfirmed = broker.unconfirmed() as usize;
