@@ -241,8 +241,8 @@ fn help_explains_every_flag() {
 fn bad_configuration_exits_2_with_a_clear_message() {
     let cases: [(&[&str], &str); 4] = [
         (
-            &["consume", "--database-url", "mysql://localhost/db"],
-            "unsupported database URL",
+            &["consume", "--database-url", "mongodb://localhost/db"],
+            "is not a database URL Colloquy can use",
         ),
         (
             &[
@@ -727,7 +727,7 @@ fn role(port: u16) -> String {
         return String::new();
     }
     let (_, body) = http_get(port, "/health");
-    body.split("\"role\": \"")
+    body.split("\"role\":\"")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .unwrap_or_default()
@@ -766,7 +766,7 @@ async fn a_second_consumer_is_a_standby_that_takes_over_after_sigkill() {
         one_active_one_standby(first, second).await;
     let (_, health) = http_get(standby_port, "/health");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
-    assert!(health.contains("\"status\": \"standby\""), "{health}");
+    assert!(health.contains("\"status\":\"standby\""), "{health}");
     let (_, metrics) = http_get(standby_port, "/metrics");
     assert!(metrics.contains("colloquy_consumer_active 0"), "{metrics}");
 

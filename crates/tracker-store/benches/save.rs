@@ -203,11 +203,7 @@ async fn run_redis_baseline(url: &str, prefix: &str) -> Figures {
         let mut steps = Vec::new();
         for step in conversation_steps(c) {
             tracker.apply_all(step);
-            let events: Vec<String> = tracker
-                .events()
-                .iter()
-                .map(|e| e.to_rasa_json())
-                .collect();
+            let events: Vec<String> = tracker.events().iter().map(|e| e.to_rasa_json()).collect();
             let value = format!(
                 r#"{{"events": [{}], "name": "{sender_id}"}}"#,
                 events.join(", ")

@@ -276,8 +276,7 @@ impl TrackerStore for RedisStore {
             return Ok(0);
         }
         let sender_id = tracker.sender_id().to_owned();
-        let stamped = tracker
-            .stamped_since_last_save();
+        let stamped = tracker.stamped_since_last_save();
         let save = Save {
             sender_id: &sender_id,
             key: self.keys.tracker(&sender_id),

@@ -33,9 +33,7 @@ pub(crate) fn events_fragment(stamped: &[StampedEnvelope]) -> Result<String> {
         if i > 0 {
             fragment.push_str(", ");
         }
-        let body = event
-            .envelope
-            .to_rasa_json();
+        let body = event.envelope.to_rasa_json();
         let head = format!(
             r#"{{"sender_id": {}, "#,
             to_string(
@@ -125,11 +123,7 @@ mod tests {
             r#"{"event": "slot", "timestamp": 2, "name": "n", "value": 1e-05}"#,
         ));
         let stamped = tracker.stamped_since_last_save();
-        let expected: Vec<String> = tracker
-            .events()
-            .iter()
-            .map(|e| e.to_rasa_json())
-            .collect();
+        let expected: Vec<String> = tracker.events().iter().map(|e| e.to_rasa_json()).collect();
         assert_eq!(events_fragment(&stamped).unwrap(), expected.join(", "));
         let whole = whole_value("é \"x\"", tracker.events()).unwrap();
         assert_eq!(
