@@ -921,7 +921,7 @@ async fn export_filters_and_headers() {
     let empty = colloquy_testkit::fresh_database().await;
     assert_fails(
         &colloquy(&export_args(&topology, &empty, &[]), None),
-        1,
+        2,
         &["has no `events` table"],
     );
     empty.drop_database().await;
