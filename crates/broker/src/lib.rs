@@ -151,7 +151,7 @@ pub trait Subscription: Send {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let (broker, mut subscription) = in_process(NonZeroUsize::new(16).unwrap());
     /// # let body = br#"{"sender_id": "a", "event": "restart", "timestamp": 1.0}"#;
-    /// # broker.publish(StampedEnvelope::unsequenced(Envelope::from_json(body)?)?).await?;
+    /// # broker.publish(StampedEnvelope::unsequenced(Envelope::from_json(body)?)).await?;
     /// let mut drained = 0;
     /// while let Next::Delivery(delivery) = subscription.next_within(Duration::from_millis(200)).await? {
     ///     delivery.acker.ack().await?;

@@ -292,7 +292,7 @@ async fn close_reports_what_the_broker_did_not_confirm() -> Result<()> {
         "{error:?}"
     );
     ensure!(
-        message.contains("3 saved event(s)") && message.contains("safe in the outbox"),
+        message.contains("3 saved events") && message.contains("safe in the outbox"),
         "{message}"
     );
     ensure!(store.outbox_len().await? == 3);
