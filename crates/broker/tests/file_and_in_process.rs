@@ -146,7 +146,8 @@ async fn a_file_broker_blocked_on_its_file_does_not_stall_the_runtime() {
     tokio::select! {
         biased;
         _ = &mut flush => panic!("the writes cannot finish before the reader drains"),
-        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        // The condition itself: a timer on this current-thread runtime fires while the write is blocked.
+        () = tokio::time::sleep(RUNTIME_STILL_TICKS) => {}
     }
     drain.send(()).unwrap();
     // The lines are written; the fsync that follows is not defined on a FIFO (EINVAL).
@@ -155,3 +156,6 @@ async fn a_file_broker_blocked_on_its_file_does_not_stall_the_runtime() {
     assert!(reader.join().unwrap() > 64 * 1024);
     let _ = std::fs::remove_file(&path);
 }
+
+/// How long the blocked FIFO write must leave the runtime free to run a timer.
+const RUNTIME_STILL_TICKS: Duration = Duration::from_millis(100);

@@ -16,6 +16,9 @@ use colloquy_tracker_store::{RedisStore, TrackerStore};
 use common::{in_process_broker, session_start, turn};
 use redis_support::{Prefix, PrivateRedis};
 
+/// How long a save that failed while Redis was down waits before it is tried again.
+const SAVE_RETRY_PAUSE: Duration = Duration::from_millis(50);
+
 /// Saves, retrying transient failures (the retry of a save that did go through is recognised by the store);
 /// counts the retries.
 async fn save_with_retry(
@@ -29,7 +32,8 @@ async fn save_with_retry(
             Ok(_) => return Ok(()),
             Err(error) if error.is_transient() && Instant::now() < deadline => {
                 retries.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // A retry pause, not a synchronisation: the loop is bounded by `deadline`.
+                tokio::time::sleep(SAVE_RETRY_PAUSE).await;
             }
             Err(error) => bail!("save failed: {error:#}"),
         }
