@@ -12,9 +12,6 @@ pub enum Error {
     /// The database failed; the message ends with the database's own.
     #[error(transparent)]
     Storage(colloquy_storage::Error),
-    /// The broker failed.
-    #[error("broker: {0}")]
-    Broker(colloquy_broker::Error),
     /// A stop was requested while the database kept failing, and it still failed when the shutdown grace
     /// period ended: the batch in hand was not stored and not acknowledged, so the broker delivers it again.
     #[error(
@@ -96,11 +93,5 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<colloquy_storage::Error> for Error {
     fn from(error: colloquy_storage::Error) -> Self {
         Error::Storage(error)
-    }
-}
-
-impl From<colloquy_broker::Error> for Error {
-    fn from(error: colloquy_broker::Error) -> Self {
-        Error::Broker(error)
     }
 }

@@ -93,16 +93,6 @@ pub enum Error {
     /// The URL names no dialect this build supports, or cannot be read.
     #[error("{0}")]
     Url(String),
-    /// A wait for the database took longer than allowed.
-    #[error("the database at {target} did not answer within {seconds} s while trying to {action}")]
-    Timeout {
-        /// What was being done.
-        action: &'static str,
-        /// Host, port and database (no credentials).
-        target: String,
-        /// The limit.
-        seconds: u64,
-    },
 }
 
 /// Result with this crate's [`Error`].
@@ -113,7 +103,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Database { kind, .. } | Self::Migrate { kind, .. } => *kind,
-            Self::Unavailable { .. } | Self::Timeout { .. } => ErrorKind::Transient,
+            Self::Unavailable { .. } => ErrorKind::Transient,
             Self::SchemaMissing { .. } => ErrorKind::SchemaMissing,
             Self::Url(_) => ErrorKind::Config,
             Self::Row { .. } => ErrorKind::Refused,

@@ -236,6 +236,7 @@ async fn export_redis(
     let target = store.target();
     let store = RedisStore::connect(&store, None)
         .await
+        .map_err(super::tracker_store_error)
         .with_context(|| format!("cannot open the tracker store at {target}"))?;
     let conversations: Vec<String> = store
         .keys()

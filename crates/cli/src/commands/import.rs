@@ -116,6 +116,7 @@ pub async fn import(
             let store = Arc::new(
                 RedisStore::connect(config, Some(broker.clone()))
                     .await
+                    .map_err(super::tracker_store_error)
                     .with_context(|| {
                         format!("cannot open the tracker store at {}", config.target())
                     })?,
@@ -129,13 +130,7 @@ pub async fn import(
             let store = Arc::new(
                 SqlStore::connect(&config, Some(broker.clone()))
                     .await
-                    .map_err(|error| {
-                        if error.is_config() {
-                            anyhow::Error::from(super::ConfigError(error.to_string()))
-                        } else {
-                            anyhow!(error)
-                        }
-                    })
+                    .map_err(super::tracker_store_error)
                     .with_context(|| {
                         format!("cannot open the tracker store at {}", config.target())
                     })?,

@@ -30,6 +30,16 @@ pub fn open_database(
     Ok((database, url))
 }
 
+/// A tracker-store error as the CLI reports it: a configuration error (exit 2) when the settings or the schema
+/// are at fault, else a run-time failure.
+pub fn tracker_store_error(error: colloquy_tracker_store::Error) -> anyhow::Error {
+    if error.is_config() {
+        ConfigError(error.to_string()).into()
+    } else {
+        error.into()
+    }
+}
+
 /// A storage error as the CLI reports it: a configuration error (exit 2) when the settings or the schema are
 /// at fault, else a run-time failure.
 pub fn storage_error(error: colloquy_storage::Error) -> anyhow::Error {

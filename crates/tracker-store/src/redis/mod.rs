@@ -164,13 +164,7 @@ impl RedisStore {
         relay.drain(&last, timeout).await
     }
 
-    /// [`RedisStore::drain`] with [`DEFAULT_CLOSE_TIMEOUT`], then stops the relay. The relay is stopped even
-    /// when the drain failed; what it had not published stays in the outbox for the next store.
-    pub async fn close(&self) -> Result<()> {
-        self.close_within(DEFAULT_CLOSE_TIMEOUT).await
-    }
-
-    /// [`RedisStore::close`] with another bound on the wait.
+    /// [`TrackerStore::close`] with another bound on the wait.
     pub async fn close_within(&self, timeout: Duration) -> Result<()> {
         let drained = self.drain(timeout).await;
         if let Some(relay) = &self.relay {
@@ -387,6 +381,12 @@ impl TrackerStore for RedisStore {
             .exists(self.keys.tracker(sender_id))
             .await
             .map_err(|error| redis_error("look for a conversation", error))
+    }
+
+    /// [`RedisStore::drain`] with [`DEFAULT_CLOSE_TIMEOUT`], then stops the relay. The relay is stopped even
+    /// when the drain failed; what it had not published stays in the outbox for the next store.
+    async fn close(&self) -> Result<()> {
+        self.close_within(DEFAULT_CLOSE_TIMEOUT).await
     }
 }
 
