@@ -8,6 +8,7 @@ use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use crate::error::{Result, channel_error};
 use crate::in_process::Ledger;
 use crate::properties::MessageProperties;
+use crate::window::ChannelHeld;
 
 /// What became of an acknowledgement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,14 +27,17 @@ pub(crate) struct ChannelGeneration {
     /// The highest delivery tag covered by a multiple-ack sent on this channel. Acking a covered tag again would
     /// make RabbitMQ close the channel (PRECONDITION_FAILED - unknown delivery tag), so such acks are not sent.
     acked_through: Mutex<u64>,
+    /// The bodies delivered on this channel and not yet settled, counted against the subscription's byte window.
+    pub(crate) held: ChannelHeld,
 }
 
 impl ChannelGeneration {
-    pub(crate) fn new(number: u64, channel: lapin::Channel) -> Arc<Self> {
+    pub(crate) fn new(number: u64, channel: lapin::Channel, held: ChannelHeld) -> Arc<Self> {
         Arc::new(Self {
             number,
             channel,
             acked_through: Mutex::new(0),
+            held,
         })
     }
 
@@ -142,6 +146,12 @@ impl Acker {
             } => {
                 if !generation.is_open() || acker.poisoned() {
                     return Ok(AckOutcome::Stale);
+                }
+                // Settled from here on, whatever RabbitMQ answers: a failed settle means the channel is closing,
+                // and its deliveries are given up with it.
+                match how {
+                    Settle::Ack | Settle::Reject => generation.held.release(*tag),
+                    Settle::AckUpTo => generation.held.release_through(*tag),
                 }
                 let sent = match how {
                     Settle::Ack | Settle::Reject if generation.covered(*tag) => {

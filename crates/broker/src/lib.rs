@@ -62,6 +62,7 @@ mod properties;
 mod publisher;
 mod subscription;
 mod topology;
+pub mod window;
 
 use async_trait::async_trait;
 use colloquy_events::StampedEnvelope;
@@ -81,6 +82,7 @@ pub use properties::{
 };
 pub use publisher::AmqpBroker;
 pub use subscription::{AmqpSubscription, STANDBY_RETRY};
+pub use window::UnackedBytes;
 
 use std::time::Duration;
 

@@ -10,7 +10,11 @@
 //! open connection; when the active one dies (process killed, connection cut) RabbitMQ deletes its lock,
 //! removes its consumer and requeues what it had not acknowledged, and the standby's next attempt makes it the
 //! active consumer.
+//!
+//! Memory is bounded in bytes as well as in messages when a byte bound is given
+//! ([`AmqpSubscription::connect_bounded`]): the prefetch is sized to the bodies seen, see [`crate::window`].
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -33,6 +37,7 @@ use crate::delivery::{Acker, ChannelGeneration, Delivery};
 use crate::error::{Error, Result, channel_error};
 use crate::properties::MessageProperties;
 use crate::topology::protocol_code;
+use crate::window::{ByteWindow, ChannelHeld, UnackedBytes};
 use crate::{ConsumerRole, Subscription};
 
 /// How often a standby asks RabbitMQ again to become the queue's consumer.
@@ -80,7 +85,7 @@ struct State {
 }
 
 /// The AMQP consuming side: declares the same topology as the publisher (so a consumer can start before any
-/// producer), sets the prefetch, consumes every configured queue as its only consumer (a second subscription
+/// producer), sets the prefetch (sized to a byte bound if one is given), consumes every configured queue as its only consumer (a second subscription
 /// waits as a standby, see [`Subscription::role`] and the module documentation), and reconnects with backoff after a connection
 /// loss. Deliveries of a dead channel are never acked on a new one ([`crate::AckOutcome::Stale`]); RabbitMQ
 /// redelivers them.
@@ -88,6 +93,7 @@ pub struct AmqpSubscription {
     deliveries: mpsc::Receiver<Delivery>,
     state: Arc<State>,
     cancel: Option<mpsc::Sender<CancelRequest>>,
+    unacked: UnackedBytes,
     task: JoinHandle<()>,
 }
 
@@ -111,20 +117,41 @@ impl AmqpSubscription {
     /// Connects (up to the configured number of attempts, with backoff), declares the topology, sets the
     /// prefetch and starts consuming, or waiting as a standby when another consumer holds a queue. Fails with a
     /// clear error on bad credentials or an incompatible topology. Must be called within a Tokio runtime.
+    /// Unacknowledged deliveries are bounded by the prefetch, in messages only.
     pub async fn connect(config: AmqpConfig) -> Result<Self> {
+        Self::start(config, None).await
+    }
+
+    /// As [`AmqpSubscription::connect`], and the bodies received and not yet acknowledged stay within
+    /// `max_unacked_bytes` (or one body, if a single one is larger): the prefetch is sized to the largest body
+    /// seen so far, at most the configured one (see [`crate::window`] for the exact guarantee).
+    /// [`AmqpSubscription::unacked_bytes`] shows the count.
+    pub async fn connect_bounded(
+        config: AmqpConfig,
+        max_unacked_bytes: NonZeroUsize,
+    ) -> Result<Self> {
+        Self::start(config, Some(max_unacked_bytes)).await
+    }
+
+    async fn start(config: AmqpConfig, max_unacked_bytes: Option<NonZeroUsize>) -> Result<Self> {
+        let window = ByteWindow::new(max_unacked_bytes, config.prefetch(), config.queues().len());
         let (connection, channel) =
             connection::open_channel_with_retries(&config, "subscriber").await?;
-        let started = start_consuming(&config, connection, channel).await?;
+        let started = start_consuming(&config, connection, channel, &window, 0).await?;
         let prefetch = usize::from(config.prefetch().get());
         let (sender, deliveries) = mpsc::channel(prefetch);
         let (cancel, cancel_requests) = mpsc::channel(1);
         let state = Arc::new(State::default());
+        let unacked = UnackedBytes::default();
         let task = SubscriptionTask {
             config,
             deliveries: sender,
             state: state.clone(),
             cancel_requests,
             generation: 0,
+            window,
+            unacked: unacked.clone(),
+            rounds: 0,
         };
         // Visible as soon as `connect` returns.
         task.set_role(&started);
@@ -133,8 +160,15 @@ impl AmqpSubscription {
             deliveries,
             state,
             cancel: Some(cancel),
+            unacked,
             task,
         })
+    }
+
+    /// The bytes of bodies received from RabbitMQ and not yet acknowledged (those still buffered for
+    /// [`Subscription::next`] included): now, and the most so far.
+    pub fn unacked_bytes(&self) -> UnackedBytes {
+        self.unacked.clone()
     }
 }
 
@@ -177,6 +211,8 @@ async fn start_consuming(
     config: &AmqpConfig,
     connection: Connection,
     channel: Channel,
+    window: &ByteWindow,
+    round: u64,
 ) -> Result<Started> {
     let setup = async {
         let mut queues: Vec<&AmqpName> = config.queues().iter().collect();
@@ -205,24 +241,9 @@ async fn start_consuming(
                 }));
             }
         }
-        channel
-            .basic_qos(config.prefetch().get(), BasicQosOptions::default())
+        consume_queues(config, &channel, window, round)
             .await
-            .map_err(|e| channel_error("setting the prefetch", e))?;
-        let mut consumers = Vec::with_capacity(config.queues().len());
-        for (index, queue) in config.queues().iter().enumerate() {
-            let consumer = channel
-                .basic_consume(
-                    queue.short(),
-                    ShortString::from(format!("colloquy-{index}")),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|e| channel_error("starting to consume", e))?;
-            consumers.push((Arc::<str>::from(queue.as_str()), consumer));
-        }
-        Ok(Ok(consumers))
+            .map(Ok)
     };
     let consumers = match tokio::time::timeout(config.connect_timeout(), setup).await {
         Ok(Ok(Ok(consumers))) => consumers,
@@ -243,6 +264,35 @@ async fn start_consuming(
         channel,
         consumers,
     }))
+}
+
+/// Sets the prefetch of the window and starts one consumer per queue on `channel`. The consumer tags name the
+/// round (each change of the window consumes again).
+async fn consume_queues(
+    config: &AmqpConfig,
+    channel: &Channel,
+    window: &ByteWindow,
+    round: u64,
+) -> Result<Vec<(Arc<str>, lapin::Consumer)>> {
+    // Applies to the consumers started after it (RabbitMQ's per-consumer prefetch).
+    channel
+        .basic_qos(window.prefetch().get(), BasicQosOptions::default())
+        .await
+        .map_err(|e| channel_error("setting the prefetch", e))?;
+    let mut consumers = Vec::with_capacity(config.queues().len());
+    for (index, queue) in config.queues().iter().enumerate() {
+        let consumer = channel
+            .basic_consume(
+                queue.short(),
+                ShortString::from(format!("colloquy-{index}-{round}")),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| channel_error("starting to consume", e))?;
+        consumers.push((Arc::<str>::from(queue.as_str()), consumer));
+    }
+    Ok(consumers)
 }
 
 /// Takes the lock of `queue` for this connection: an exclusive queue named after it, which RabbitMQ lets one
@@ -315,6 +365,9 @@ enum Outcome {
     Done,
     /// The connection or channel failed: reconnect.
     Lost(Error),
+    /// The byte window changed: the consumers are cancelled and what they had in transit passed on; consume
+    /// again on the same channel with the new prefetch.
+    Resized,
 }
 
 struct SubscriptionTask {
@@ -323,6 +376,10 @@ struct SubscriptionTask {
     state: Arc<State>,
     cancel_requests: mpsc::Receiver<CancelRequest>,
     generation: u64,
+    window: ByteWindow,
+    unacked: UnackedBytes,
+    /// How many times consumers were started (names their tags).
+    rounds: u64,
 }
 
 /// What ended a wait of the task (between attempts).
@@ -350,12 +407,26 @@ impl SubscriptionTask {
                                     .create_channel()
                                     .await
                                     .map_err(|e| channel_error("opening a channel", e))?;
-                                start_consuming(&self.config, connection, channel).await
+                                start_consuming(
+                                    &self.config,
+                                    connection,
+                                    channel,
+                                    &self.window,
+                                    self.rounds,
+                                )
+                                .await
                             }
                             _ => {
                                 let (connection, channel) =
                                     connection::open_channel(&self.config, "subscriber").await?;
-                                start_consuming(&self.config, connection, channel).await
+                                start_consuming(
+                                    &self.config,
+                                    connection,
+                                    channel,
+                                    &self.window,
+                                    self.rounds,
+                                )
+                                .await
                             }
                         }
                     };
@@ -384,7 +455,8 @@ impl SubscriptionTask {
                 }
             };
             self.set_role(&current);
-            let session = match current {
+            self.rounds += 1;
+            let mut session = match current {
                 Started::Consuming(session) => session,
                 Started::Standby(connection, _) => {
                     standby = Some(connection);
@@ -400,15 +472,41 @@ impl SubscriptionTask {
                 }
             };
             self.generation += 1;
-            let outcome = self.consume(&session).await;
+            let generation = ChannelGeneration::new(
+                self.generation,
+                session.channel.clone(),
+                ChannelHeld::new(self.unacked.clone()),
+            );
+            // `Ok` when done (cancelled and drained, or dropped), else why the connection was lost.
+            let outcome = loop {
+                match self.consume(&session, &generation).await {
+                    Outcome::Resized => {}
+                    Outcome::Done => break Ok(()),
+                    Outcome::Lost(error) => break Err(error),
+                }
+                // Consume again once the bytes still unacknowledged leave room for the new window.
+                tokio::select! {
+                    () = self.unacked.at_most(self.window.resume_at()) => {}
+                    () = stopped(&mut self.cancel_requests, &self.deliveries) => break Ok(()),
+                }
+                match consume_queues(&self.config, &session.channel, &self.window, self.rounds)
+                    .await
+                {
+                    Ok(consumers) => session.consumers = consumers,
+                    Err(error) => break Err(error),
+                }
+                self.rounds += 1;
+            };
             self.state.ready.store(false, Ordering::SeqCst);
             match outcome {
-                Outcome::Done => {
+                Ok(()) => {
                     // The connection stays open while deliveries still hold their channel (they can be acked);
                     // it closes when the last of them is dropped.
                     return;
                 }
-                Outcome::Lost(error) => {
+                Err(error) => {
+                    // RabbitMQ redelivers what the channel held: it no longer counts.
+                    generation.held.release_all();
                     warn!(
                         target = %self.config.target(), error = %error.chain(), generation = self.generation,
                         "Subscription lost its RabbitMQ connection; unacked deliveries will be redelivered after reconnecting."
@@ -454,8 +552,35 @@ impl SubscriptionTask {
         }
     }
 
-    async fn consume(&mut self, session: &Session) -> Outcome {
-        let generation = ChannelGeneration::new(self.generation, session.channel.clone());
+    /// Cancels the consumers of `tags` on the session's channel, each within the connect timeout.
+    async fn cancel_consumers(&self, session: &Session, tags: &[ShortString]) -> Result<()> {
+        let mut result = Ok(());
+        for tag in tags {
+            let cancelled = tokio::time::timeout(
+                self.config.connect_timeout(),
+                session
+                    .channel
+                    .basic_cancel(tag.clone(), BasicCancelOptions::default()),
+            )
+            .await;
+            match cancelled {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(channel_error("cancelling the consumer", e)),
+                Err(_) => {
+                    result = Err(channel_error(
+                        "cancelling the consumer",
+                        lapin::Error::from(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "basic.cancel timed out",
+                        )),
+                    ))
+                }
+            }
+        }
+        result
+    }
+
+    async fn consume(&mut self, session: &Session, generation: &Arc<ChannelGeneration>) -> Outcome {
         let tags: Vec<ShortString> = session.consumers.iter().map(|(_, c)| c.tag()).collect();
         let streams: Vec<BoxStream<'static, (Arc<str>, lapin::Result<lapin::message::Delivery>)>> =
             session
@@ -471,27 +596,14 @@ impl SubscriptionTask {
                 .collect();
         let mut stream = select_all(streams);
         let mut cancelling = false;
+        // The window changed and the consumers are cancelled: pass on what is in transit, then consume again.
+        let mut resizing = false;
         loop {
             let item = tokio::select! {
                 biased;
                 request = self.cancel_requests.recv(), if !cancelling => {
                     let Some(reply) = request else { continue };
-                    let mut result = Ok(());
-                    for tag in &tags {
-                        let cancelled = tokio::time::timeout(
-                            self.config.connect_timeout(),
-                            session.channel.basic_cancel(tag.clone(), BasicCancelOptions::default()),
-                        )
-                        .await;
-                        match cancelled {
-                            Ok(Ok(())) => {}
-                            Ok(Err(e)) => result = Err(channel_error("cancelling the consumer", e)),
-                            Err(_) => result = Err(channel_error(
-                                "cancelling the consumer",
-                                lapin::Error::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "basic.cancel timed out")),
-                            )),
-                        }
-                    }
+                    let result = if resizing { Ok(()) } else { self.cancel_consumers(session, &tags).await };
                     let failed = result.is_err();
                     // Answer now, not after draining: the caller may only read the buffered deliveries after
                     // `cancel` returns, and the channel to it is bounded.
@@ -508,6 +620,8 @@ impl SubscriptionTask {
             };
             match item {
                 Some((queue, Ok(delivery))) => {
+                    let size = delivery.data.len();
+                    generation.held.hold(delivery.delivery_tag, size);
                     let delivery = Delivery {
                         properties: MessageProperties::from_amqp(&delivery.properties),
                         redelivered: delivery.redelivered,
@@ -522,8 +636,15 @@ impl SubscriptionTask {
                     if self.deliveries.send(delivery).await.is_err() {
                         return Outcome::Done;
                     }
+                    if self.window.observe(size) && !cancelling && !resizing {
+                        if let Err(error) = self.cancel_consumers(session, &tags).await {
+                            return Outcome::Lost(error);
+                        }
+                        resizing = true;
+                    }
                 }
                 Some((_, Err(_))) | None if cancelling => return Outcome::Done,
+                None if resizing => return Outcome::Resized,
                 Some((_, Err(error))) => return Outcome::Lost(channel_error("consuming", error)),
                 None => return Outcome::Lost(Error::Closed),
             }

@@ -198,8 +198,8 @@ pub struct ConsumeArgs {
           value_parser = at_least_one)]
     pub max_body_bytes: u64,
 
-    /// Take no further delivery while the bodies held unacknowledged (the batch filling and the batch being
-    /// stored) add up to this many bytes; bounds memory in bytes as --prefetch does in messages.
+    /// Bodies received and not yet acknowledged stay within this many bytes (or one body, if larger): the
+    /// prefetch is sized to the bodies seen, and no delivery is taken while those held reach it.
     /// Default: 64 MiB, or 4 × --max-body-bytes if that is larger.
     #[arg(long, env = "COLLOQUY_MAX_INFLIGHT_BYTES", value_name = "N", value_parser = at_least_one)]
     pub max_inflight_bytes: Option<u64>,

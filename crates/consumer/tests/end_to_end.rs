@@ -154,3 +154,41 @@ on_every_dialect!(
     events_from_our_broker_keep_their_ids,
     unknown_event_types_and_keys_are_stored_like_any_other,
 );
+
+/// Multi-megabyte events with a small byte bound: RabbitMQ's window is sized to them, so the subscription
+/// never holds more than the bound unacknowledged (it held every message at once before), and every event is
+/// stored, in order.
+#[tokio::test]
+async fn large_events_are_held_within_the_byte_bound_and_all_stored() {
+    const BODY: usize = 3_000_000;
+    const EVENTS: usize = 12;
+    const BOUND: usize = 10 << 20;
+    let mut harness = Harness::new(TestStore::postgres().await).await;
+    harness.options.max_body_bytes = 4 << 20;
+    harness.options.max_inflight_bytes = BOUND;
+    harness.start().await;
+    let bodies: Vec<Vec<u8>> = (0..EVENTS)
+        .map(|n| {
+            let text = "x".repeat(BODY);
+            format!(
+                r#"{{"sender_id": "big", "event": "user", "timestamp": {n}.5, "text": "{text}"}}"#
+            )
+            .into_bytes()
+        })
+        .collect();
+    harness.publish_like_rasa(&bodies).await;
+    harness.wait_for_events(EVENTS as i64).await;
+    let unacked = harness.unacked.clone().expect("started");
+    assert!(
+        unacked.peak() <= BOUND && unacked.peak() >= BODY,
+        "held at most the bound: peak {} bytes",
+        unacked.peak()
+    );
+    let rows = harness.rows().await;
+    let timestamps: Vec<Option<f64>> = rows.iter().map(|row| row.timestamp).collect();
+    let expected: Vec<Option<f64>> = (0..EVENTS).map(|n| Some(n as f64 + 0.5)).collect();
+    assert_eq!(timestamps, expected, "every event, in order");
+    let summary = harness.stop().await;
+    assert_eq!(summary.events_stored, EVENTS as u64);
+    harness.cleanup().await;
+}

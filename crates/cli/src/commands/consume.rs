@@ -37,7 +37,10 @@ pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()>
         max_inflight_bytes,
         "Starting the consumer."
     );
-    let subscription = super::subscribe(amqp).await?;
+    // The same bound for what RabbitMQ may have sent as for what the consumer takes.
+    let max_unacked_bytes =
+        std::num::NonZeroUsize::new(max_inflight_bytes).unwrap_or(std::num::NonZeroUsize::MIN);
+    let subscription = super::subscribe(amqp, max_unacked_bytes).await?;
     let options = ConsumerOptions {
         batch_size: args.batch_size as usize,
         batch_timeout: Duration::from_millis(args.batch_timeout_ms),

@@ -158,12 +158,15 @@ pub async fn connect_broker(config: AmqpConfig) -> anyhow::Result<AmqpBroker> {
     }
 }
 
-/// Subscribes (the consumer), turning the broker's answers into messages that say what to do, as
-/// [`connect_broker`] does.
-pub async fn subscribe(config: AmqpConfig) -> anyhow::Result<AmqpSubscription> {
+/// Subscribes (the consumer), holding at most `max_unacked_bytes` of bodies unacknowledged, turning the
+/// broker's answers into messages that say what to do, as [`connect_broker`] does.
+pub async fn subscribe(
+    config: AmqpConfig,
+    max_unacked_bytes: std::num::NonZeroUsize,
+) -> anyhow::Result<AmqpSubscription> {
     let target = config.target();
     let exchange = config.exchange().as_str().to_owned();
-    match AmqpSubscription::connect(config).await {
+    match AmqpSubscription::connect_bounded(config, max_unacked_bytes).await {
         Ok(subscription) => Ok(subscription),
         Err(error) => Err(broker_error_with_advice(&error, &target, &exchange)),
     }

@@ -92,6 +92,8 @@ pub struct Harness {
     pub database: Database,
     pub options: ConsumerOptions,
     pub prefetch: u16,
+    /// The subscription's count of bodies received and not yet acknowledged, once started.
+    pub unacked: Option<colloquy_broker::UnackedBytes>,
     running: Option<(
         oneshot::Sender<()>,
         JoinHandle<colloquy_consumer::Result<RunSummary>>,
@@ -126,6 +128,7 @@ impl Harness {
                 ..ConsumerOptions::default()
             },
             prefetch: 400,
+            unacked: None,
             running: None,
         }
     }
@@ -144,9 +147,14 @@ impl Harness {
     /// Starts the consumer (it declares the exchange and queue).
     pub async fn start(&mut self) {
         assert!(self.running.is_none(), "the consumer runs already");
-        let subscription = AmqpSubscription::connect(self.amqp_config())
-            .await
-            .expect("subscribing");
+        // Bounded in bytes as `colloquy consume` subscribes.
+        let subscription = AmqpSubscription::connect_bounded(
+            self.amqp_config(),
+            std::num::NonZeroUsize::new(self.options.max_inflight_bytes).expect("a bound above 0"),
+        )
+        .await
+        .expect("subscribing");
+        self.unacked = Some(subscription.unacked_bytes());
         let consumer = Consumer::new(Arc::new(self.database.clone()), self.options.clone());
         let metrics = consumer.metrics();
         let (stop, stopped) = oneshot::channel::<()>();
