@@ -1,9 +1,15 @@
 //! The one place that opens AMQP connections (publisher and subscription alike): connect timeout around every
-//! attempt, connection name, TLS, and the reconnect backoff.
+//! attempt, connection name, TLS, and the reconnect backoff ([`Policy::RECONNECT`] with the configured pauses).
+//!
+//! The publisher and the subscription reconnect through these functions rather than through lapin's automatic
+//! recovery: on a new connection every event handed over and not confirmed must go out again first, in its
+//! original order and with its id, before anything newer, and no delivery of the dead channel may be acked on
+//! the new one. lapin's recovery replays the channel's state, not those obligations (its in-flight confirms
+//! fail on recovery), so the tasks own the reconnect (see the crate documentation).
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use colloquy_retry::{Delays, Policy};
 use lapin::types::LongString;
 use lapin::{Channel, Connection, ConnectionProperties};
 
@@ -55,22 +61,29 @@ pub(crate) async fn open_channel(config: &AmqpConfig, role: &str) -> Result<(Con
     }
 }
 
-/// Closes a connection politely, waiting at most a second (it may already be gone).
+/// How long [`close_quietly`] waits for RabbitMQ to answer a close (the connection may already be gone).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Closes a connection politely, waiting at most [`CLOSE_TIMEOUT`].
 pub(crate) async fn close_quietly(connection: &Connection) {
     if connection.status().connected() {
-        let _ =
-            tokio::time::timeout(Duration::from_secs(1), connection.close(200, "OK".into())).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.close(200, "OK".into())).await;
     }
 }
 
-/// Opens a session with up to the configured number of attempts, waiting the backoff between them; errors that
-/// retrying cannot fix (credentials, topology, configuration) end it at once.
+/// Opens a session with up to the configured number of attempts ([`Policy::START_UP`], with the configured
+/// pauses), waiting between them; errors that retrying cannot fix (credentials, topology, configuration) end it
+/// at once.
 pub(crate) async fn open_channel_with_retries(
     config: &AmqpConfig,
     role: &str,
 ) -> Result<(Connection, Channel)> {
-    let mut delays = backoff(config);
     let attempts = config.connection_attempts().get();
+    let (min, max) = config.retry_delays();
+    let mut delays = Policy::START_UP
+        .with_delays(min, max)
+        .with_attempts(usize::try_from(attempts).unwrap_or(usize::MAX))
+        .delays();
     let mut attempt = 1;
     loop {
         match open_channel(config, role).await {
@@ -80,7 +93,7 @@ pub(crate) async fn open_channel_with_retries(
                     target = %config.target(), attempt, attempts, error = %error.chain(),
                     "Cannot connect to RabbitMQ yet; retrying."
                 );
-                tokio::time::sleep(delays.next().unwrap_or(config.retry_delays().1)).await;
+                tokio::time::sleep(delays.next_or_longest()).await;
                 attempt += 1;
             }
             Err(error) => return Err(error),
@@ -88,15 +101,10 @@ pub(crate) async fn open_channel_with_retries(
     }
 }
 
-/// The reconnect delays: exponential from the configured minimum to the maximum, with jitter, without end.
-pub(crate) fn backoff(config: &AmqpConfig) -> impl Iterator<Item = Duration> + Send + use<> {
+/// The reconnect pauses: [`Policy::RECONNECT`] with the configured first and longest pause, without end.
+pub(crate) fn backoff(config: &AmqpConfig) -> Delays {
     let (min, max) = config.retry_delays();
-    ExponentialBuilder::default()
-        .with_min_delay(min)
-        .with_max_delay(max)
-        .with_jitter()
-        .without_max_times()
-        .build()
+    Policy::RECONNECT.with_delays(min, max).delays()
 }
 
 #[cfg(feature = "tls")]

@@ -140,7 +140,7 @@ impl AmqpBroker {
             nacks: 0,
             first_nack: None,
             resend_at: None,
-            nack_delays: Box::new(connection::backoff(&config)),
+            nack_delays: connection::backoff(&config),
         };
         let handle = tokio::spawn(task.run(session));
         Self {
@@ -317,7 +317,7 @@ struct PublisherTask {
     first_nack: Option<Instant>,
     /// After a Nack, nothing is (re-)sent before this instant: the re-sends back off.
     resend_at: Option<tokio::time::Instant>,
-    nack_delays: Box<dyn Iterator<Item = Duration> + Send>,
+    nack_delays: colloquy_retry::Delays,
 }
 
 impl PublisherTask {
@@ -348,7 +348,7 @@ impl PublisherTask {
                                 return self.stop();
                             }
                         }
-                        let delay = delays.next().unwrap_or(self.config.retry_delays().1);
+                        let delay = delays.next_or_longest();
                         tokio::select! {
                             _ = tokio::time::sleep(delay) => {}
                             _ = self.shutdown.changed() => {}
@@ -557,10 +557,7 @@ impl PublisherTask {
     fn rejected(&mut self) {
         self.nacks += 1;
         let since = *self.first_nack.get_or_insert_with(Instant::now);
-        let delay = self
-            .nack_delays
-            .next()
-            .unwrap_or(self.config.retry_delays().1);
+        let delay = self.nack_delays.next_or_longest();
         self.resend_at = Some(tokio::time::Instant::now() + delay);
         warn!(
             target = %self.config.target(), nacks = self.nacks, in_flight = self.in_flight,
@@ -594,7 +591,7 @@ impl PublisherTask {
         info!(target = %self.config.target(), after_nacks = self.nacks, "RabbitMQ accepts messages again.");
         self.nacks = 0;
         self.first_nack = None;
-        self.nack_delays = Box::new(connection::backoff(&self.config));
+        self.nack_delays = connection::backoff(&self.config);
         self.progress.send_if_modified(|p| {
             let rejected = matches!(p.stuck, Some(Stuck::Rejected { .. }));
             if rejected {

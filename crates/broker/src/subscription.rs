@@ -445,7 +445,7 @@ impl SubscriptionTask {
                                 target = %self.config.target(), error = %error.chain(),
                                 "Subscription cannot reconnect to RabbitMQ yet; retrying."
                             );
-                            let delay = delays.next().unwrap_or(self.config.retry_delays().1);
+                            let delay = delays.next_or_longest();
                             match self.wait(delay).await {
                                 Wake::Retry => continue,
                                 Wake::Stop => return,

@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use colloquy_broker::{AckOutcome, Acker, Subscription};
+use colloquy_retry::Policy;
 use colloquy_storage::{DeadLetterRow, EventRow};
 use futures_util::FutureExt;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -541,7 +541,7 @@ async fn store_batch(
     Ok(stored)
 }
 
-/// The one policy for database failures: wait out what can pass, with capped exponential backoff, for as long
+/// The one policy for database failures: wait out what can pass ([`Policy::OUTAGE`]), for as long
 /// as the consumer runs (plus the shutdown grace period after a stop signal); report every failure in the
 /// health state and the logs with the database's own message.
 struct Waiting<'a> {
@@ -558,12 +558,7 @@ impl Waiting<'_> {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let mut delays = ExponentialBuilder::default()
-            .with_min_delay(RETRY_MIN_DELAY)
-            .with_max_delay(RETRY_MAX_DELAY)
-            .with_jitter()
-            .without_max_times()
-            .build();
+        let mut delays = Policy::OUTAGE.delays();
         let mut give_up_at: Option<Instant> = None;
         let mut attempt = 0u32;
         let started = Instant::now();
@@ -593,7 +588,7 @@ impl Waiting<'_> {
                         }
                     }
                     attempt += 1;
-                    let delay = delays.next().unwrap_or(RETRY_MAX_DELAY);
+                    let delay = delays.next_or_longest();
                     if attempt == 1 || attempt.is_multiple_of(10) {
                         tracing::warn!(
                             %error,
@@ -609,8 +604,3 @@ impl Waiting<'_> {
         }
     }
 }
-
-/// The first pause of [`Waiting::retry`].
-const RETRY_MIN_DELAY: Duration = Duration::from_millis(100);
-/// The longest pause of [`Waiting::retry`].
-const RETRY_MAX_DELAY: Duration = Duration::from_secs(5);

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use colloquy_retry::Policy;
 
 use crate::error::{Error, Result};
 use crate::rows::{DeadLetterRow, EventRow, RowError};
@@ -234,16 +234,11 @@ impl Database {
         })
     }
 
-    /// Connects now, retrying a database that is not reachable yet up to `attempts` times with exponential
-    /// back-off; a configuration error (refused credentials, missing database) fails at once.
+    /// Connects now, retrying a database that is not reachable yet up to `attempts` times
+    /// ([`Policy::START_UP`]); a configuration error (refused credentials, missing database) fails at once.
     pub async fn connect(url: &str, options: &ConnectOptions, attempts: usize) -> Result<Self> {
         let database = Self::connect_lazy(url, options)?;
-        let mut delays = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(200))
-            .with_max_delay(Duration::from_secs(5))
-            .with_max_times(attempts.max(1) - 1)
-            .with_jitter()
-            .build();
+        let mut delays = Policy::START_UP.with_attempts(attempts).delays();
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -38,7 +38,8 @@ pub struct RelayConfig {
     /// The relay is woken by every save of this store; this is how often it also looks for entries left by
     /// other processes or by a crash.
     pub idle_check: Duration,
-    /// The longest pause between retries after the database or the broker failed.
+    /// The longest pause between retries after the database or the broker failed (the relay policy,
+    /// [`colloquy_retry::Policy::RELAY`], with this longest pause).
     pub max_retry_delay: Duration,
     /// How long [`TrackerStore::close`](crate::TrackerStore::close) waits for the outbox to drain.
     pub close_timeout: Duration,
@@ -50,7 +51,7 @@ impl Default for RelayConfig {
             batch_size: 500,
             confirm_timeout: Duration::from_secs(30),
             idle_check: Duration::from_secs(1),
-            max_retry_delay: Duration::from_secs(5),
+            max_retry_delay: colloquy_retry::Policy::RELAY.delay_range().1,
             close_timeout: Duration::from_secs(30),
         }
     }

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use colloquy_broker::EventBroker;
 use colloquy_events::{Envelope, EventId, StampedEnvelope};
+use colloquy_retry::Policy;
 use colloquy_storage::{Database, OutboxEntry, RelayError, RelayPass};
 use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinHandle;
@@ -114,6 +115,8 @@ async fn run(
     pass_done: watch::Sender<u64>,
 ) {
     let mut failures: u32 = 0;
+    // The pauses after failed passes ([`Policy::RELAY`]); started again after a pass that worked.
+    let mut retry_delays = None;
     loop {
         if *stopped.borrow() {
             return;
@@ -124,6 +127,7 @@ async fn run(
             // A full batch: more may be waiting.
             Ok(published) if published >= config.batch_size as usize => {
                 failures = 0;
+                retry_delays = None;
                 continue;
             }
             Ok(published) => {
@@ -131,13 +135,18 @@ async fn run(
                     tracing::debug!(published, "Published events from the outbox.");
                 }
                 failures = 0;
+                retry_delays = None;
                 config.idle_check
             }
             Err(error) => {
                 failures = failures.saturating_add(1);
-                let delay = Duration::from_millis(100)
-                    .saturating_mul(1 << failures.min(10))
-                    .min(config.max_retry_delay);
+                let delay = retry_delays
+                    .get_or_insert_with(|| {
+                        Policy::RELAY
+                            .with_max_delay(config.max_retry_delay)
+                            .delays()
+                    })
+                    .next_or_longest();
                 tracing::warn!(
                     error = &error as &dyn std::error::Error,
                     failures,

@@ -53,11 +53,20 @@ pub fn storage_error(error: colloquy_storage::Error) -> anyhow::Error {
 /// How long a database that keeps failing is retried (consumer start-up, import, export) before giving up.
 pub const OUTAGE_LIMIT: Duration = Duration::from_secs(120);
 
-/// Retries through a passing outage: capped exponential back-off, at most [`OUTAGE_LIMIT`] in all.
-#[derive(Debug, Default)]
+/// Retries through a passing outage: [`colloquy_retry::Policy::OUTAGE`], at most [`OUTAGE_LIMIT`] in all.
+#[derive(Debug)]
 pub struct Outage {
     started: Option<std::time::Instant>,
-    delay: Duration,
+    delays: colloquy_retry::Delays,
+}
+
+impl Default for Outage {
+    fn default() -> Self {
+        Self {
+            started: None,
+            delays: colloquy_retry::Policy::OUTAGE.delays(),
+        }
+    }
 }
 
 impl Outage {
@@ -73,9 +82,9 @@ impl Outage {
                 OUTAGE_LIMIT.as_secs()
             ));
         }
-        self.delay = (self.delay * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
-        tracing::warn!(%error, retry_in_ms = self.delay.as_millis() as u64, "{message}");
-        tokio::time::sleep(self.delay).await;
+        let delay = self.delays.next_or_longest();
+        tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "{message}");
+        tokio::time::sleep(delay).await;
         Ok(())
     }
 }

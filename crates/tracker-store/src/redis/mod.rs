@@ -46,9 +46,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{BackoffBuilder, ExponentialBuilder};
 use colloquy_broker::EventBroker;
 use colloquy_events::Tracker;
+use colloquy_retry::Policy;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
@@ -465,19 +465,16 @@ fn is_transient(error: &redis::RedisError) -> bool {
             ))
 }
 
-/// Runs `connect` until it succeeds, a non-transient error occurs, or `config.connect_attempts` are used.
+/// Runs `connect` until it succeeds, a non-transient error occurs, or `config.connect_attempts` are used
+/// ([`Policy::START_UP`]).
 async fn with_start_up_retries<T, F, Fut>(config: &RedisConfig, mut connect: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = redis::RedisResult<T>>,
 {
-    let attempts = config.connect_attempts.max(1);
-    let mut delays = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(5))
-        .with_max_times(attempts - 1)
-        .with_jitter()
-        .build();
+    let mut delays = Policy::START_UP
+        .with_attempts(config.connect_attempts)
+        .delays();
     let mut attempt = 0;
     loop {
         attempt += 1;

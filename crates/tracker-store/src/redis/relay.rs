@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use colloquy_broker::EventBroker;
 use colloquy_events::{Envelope, Event, EventId, StampedEnvelope};
+use colloquy_retry::Policy;
 use redis::aio::ConnectionManager;
 use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinHandle;
@@ -177,6 +178,8 @@ impl Worker {
         pass_done: watch::Sender<u64>,
     ) {
         let mut failures: u32 = 0;
+        // The pauses after failed passes ([`Policy::RELAY`]); started again after a pass that worked.
+        let mut retry_delays = None;
         loop {
             if *stopped.borrow() {
                 break;
@@ -187,17 +190,23 @@ impl Worker {
                 // A full batch: more may be waiting.
                 Ok(entries) if entries >= self.config.batch_size as usize => {
                     failures = 0;
+                    retry_delays = None;
                     continue;
                 }
                 Ok(_) => {
                     failures = 0;
+                    retry_delays = None;
                     self.config.idle_check
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    let delay = Duration::from_millis(100)
-                        .saturating_mul(1 << failures.min(10))
-                        .min(self.config.max_retry_delay);
+                    let delay = retry_delays
+                        .get_or_insert_with(|| {
+                            Policy::RELAY
+                                .with_max_delay(self.config.max_retry_delay)
+                                .delays()
+                        })
+                        .next_or_longest();
                     tracing::warn!(
                         error = &error as &dyn std::error::Error,
                         failures,
