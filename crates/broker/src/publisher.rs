@@ -16,6 +16,7 @@ use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::EventBroker;
@@ -68,9 +69,8 @@ const NACK_PATIENCE: Duration = Duration::from_secs(60);
 struct Shared {
     /// Connected and not blocked by flow control.
     ready: AtomicBool,
-    /// Set to true by `close`. Held here (the task holds `Shared` too) so that the task never sees the sender
-    /// dropped.
-    shutdown: watch::Sender<bool>,
+    /// Cancelled by `close`: the task stops.
+    shutdown: CancellationToken,
 }
 
 /// The AMQP (RabbitMQ) event broker, wire-compatible with Rasa's `PikaEventBroker`.
@@ -127,7 +127,7 @@ impl AmqpBroker {
         let (progress_sender, progress) = watch::channel(Progress::default());
         let shared = Arc::new(Shared {
             ready: AtomicBool::new(session.is_some()),
-            shutdown: watch::channel(false).0,
+            shutdown: CancellationToken::new(),
         });
         let task = PublisherTask {
             config: config.clone(),
@@ -136,7 +136,7 @@ impl AmqpBroker {
             in_flight: 0,
             progress: progress_sender,
             shared: shared.clone(),
-            shutdown: shared.shutdown.subscribe(),
+            shutdown: shared.shutdown.clone(),
             nacks: 0,
             first_nack: None,
             resend_at: None,
@@ -269,7 +269,7 @@ impl EventBroker for AmqpBroker {
     async fn close(&self) -> Result<()> {
         let flushed = self.flush().await;
         self.closed.store(true, Ordering::SeqCst);
-        self.shared.shutdown.send_replace(true);
+        self.shared.shutdown.cancel();
         let task = self.task.lock().expect("task lock").take();
         if let Some(task) = task {
             let _ = task.await;
@@ -311,7 +311,7 @@ struct PublisherTask {
     in_flight: usize,
     progress: watch::Sender<Progress>,
     shared: Arc<Shared>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     /// The Nacks in a row (no Ack between them) and when the first of them came.
     nacks: u32,
     first_nack: Option<Instant>,
@@ -326,7 +326,7 @@ impl PublisherTask {
         let mut failures = 0u32;
         let mut delays = connection::backoff(&self.config);
         loop {
-            if *self.shutdown.borrow() {
+            if self.shutdown.is_cancelled() {
                 return self.stop();
             }
             let (connection, channel) = match session.take() {
@@ -351,7 +351,7 @@ impl PublisherTask {
                         let delay = delays.next_or_longest();
                         tokio::select! {
                             _ = tokio::time::sleep(delay) => {}
-                            _ = self.shutdown.changed() => {}
+                            () = self.shutdown.cancelled() => {}
                         }
                         continue;
                     }
@@ -447,7 +447,7 @@ impl PublisherTask {
             let room = window - self.pending.len();
             let step = tokio::select! {
                 biased;
-                _ = self.shutdown.changed() => Step::Shutdown,
+                () = self.shutdown.cancelled() => Step::Shutdown,
                 event = events.next() => Step::Event(event),
                 _ = tokio::time::sleep_until(resend_at.unwrap_or_else(tokio::time::Instant::now)), if resend_at.is_some() => {
                     Step::Resend

@@ -29,6 +29,7 @@ use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::{AmqpConfig, AmqpName};
@@ -43,7 +44,8 @@ use crate::{ConsumerRole, Subscription};
 /// How often a standby asks RabbitMQ again to become the queue's consumer.
 pub const STANDBY_RETRY: Duration = Duration::from_secs(1);
 
-type CancelRequest = oneshot::Sender<Result<()>>;
+/// How the task answers [`Subscription::cancel`]: whether the consumers were cancelled.
+type CancelReply = oneshot::Sender<Result<()>>;
 
 struct Session {
     connection: Connection,
@@ -92,7 +94,10 @@ struct State {
 pub struct AmqpSubscription {
     deliveries: mpsc::Receiver<Delivery>,
     state: Arc<State>,
-    cancel: Option<mpsc::Sender<CancelRequest>>,
+    /// Cancelled by [`Subscription::cancel`]: the task stops consuming.
+    stop: CancellationToken,
+    /// The task's answer to the cancel, taken by the first call.
+    cancelled: Option<oneshot::Receiver<Result<()>>>,
     unacked: UnackedBytes,
     task: JoinHandle<()>,
 }
@@ -140,14 +145,16 @@ impl AmqpSubscription {
         let started = start_consuming(&config, connection, channel, &window, 0).await?;
         let prefetch = usize::from(config.prefetch().get());
         let (sender, deliveries) = mpsc::channel(prefetch);
-        let (cancel, cancel_requests) = mpsc::channel(1);
+        let stop = CancellationToken::new();
+        let (reply, cancelled) = oneshot::channel();
         let state = Arc::new(State::default());
         let unacked = UnackedBytes::default();
         let task = SubscriptionTask {
             config,
             deliveries: sender,
             state: state.clone(),
-            cancel_requests,
+            stop: stop.clone(),
+            reply: Some(reply),
             generation: 0,
             window,
             unacked: unacked.clone(),
@@ -159,7 +166,8 @@ impl AmqpSubscription {
         Ok(Self {
             deliveries,
             state,
-            cancel: Some(cancel),
+            stop,
+            cancelled: Some(cancelled),
             unacked,
             task,
         })
@@ -179,13 +187,11 @@ impl Subscription for AmqpSubscription {
     }
 
     async fn cancel(&mut self) -> Result<()> {
-        let Some(cancel) = self.cancel.take() else {
+        let Some(answer) = self.cancelled.take() else {
             return Ok(());
         };
-        let (reply, answer) = oneshot::channel();
-        if cancel.send(reply).await.is_err() {
-            return Ok(());
-        }
+        self.stop.cancel();
+        // No answer: the task has ended, nothing is being consumed.
         answer.await.unwrap_or(Ok(()))
     }
 
@@ -343,15 +349,15 @@ pub(crate) fn lock_name(queue: &AmqpName) -> String {
 /// The prefix of the lock queues (see [`AmqpSubscription`]).
 const LOCK_PREFIX: &str = "colloquy.lock.";
 
-/// Resolves when the subscription is cancelled (answering the request at once: nothing is being consumed) or
-/// dropped.
+/// Resolves when the subscription is cancelled (answering at once: nothing is being consumed) or dropped.
 async fn stopped(
-    cancel_requests: &mut mpsc::Receiver<CancelRequest>,
+    stop: &CancellationToken,
+    reply: &mut Option<CancelReply>,
     deliveries: &mpsc::Sender<Delivery>,
 ) {
     tokio::select! {
-        request = cancel_requests.recv() => {
-            if let Some(reply) = request {
+        () = stop.cancelled() => {
+            if let Some(reply) = reply.take() {
                 let _ = reply.send(Ok(()));
             }
         }
@@ -374,7 +380,8 @@ struct SubscriptionTask {
     config: AmqpConfig,
     deliveries: mpsc::Sender<Delivery>,
     state: Arc<State>,
-    cancel_requests: mpsc::Receiver<CancelRequest>,
+    stop: CancellationToken,
+    reply: Option<CancelReply>,
     generation: u64,
     window: ByteWindow,
     unacked: UnackedBytes,
@@ -432,7 +439,7 @@ impl SubscriptionTask {
                     };
                     let opened = tokio::select! {
                         opened = attempt => opened,
-                        () = stopped(&mut self.cancel_requests, &self.deliveries) => return,
+                        () = stopped(&self.stop, &mut self.reply, &self.deliveries) => return,
                     };
                     match opened {
                         Ok(started) => {
@@ -487,7 +494,7 @@ impl SubscriptionTask {
                 // Consume again once the bytes still unacknowledged leave room for the new window.
                 tokio::select! {
                     () = self.unacked.at_most(self.window.resume_at()) => {}
-                    () = stopped(&mut self.cancel_requests, &self.deliveries) => break Ok(()),
+                    () = stopped(&self.stop, &mut self.reply, &self.deliveries) => break Ok(()),
                 }
                 match consume_queues(&self.config, &session.channel, &self.window, self.rounds)
                     .await
@@ -548,7 +555,7 @@ impl SubscriptionTask {
     async fn wait(&mut self, delay: Duration) -> Wake {
         tokio::select! {
             _ = tokio::time::sleep(delay) => Wake::Retry,
-            () = stopped(&mut self.cancel_requests, &self.deliveries) => Wake::Stop,
+            () = stopped(&self.stop, &mut self.reply, &self.deliveries) => Wake::Stop,
         }
     }
 
@@ -601,13 +608,14 @@ impl SubscriptionTask {
         loop {
             let item = tokio::select! {
                 biased;
-                request = self.cancel_requests.recv(), if !cancelling => {
-                    let Some(reply) = request else { continue };
+                () = self.stop.cancelled(), if !cancelling => {
                     let result = if resizing { Ok(()) } else { self.cancel_consumers(session, &tags).await };
                     let failed = result.is_err();
                     // Answer now, not after draining: the caller may only read the buffered deliveries after
                     // `cancel` returns, and the channel to it is bounded.
-                    let _ = reply.send(result);
+                    if let Some(reply) = self.reply.take() {
+                        let _ = reply.send(result);
+                    }
                     if failed {
                         // The broker will not deliver more on a failed channel: stop here.
                         return Outcome::Done;

@@ -17,7 +17,8 @@ use colloquy_broker::{AckOutcome, Acker, Subscription};
 use colloquy_retry::Policy;
 use colloquy_storage::{DeadLetterRow, EventRow};
 use futures_util::FutureExt;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use crate::database::EventSink;
 use crate::decode::{Decoded, RawMessage, ReceivedEvent, decode};
@@ -162,16 +163,19 @@ impl Consumer {
         subscription: Box<dyn Subscription>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<RunSummary> {
-        let (stop_tx, stop_rx) = watch::channel(false);
+        // The one stop signal inside: cancelled when `shutdown` resolves; the batcher, the writer's retries and
+        // the HTTP server each watch it.
+        let stop = CancellationToken::new();
 
         let http = match self.options.http {
             Some(addr) => {
-                let mut stop = stop_rx.clone();
-                let server =
-                    crate::http::serve(addr, self.metrics.clone(), self.sink.clone(), async move {
-                        stopped(&mut stop).await;
-                    })
-                    .await?;
+                let server = crate::http::serve(
+                    addr,
+                    self.metrics.clone(),
+                    self.sink.clone(),
+                    stop.clone().cancelled_owned(),
+                )
+                .await?;
                 Some(AbortOnDrop(tokio::spawn(server)))
             }
             None => None,
@@ -188,14 +192,14 @@ impl Consumer {
             requests_rx,
             self.options.clone(),
             inflight.clone(),
-            stop_rx.clone(),
+            stop.clone(),
         )));
         let writer = writer(
             requests_tx,
             self.sink.clone(),
             self.options.clone(),
             inflight,
-            stop_rx,
+            stop.clone(),
         );
         // The shutdown future is polled here, not in a task of its own: it ends with this function.
         let written = {
@@ -204,7 +208,7 @@ impl Consumer {
             tokio::select! {
                 written = &mut writer => written,
                 () = &mut shutdown => {
-                    let _ = stop_tx.send(true);
+                    stop.cancel();
                     writer.await
                 }
             }
@@ -285,7 +289,7 @@ async fn batcher(
     mut requests: mpsc::Receiver<BatchRequest>,
     options: ConsumerOptions,
     inflight: Arc<Inflight>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> Result<Box<dyn Subscription>> {
     let metrics = inflight.metrics.clone();
     let mut batch = Batch::default();
@@ -299,7 +303,7 @@ async fn batcher(
             let room = inflight.has_room();
             tokio::select! {
                 biased;
-                _ = stopped(&mut stop), if !cancelled => {
+                () = stop.cancelled(), if !cancelled => {
                     tracing::info!("Shutting down: no new deliveries; storing what is in hand.");
                     cancel(&mut subscription).await;
                     cancelled = true;
@@ -354,7 +358,7 @@ async fn batcher(
                     }
                     break;
                 }
-                _ = stopped(&mut stop), if !cancelled => {
+                () = stop.cancelled(), if !cancelled => {
                     tracing::info!("Shutting down: no new deliveries; storing what is in hand.");
                     cancel(&mut subscription).await;
                     cancelled = true;
@@ -376,12 +380,6 @@ async fn batcher(
     Ok(subscription)
 }
 
-/// Resolves once the stop signal was given.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    // The guard `wait_for` returns is not `Send`: drop it here rather than hold it in a `select!`.
-    let _ = stop.wait_for(|stopped| *stopped).await.map(|_| ());
-}
-
 async fn cancel(subscription: &mut Box<dyn Subscription>) {
     if let Err(error) = subscription.cancel().await {
         tracing::warn!(%error, "Cancelling the subscription failed; unacknowledged deliveries return to the queue.");
@@ -395,7 +393,7 @@ async fn writer(
     sink: Arc<dyn EventSink>,
     options: ConsumerOptions,
     inflight: Arc<Inflight>,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> Result<()> {
     let metrics = &inflight.metrics;
     let waiting = Waiting {
@@ -547,7 +545,7 @@ async fn store_batch(
 struct Waiting<'a> {
     options: &'a ConsumerOptions,
     metrics: &'a Metrics,
-    stop: &'a watch::Receiver<bool>,
+    stop: &'a CancellationToken,
 }
 
 impl Waiting<'_> {
@@ -580,7 +578,7 @@ impl Waiting<'_> {
                     if !error.is_transient() {
                         return Err(error);
                     }
-                    if *self.stop.borrow() {
+                    if self.stop.is_cancelled() {
                         let deadline = *give_up_at
                             .get_or_insert_with(|| Instant::now() + self.options.shutdown_grace);
                         if Instant::now() >= deadline {

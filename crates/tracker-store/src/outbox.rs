@@ -21,6 +21,7 @@ use colloquy_retry::Policy;
 use colloquy_storage::{Database, OutboxEntry, RelayError, RelayPass};
 use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::RelayConfig;
 use crate::error::{Error, Result};
@@ -29,7 +30,7 @@ use crate::sql::parse_stored;
 /// The handle of a running relay task; dropping it aborts the task.
 pub(crate) struct Relay {
     wake: Arc<Notify>,
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     /// How many passes the relay has finished: `drain` looks at the outbox again after each one.
     passes: watch::Receiver<u64>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -42,7 +43,8 @@ impl Relay {
         config: RelayConfig,
     ) -> Self {
         let wake = Arc::new(Notify::new());
-        let (stop, stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
         let (pass_done, passes) = watch::channel(0);
         let task = tokio::spawn(run(
             database,
@@ -91,7 +93,7 @@ impl Relay {
 
     /// Stops the relay after its current pass and waits for it.
     pub(crate) async fn stop(&self) {
-        self.stop.send_replace(true);
+        self.stop.cancel();
         if let Some(task) = self.task.lock().await.take() {
             task.await.ok();
         }
@@ -111,14 +113,14 @@ async fn run(
     broker: Arc<dyn EventBroker>,
     config: RelayConfig,
     wake: Arc<Notify>,
-    mut stopped: watch::Receiver<bool>,
+    stopped: CancellationToken,
     pass_done: watch::Sender<u64>,
 ) {
     let mut failures: u32 = 0;
     // The pauses after failed passes ([`Policy::RELAY`]); started again after a pass that worked.
     let mut retry_delays = None;
     loop {
-        if *stopped.borrow() {
+        if stopped.is_cancelled() {
             return;
         }
         let outcome = relay_batch(&database, broker.as_ref(), &config).await;
@@ -160,7 +162,7 @@ async fn run(
             // After a failure, a save must not cut the back-off short.
             _ = wake.notified(), if failures == 0 => {}
             _ = tokio::time::sleep(pause) => {}
-            _ = stopped.changed() => {}
+            () = stopped.cancelled() => {}
         }
     }
 }

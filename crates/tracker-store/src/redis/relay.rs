@@ -25,6 +25,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::{Keys, redis_error};
 use crate::config::RelayConfig;
@@ -49,7 +50,7 @@ pub(crate) struct Relay {
     conn: ConnectionManager,
     keys: Keys,
     wake: Arc<Notify>,
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     /// Counts finished passes, so that `drain` waits for the relay instead of polling on a timer.
     passes: watch::Receiver<u64>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -63,7 +64,8 @@ impl Relay {
         config: RelayConfig,
     ) -> Self {
         let wake = Arc::new(Notify::new());
-        let (stop, stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
         let (pass_done, passes) = watch::channel(0);
         let worker = Worker {
             conn: conn.clone(),
@@ -113,7 +115,7 @@ impl Relay {
 
     /// Stops the relay after its current pass, waits for it, and gives its lease up.
     pub(crate) async fn stop(&self) {
-        self.stop.send_replace(true);
+        self.stop.cancel();
         if let Some(task) = self.task.lock().await.take() {
             task.await.ok();
         }
@@ -174,14 +176,14 @@ impl Worker {
     async fn run(
         self,
         wake: Arc<Notify>,
-        mut stopped: watch::Receiver<bool>,
+        stopped: CancellationToken,
         pass_done: watch::Sender<u64>,
     ) {
         let mut failures: u32 = 0;
         // The pauses after failed passes ([`Policy::RELAY`]); started again after a pass that worked.
         let mut retry_delays = None;
         loop {
-            if *stopped.borrow() {
+            if stopped.is_cancelled() {
                 break;
             }
             let result = self.pass().await;
@@ -220,7 +222,7 @@ impl Worker {
                 // After a failure, a save must not cut the back-off short.
                 _ = wake.notified(), if failures == 0 => {}
                 _ = tokio::time::sleep(pause) => {}
-                _ = stopped.changed() => {}
+                () = stopped.cancelled() => {}
             }
         }
         let released: redis::RedisResult<i64> = redis::Script::new(RELEASE_LEASE)
