@@ -1,6 +1,7 @@
 //! `cargo xtask`: Colloquy's development tasks, everything that is not plain cargo.
 //!
-//! - `cargo xtask ci` — format check, clippy (`-D warnings`, all targets), then every test.
+//! - `cargo xtask ci` — format check, clippy (`-D warnings`, all targets), then every test, the tidy tests of
+//!   `tidy.rs` among them (ARCHITECTURE.md's invariants, checked on the source text).
 //! - `cargo xtask services` — makes sure the local RabbitMQ, PostgreSQL and Redis answer, starting them if
 //!   needed.
 //! - `cargo xtask bench [events|broker|tracker-store|consumer]...` — the benchmarks (all when none is named).
@@ -15,6 +16,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+
+#[cfg(test)]
+mod tidy;
+
+/// How often `services` asks a service it started whether it answers yet.
+const SERVICE_POLL: Duration = Duration::from_millis(250);
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -239,7 +246,7 @@ fn ensure_service(name: &str, port: u16, program: &str, args: &[&str]) -> Result
         if Instant::now() > deadline {
             bail!("{name} was started but does not answer on 127.0.0.1:{port} after 120 s");
         }
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(SERVICE_POLL);
     }
     Ok(())
 }

@@ -93,6 +93,7 @@ impl Conversation {
 
     /// The state as JSON text, to be stored with the tables in the same transaction.
     pub fn to_json(&self) -> String {
+        // tidy: allow(unwrap) a conversation state always serialises.
         serde_json::to_string(self).expect("a conversation state always serialises")
     }
 
@@ -151,6 +152,7 @@ impl Conversation {
                 end_sequence_number: position,
             });
         }
+        // tidy: allow(unwrap) a session was opened above.
         let session = self.session.as_mut().expect("a session was opened above");
         session.end_sequence_number = position;
         session.timestamp = session.timestamp.or(timestamp);
@@ -246,6 +248,7 @@ impl Conversation {
                 let slot_path =
                     format!("{}/{}/{}", columns.sender_id, columns.session_id, slot.name);
                 let value =
+                    // tidy: allow(unwrap) a JSON value always serialises.
                     serde_json::to_string(&slot.value).expect("a JSON value always serialises");
                 batch.slot_state(SessionSlotStateRow {
                     id: slot_path.clone(),
@@ -337,5 +340,6 @@ pub fn derive_conversation<'a>(
     let positioned = events.into_iter().enumerate().map(|(i, e)| (i as u64, e));
     Conversation::new(sender_key)
         .apply(settings, positioned)
+        // tidy: allow(unwrap) consecutive positions from 0 never leave a gap.
         .expect("consecutive positions from 0 never leave a gap")
 }

@@ -155,14 +155,24 @@ impl fmt::Debug for AmqpConfig {
     }
 }
 
+/// The default number of connection attempts at start-up.
+const DEFAULT_CONNECTION_ATTEMPTS: NonZeroU32 = NonZeroU32::MIN.saturating_add(19);
+/// The default prefetch.
+const DEFAULT_PREFETCH: NonZeroU16 = NonZeroU16::MIN.saturating_add(999);
+
 impl Default for AmqpConfig {
     fn default() -> Self {
+        // tidy: allow(unwrap) DEFAULT_URL is a constant that `config::tests` parses.
         Self::from_url(DEFAULT_URL).expect("the default URL is valid")
     }
 }
 
-fn nz_usize(n: usize) -> NonZeroUsize {
-    NonZeroUsize::new(n).expect("non-zero constant")
+/// A non-zero constant, for `const { .. }` blocks: a zero fails the build.
+const fn nz_usize(n: usize) -> NonZeroUsize {
+    match NonZeroUsize::new(n) {
+        Some(n) => n,
+        None => panic!("a non-zero constant"),
+    }
 }
 
 impl AmqpConfig {
@@ -183,14 +193,14 @@ impl AmqpConfig {
             queue_type: QueueType::Classic,
             app_id: None,
             connection_name: None,
-            buffer_capacity: nz_usize(10_000),
-            confirm_window: nz_usize(1_000),
+            buffer_capacity: const { nz_usize(10_000) },
+            confirm_window: const { nz_usize(1_000) },
             fail_when_full: false,
             connect_timeout: Duration::from_secs(10),
             min_retry_delay: colloquy_retry::Policy::RECONNECT.delay_range().0,
             max_retry_delay: colloquy_retry::Policy::RECONNECT.delay_range().1,
-            connection_attempts: NonZeroU32::new(20).expect("non-zero"),
-            prefetch: NonZeroU16::new(1_000).expect("non-zero"),
+            connection_attempts: DEFAULT_CONNECTION_ATTEMPTS,
+            prefetch: DEFAULT_PREFETCH,
             tls,
         };
         config.check_tls_support()?;

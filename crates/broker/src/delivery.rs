@@ -1,7 +1,7 @@
 //! What a subscription yields: [`Delivery`] and its [`Acker`], for every transport.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 
@@ -46,7 +46,10 @@ impl ChannelGeneration {
     }
 
     fn covered(&self, tag: u64) -> bool {
-        tag <= *self.acked_through.lock().expect("ack lock")
+        tag <= *self
+            .acked_through
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -131,7 +134,7 @@ impl Acker {
     async fn settle(&self, how: Settle) -> Result<AckOutcome> {
         match &self.kind {
             AckerKind::InProcess { ledger, tag } => {
-                let mut ledger = ledger.lock().expect("ledger lock");
+                let mut ledger = ledger.lock().unwrap_or_else(PoisonError::into_inner);
                 match how {
                     Settle::Ack => ledger.ack(*tag, false),
                     Settle::AckUpTo => ledger.ack(*tag, true),
@@ -160,7 +163,10 @@ impl Acker {
                     Settle::Ack => acker.ack(BasicAckOptions { multiple: false }).await,
                     Settle::AckUpTo => {
                         {
-                            let mut through = generation.acked_through.lock().expect("ack lock");
+                            let mut through = generation
+                                .acked_through
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner);
                             if *tag <= *through {
                                 return Ok(AckOutcome::Acked);
                             }

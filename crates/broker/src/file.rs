@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use async_trait::async_trait;
 use colloquy_events::StampedEnvelope;
@@ -48,7 +48,7 @@ impl FileBroker {
             .open(path)
             .map_err(write_error)?;
         let canonical = path.canonicalize().map_err(write_error)?;
-        let mut writers = writers().lock().expect("writers lock");
+        let mut writers = writers().lock().unwrap_or_else(PoisonError::into_inner);
         writers.retain(|_, writer| writer.strong_count() > 0);
         let writer = match writers.get(&canonical).and_then(Weak::upgrade) {
             Some(writer) => writer,
@@ -72,7 +72,7 @@ impl FileBroker {
     fn writer(&self) -> Result<SharedWriter> {
         self.writer
             .lock()
-            .expect("writer lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .ok_or(Error::Closed)
     }
@@ -84,9 +84,11 @@ impl FileBroker {
         io: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()> + Send + 'static,
     ) -> Result<()> {
         let writer = self.writer()?;
-        let done = tokio::task::spawn_blocking(move || io(&mut writer.lock().expect("file lock")))
-            .await
-            .unwrap_or_else(|join| Err(std::io::Error::other(join)));
+        let done = tokio::task::spawn_blocking(move || {
+            io(&mut writer.lock().unwrap_or_else(PoisonError::into_inner))
+        })
+        .await
+        .unwrap_or_else(|join| Err(std::io::Error::other(join)));
         done.map_err(|source| Error::WriteFile {
             path: self.path.clone(),
             source,
@@ -120,15 +122,26 @@ impl EventBroker for FileBroker {
     }
 
     async fn close(&self) -> Result<()> {
-        if self.writer.lock().expect("writer lock").is_none() {
+        if self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+        {
             return Ok(());
         }
         let flushed = self.flush().await;
-        self.writer.lock().expect("writer lock").take();
+        self.writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         flushed
     }
 
     fn is_ready(&self) -> bool {
-        self.writer.lock().expect("writer lock").is_some()
+        self.writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use colloquy_events::StampedEnvelope;
@@ -135,7 +135,7 @@ impl InProcessBroker {
         let sender = self
             .sender
             .lock()
-            .expect("sender lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .ok_or(Error::Closed)?;
         if self.fail_when_full && sender.capacity() < messages.len() {
@@ -168,14 +168,17 @@ impl EventBroker for InProcessBroker {
     }
 
     async fn close(&self) -> Result<()> {
-        self.sender.lock().expect("sender lock").take();
+        self.sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         Ok(())
     }
 
     fn is_ready(&self) -> bool {
         self.sender
             .lock()
-            .expect("sender lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .is_some_and(|s| !s.is_closed())
     }
@@ -184,7 +187,7 @@ impl EventBroker for InProcessBroker {
 impl InProcessSubscription {
     /// What became of the deliveries so far.
     pub fn ack_counts(&self) -> AckCounts {
-        let ledger = self.ledger.lock().expect("ledger lock");
+        let ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
         AckCounts {
             delivered: ledger.delivered,
             acked: ledger.acked,
@@ -201,7 +204,7 @@ impl Subscription for InProcessSubscription {
             return Ok(None);
         };
         let tag = {
-            let mut ledger = self.ledger.lock().expect("ledger lock");
+            let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
             ledger.delivered += 1;
             let tag = ledger.delivered;
             ledger.unsettled.insert(tag);

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -270,7 +270,11 @@ impl EventBroker for AmqpBroker {
         let flushed = self.flush().await;
         self.closed.store(true, Ordering::SeqCst);
         self.shared.shutdown.cancel();
-        let task = self.task.lock().expect("task lock").take();
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(task) = task {
             let _ = task.await;
         }

@@ -245,6 +245,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut text = String::new();
+        // tidy: allow(unwrap) `fmt::Write` for `String` never fails.
         encode(&mut text, &self.inner.registry).expect("writing to a String cannot fail");
         text
     }

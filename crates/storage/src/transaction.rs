@@ -49,12 +49,14 @@ impl<DB: sqlx::Database> Deref for Discarding<DB> {
     type Target = DB::Connection;
 
     fn deref(&self) -> &DB::Connection {
+        // tidy: allow(unwrap) `None` only inside `keep` and `drop`, which consume the guard.
         self.0.as_ref().expect("held until kept or dropped")
     }
 }
 
 impl<DB: sqlx::Database> DerefMut for Discarding<DB> {
     fn deref_mut(&mut self) -> &mut DB::Connection {
+        // tidy: allow(unwrap) `None` only inside `keep` and `drop`, which consume the guard.
         self.0.as_mut().expect("held until kept or dropped")
     }
 }

@@ -339,6 +339,9 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// How often [`wait_until`] and [`wait_for_exit`] look again.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
 /// Polls `condition` until it returns true, at most until `timeout` has passed; panics naming `what` then.
 pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut condition: F)
 where
@@ -354,7 +357,7 @@ where
             Instant::now() < deadline,
             "timed out after {timeout:?} waiting for {what}"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
 

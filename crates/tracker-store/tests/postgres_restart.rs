@@ -47,6 +47,9 @@ impl Drop for RestartGuard {
     }
 }
 
+/// The pause between attempts of [`save_with_retry`] while PostgreSQL restarts.
+const SAVE_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 /// Saves, retrying transient failures (the retry of a save that did commit is recognised by the store).
 async fn save_with_retry(store: &SqlStore, tracker: &mut Tracker) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -54,7 +57,7 @@ async fn save_with_retry(store: &SqlStore, tracker: &mut Tracker) -> Result<()> 
         match store.save(tracker).await {
             Ok(_) => return Ok(()),
             Err(error) if error.is_transient() && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(SAVE_RETRY_PAUSE).await;
             }
             Err(error) => bail!("save failed: {error:#}"),
         }

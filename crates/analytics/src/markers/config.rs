@@ -311,6 +311,7 @@ impl fmt::Display for Node {
                 let (tag, _, negated_tag) = OPERATORS
                     .iter()
                     .find(|(_, op, _)| op == operator)
+                    // tidy: allow(unwrap) every operator has a tag.
                     .expect("every operator has a tag");
                 match (self.negated, negated_tag) {
                     (false, _) => write!(f, "{tag}(")?,

@@ -76,6 +76,7 @@ impl Stat {
             Stat::Nan => "nan".into(),
             Stat::Float(x) => {
                 let rounded = (x * 1000.0).round_ties_even() / 1000.0;
+                // tidy: allow(unwrap) statistics of counts are finite.
                 float_repr(rounded).expect("statistics of counts are finite")
             }
         }
@@ -228,6 +229,7 @@ pub fn write_per_session_statistics(
                     .iter()
                     .find(|(name, _)| *name == statistic)
                     .map(|(_, value)| *value)
+                    // tidy: allow(unwrap) every statistic is computed.
                     .expect("every statistic is computed");
                 write_row(
                     out,

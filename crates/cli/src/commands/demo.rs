@@ -24,6 +24,9 @@ use crate::cli::{DemoArgs, ProgressMode};
 use crate::input::InputReader;
 use crate::progress::{Progress, Unit};
 
+/// How often the demo counts the stored events while it waits for all of them.
+const STORED_POLL: Duration = Duration::from_millis(50);
+
 /// The bundled sample: realistic Rasa 3.6 conversations, one broker body per line, as Rasa publishes them.
 pub const SAMPLE: &str = include_str!("../../data/sample_conversations.jsonl");
 /// The exchange the demo publishes to.
@@ -111,7 +114,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 args.timeout_secs
             );
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(STORED_POLL).await;
     };
     let _ = stop.send(());
     let summary = consumer_task
@@ -126,6 +129,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         summary_text(&database, stored, started.elapsed()).await?
     );
     println!(
+        // tidy: allow(sql) a query for the user to type, not one the program runs.
         "\nThe rows are in Rasa's `events` schema: try `sqlite3 {} \"SELECT sender_id, type_name, data FROM \
          events LIMIT 5\"`.\nNext: `colloquy consume --help`, `colloquy import --help`, `colloquy export --help`.",
         database_path.display()

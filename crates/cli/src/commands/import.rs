@@ -27,6 +27,9 @@ use crate::progress::{Progress, Unit, rate};
 use crate::settings::Endpoints;
 use crate::streaming_store::StreamingStore;
 
+/// How often the import looks whether the outbox relay has published everything (after a flush).
+const OUTBOX_POLL: Duration = Duration::from_millis(20);
+
 /// Events read per chunk.
 pub const CHUNK: usize = 5_000;
 /// The most events handed to the store in one save (well under the broker's buffer, so that a save always
@@ -401,7 +404,7 @@ async fn wait_for_outbox(store: &SqlStore, broker: &AmqpBroker) -> Result<()> {
                 error.chain()
             ));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(OUTBOX_POLL).await;
     }
 }
 

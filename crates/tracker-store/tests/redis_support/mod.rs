@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use colloquy_tracker_store::RedisConfig;
 
+/// How often a private redis-server being started is asked whether it answers.
+const PING_INTERVAL: Duration = Duration::from_millis(50);
+
 /// A unique alphanumeric Rasa `key_prefix` on a Redis; deletes every key of it on drop.
 pub struct Prefix {
     pub url: String,
@@ -136,7 +139,7 @@ impl PrivateRedis {
                 "the private redis-server did not answer on port {} within 30 s",
                 self.port
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(PING_INTERVAL);
         }
     }
 
