@@ -147,14 +147,15 @@ impl Acker {
                 tag,
                 acker,
             } => {
-                if !generation.is_open() || acker.poisoned() {
-                    return Ok(AckOutcome::Stale);
-                }
-                // Settled from here on, whatever RabbitMQ answers: a failed settle means the channel is closing,
-                // and its deliveries are given up with it.
+                // No longer counted against the byte window from here on, whatever RabbitMQ answers: a settle
+                // that fails, or finds the channel closed, gives the delivery up with its channel (RabbitMQ
+                // redelivers it), and a subscription waiting for room must not wait for it.
                 match how {
                     Settle::Ack | Settle::Reject => generation.held.release(*tag),
                     Settle::AckUpTo => generation.held.release_through(*tag),
+                }
+                if !generation.is_open() || acker.poisoned() {
+                    return Ok(AckOutcome::Stale);
                 }
                 let sent = match how {
                     Settle::Ack | Settle::Reject if generation.covered(*tag) => {

@@ -14,7 +14,6 @@
 //! everything before it. Re-sent events carry the same ids, so a colloquy consumer stores each once.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use colloquy_broker::{AmqpBroker, EventBroker, MessageProperties};
@@ -200,7 +199,7 @@ async fn finish(
             Ok(())
         }
         Err(Failure { error, resume_at }) => {
-            let _ = tokio::time::timeout(Duration::from_secs(5), broker.close()).await;
+            let _ = tokio::time::timeout(super::CLOSE_TIMEOUT, broker.close()).await;
             Err(anyhow!(
                 "{error:#}\nThe export stopped; RabbitMQ confirmed every event before conversation `{}` \
                  position {}. To resume once the problem is fixed, run:\n  {}",

@@ -412,9 +412,9 @@ async fn wait_for_outbox(store: &SqlStore, broker: &AmqpBroker) -> Result<()> {
 async fn abandon(broker: &AmqpBroker, postgres: Option<&SqlStore>) {
     if let Some(postgres) = postgres {
         // The events it holds are safe in its outbox; what is left is said by the caller's error.
-        let _ = tokio::time::timeout(Duration::from_secs(5), postgres.close()).await;
+        let _ = tokio::time::timeout(super::CLOSE_TIMEOUT, postgres.close()).await;
     }
-    let _ = tokio::time::timeout(Duration::from_secs(5), broker.close()).await;
+    let _ = tokio::time::timeout(super::CLOSE_TIMEOUT, broker.close()).await;
 }
 
 fn file_size(path: &Path) -> Option<u64> {

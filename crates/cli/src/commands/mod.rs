@@ -50,6 +50,9 @@ pub fn storage_error(error: colloquy_storage::Error) -> anyhow::Error {
     }
 }
 
+/// How long a command waits for a broker or database to close after its work is done (they may be gone).
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long a database that keeps failing is retried (consumer start-up, import, export) before giving up.
 pub const OUTAGE_LIMIT: Duration = Duration::from_secs(120);
 
