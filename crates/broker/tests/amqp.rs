@@ -1,7 +1,7 @@
 //! The AMQP broker and subscription against the real RabbitMQ (`AMQP_URL` or the local one): round trip,
 //! properties, topology compatibility with Rasa, configuration errors, back-pressure, acknowledgements.
 
-mod common;
+use colloquy_testkit::broker as common;
 
 use std::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The subscription's byte bound against the real RabbitMQ: multi-megabyte messages with a small bound are
 //! never held (received and not yet acknowledged) beyond it, and all of them still arrive, in order.
 
-mod common;
+use colloquy_testkit::broker as common;
 
 use std::num::NonZeroUsize;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! down from the start (on a private RabbitMQ node of the test's own, never the shared one). Each test ends by
 //! checking that every event arrived (at least once, duplicates sharing their id) in per-conversation order.
 
-mod common;
+use colloquy_testkit::broker as common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The file broker (Rasa's `FileEventBroker` format) and the in-process broker and subscription.
 
-mod common;
+use colloquy_testkit::broker as common;
 
 use std::num::NonZeroUsize;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! active consumer per queue with a standby that takes over, a queue that rejects publishes, and draining with
 //! a deadline — against the real RabbitMQ.
 
-mod common;
+use colloquy_testkit::broker as common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Every kind of bad input becomes a dead letter with a reason; the consumer stays alive and loses nothing.
 
-mod support;
+use colloquy_testkit::consumer as support;
 
 use colloquy_testkit::rasa_conversation;
 use support::{Harness, TestStore};

@@ -3,7 +3,7 @@
 //! with a configuration error instead of dead-lettering every event. The faults that break the server run on a
 //! private PostgreSQL cluster of their own.
 
-mod support;
+use colloquy_testkit::consumer as support;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};

@@ -1,7 +1,8 @@
 //! End to end: Rasa-shaped and Colloquy-published events through the real RabbitMQ into PostgreSQL, MySQL and
 //! SQLite (every test runs on each).
 
-mod support;
+use colloquy_testkit::consumer as support;
+use colloquy_testkit::on_every_dialect;
 
 use std::collections::BTreeMap;
 

@@ -5,7 +5,8 @@
 //! These tests disturb the shared servers, so they run one at a time (a process-wide lock), and each restores
 //! the server even when it fails.
 
-mod support;
+use colloquy_testkit::consumer as support;
+use colloquy_testkit::on_every_dialect;
 
 use std::process::Command;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The consumer over the in-process transport: what it holds in memory while the database is slow, and what
 //! it leaves behind when it returns.
 
-mod support;
+use colloquy_testkit::consumer as support;
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;

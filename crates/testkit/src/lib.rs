@@ -18,6 +18,10 @@
 //! # }
 //! ```
 
+#[cfg(feature = "broker")]
+pub mod broker;
+#[cfg(feature = "consumer")]
+pub mod consumer;
 mod private_postgres;
 mod rabbitmq_node;
 mod rasa;

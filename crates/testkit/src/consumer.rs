@@ -1,15 +1,13 @@
-//! The consumer's test harness: a consumer running in this process against the real RabbitMQ and a fresh
-//! database of any dialect, with its own exchange and queue, and a Rasa-like publisher.
-
-#![allow(dead_code, missing_docs)]
+//! The consumer's test harness (feature `consumer`): a consumer running in this process against the real
+//! RabbitMQ and a fresh database of any dialect, with its own exchange and queue, and a Rasa-like publisher.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::{TestDatabase, TestDialect, unique_name, wait_until};
 use colloquy_broker::{AmqpConfig, AmqpSubscription};
 use colloquy_consumer::{Consumer, ConsumerOptions, Metrics, RunSummary};
 use colloquy_storage::{ConnectOptions, Database, Schema};
-use colloquy_testkit::{TestDatabase, TestDialect, unique_name, wait_until};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -24,22 +22,26 @@ pub enum TestStore {
     /// A fresh database of its own on the shared server of a dialect (or an SQLite file).
     Fresh(TestDatabase),
     /// The `postgres` database of a private cluster (for tests that break the server).
-    Private(colloquy_testkit::PrivatePostgres),
+    Private(crate::PrivatePostgres),
 }
 
 impl TestStore {
+    /// A fresh database of `dialect`.
     pub async fn of(dialect: TestDialect) -> Self {
         Self::Fresh(dialect.fresh_database().await)
     }
 
+    /// A fresh PostgreSQL database.
     pub async fn postgres() -> Self {
         Self::of(TestDialect::Postgres).await
     }
 
+    /// A fresh SQLite file.
     pub async fn sqlite() -> Self {
         Self::of(TestDialect::Sqlite).await
     }
 
+    /// The database's URL.
     pub fn url(&self) -> String {
         match self {
             Self::Fresh(database) => database.url.clone(),
@@ -47,6 +49,7 @@ impl TestStore {
         }
     }
 
+    /// Drops the database (or stops the private cluster).
     pub async fn cleanup(self) {
         match self {
             Self::Fresh(database) => database.drop_database().await,
@@ -62,7 +65,7 @@ macro_rules! on_every_dialect {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
-                use colloquy_testkit::TestDialect;
+                use $crate::TestDialect;
 
                 #[tokio::test]
                 async fn postgres() {
@@ -85,12 +88,19 @@ macro_rules! on_every_dialect {
 
 /// One running consumer and its surroundings.
 pub struct Harness {
+    /// The broker's URL.
     pub amqp_url: String,
+    /// The test's exchange.
     pub exchange: String,
+    /// The test's queue.
     pub queue: String,
+    /// The database the consumer writes to.
     pub store: TestStore,
+    /// A handle on that database, for the test's checks.
     pub database: Database,
+    /// The consumer's options (change them before `start`).
     pub options: ConsumerOptions,
+    /// The subscription's prefetch (change it before `start`).
     pub prefetch: u16,
     /// The subscription's count of bodies received and not yet acknowledged, once started.
     pub unacked: Option<colloquy_broker::UnackedBytes>,
@@ -118,7 +128,7 @@ impl Harness {
         let database =
             Database::connect_lazy(&store.url(), &ConnectOptions::default()).expect("database URL");
         Self {
-            amqp_url: colloquy_testkit::amqp_url().await,
+            amqp_url: crate::amqp_url().await,
             exchange: unique_name("colloquy-test-exchange"),
             queue: unique_name("colloquy-test-queue"),
             store,
@@ -133,6 +143,7 @@ impl Harness {
         }
     }
 
+    /// The subscription's settings: this harness's exchange, queue, connection name and prefetch.
     pub fn amqp_config(&self) -> AmqpConfig {
         AmqpConfig::from_url(&self.amqp_url)
             .expect("AMQP URL")
@@ -164,6 +175,7 @@ impl Harness {
         self.running = Some((stop, handle, metrics));
     }
 
+    /// The running consumer's metrics.
     pub fn metrics(&self) -> Metrics {
         self.running.as_ref().expect("the consumer runs").2.clone()
     }
@@ -206,9 +218,9 @@ impl Harness {
             .is_none_or(|(_, handle, _)| handle.is_finished())
     }
 
-    /// Publishes bodies exactly as Rasa's `PikaEventBroker` does (see [`colloquy_testkit::publish_like_rasa`]).
+    /// Publishes bodies exactly as Rasa's `PikaEventBroker` does (see [`crate::publish_like_rasa`]).
     pub async fn publish_like_rasa(&self, bodies: &[Vec<u8>]) {
-        colloquy_testkit::publish_like_rasa(&self.amqp_url, &self.exchange, bodies).await;
+        crate::publish_like_rasa(&self.amqp_url, &self.exchange, bodies).await;
     }
 
     /// Waits until the `events` table holds `count` rows.
@@ -244,7 +256,7 @@ impl Harness {
         if self.running.is_some() {
             self.stop().await;
         }
-        colloquy_testkit::delete_topology(&self.amqp_url, &self.exchange, &self.queue).await;
+        crate::delete_topology(&self.amqp_url, &self.exchange, &self.queue).await;
         self.database.close().await;
         self.store.cleanup().await;
     }

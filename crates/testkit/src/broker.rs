@@ -1,6 +1,5 @@
-//! Shared helpers of the broker's integration tests: per-test names, Rasa-shaped events, draining and checking
-//! a queue, and closing only this test's connections.
-#![allow(dead_code)]
+//! The broker's integration-test helpers (feature `broker`): per-test names, Rasa-shaped events, draining and
+//! checking a queue, and closing only this test's connections.
 
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
@@ -73,12 +72,7 @@ pub fn many_events(prefix: &str, count: usize, conversations: usize) -> Vec<Stam
 
 /// Test settings: this test's exchange, queue and connection name, short connect timeout and backoff.
 pub async fn config(exchange: &str, queue: &str, connection_name: &str) -> AmqpConfig {
-    config_at(
-        &colloquy_testkit::amqp_url().await,
-        exchange,
-        queue,
-        connection_name,
-    )
+    config_at(&crate::amqp_url().await, exchange, queue, connection_name)
 }
 
 /// [`config`] for the broker at `url` (a private node).
@@ -98,7 +92,7 @@ pub fn config_at(url: &str, exchange: &str, queue: &str, connection_name: &str) 
 
 /// A plain lapin connection and channel (the "other client": Rasa, or a checker).
 pub async fn raw_channel() -> (Connection, Channel) {
-    let url = colloquy_testkit::amqp_url().await;
+    let url = crate::amqp_url().await;
     let connection = Connection::connect(&url, ConnectionProperties::default())
         .await
         .expect("raw connection");
@@ -144,7 +138,7 @@ pub async fn drain(
     idle: Duration,
     timeout: Duration,
 ) -> Vec<Delivery> {
-    config = config.with_connection_name(colloquy_testkit::unique_name("drain"));
+    config = config.with_connection_name(crate::unique_name("drain"));
     let mut subscription = AmqpSubscription::connect(config)
         .await
         .expect("subscription");
@@ -248,7 +242,9 @@ pub fn close_connections_named(name: &str) -> usize {
 
 /// Deletes a test's queue and exchange when dropped, also when the test panicked.
 pub struct TopologyGuard {
+    /// The test's exchange.
     pub exchange: String,
+    /// The test's queue.
     pub queue: String,
 }
 
