@@ -40,7 +40,9 @@ struct Counter {
 }
 
 impl UnackedBytes {
-    /// Bytes of bodies received and not yet acknowledged (nor rejected, nor given up with their channel).
+    /// Bytes of bodies the subscription has taken from the client's buffer and not yet settled (acknowledged,
+    /// rejected, or given up with their channel). The window bounds what RabbitMQ sent, which this counts once
+    /// the subscription has taken it.
     pub fn current(&self) -> usize {
         self.inner.current.load(Ordering::SeqCst)
     }
