@@ -28,6 +28,14 @@
 //!   text of `endpoints.yml` and an environment lookup ([`AmqpConfig::from_endpoints_yaml`]).
 //! - No transport type (lapin) appears in the traits.
 //!
+//! # Where to start
+//! Publishing: build an [`AmqpConfig`] ([`AmqpConfig::from_url`], then `with_exchange`, `with_queues`, ...),
+//! [`AmqpBroker::connect`], and hand it to a tracker store as `Arc<dyn EventBroker>` (or call
+//! [`EventBroker::publish`] yourself); [`EventBroker::close`] flushes. Consuming: [`AmqpSubscription::connect`]
+//! with the same config, then [`Subscription::next`] (or [`Subscription::next_within`] to stop once a queue
+//! is drained) and ack each [`Delivery`]. The crate `colloquy-tracker-store` has the whole wiring as a program
+//! that CI runs (`examples/wiring.rs`); the example below uses the in-process broker, which needs no server.
+//!
 //! # Example
 //! ```
 //! use std::num::NonZeroUsize;
