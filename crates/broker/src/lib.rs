@@ -25,7 +25,8 @@
 //! # Invariants
 //! - This crate knows nothing about SQL or the tracker store: it moves bodies and properties.
 //! - It never reads the process environment or configuration files itself: the caller passes a URL, or the
-//!   text of `endpoints.yml` and an environment lookup ([`AmqpConfig::from_endpoints_yaml`]).
+//!   text of `endpoints.yml` and an environment lookup (`AmqpConfig::from_endpoints_yaml`, feature
+//!   `endpoints-yaml`, on by default).
 //! - No transport type (lapin) appears in the traits.
 //!
 //! # Where to start
@@ -74,9 +75,10 @@ mod topology;
 use async_trait::async_trait;
 use colloquy_events::StampedEnvelope;
 
+#[cfg(feature = "endpoints-yaml")]
+pub use config::expand_env;
 pub use config::{
     AmqpConfig, AmqpName, DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL, QueueType, TlsFiles,
-    expand_env,
 };
 pub use delivery::{AckOutcome, Acker, Delivery};
 pub use error::{Error, Result};

@@ -69,7 +69,10 @@ async fn host_service(
     let summary = consumer.await??;
     assert_eq!(summary.events_stored, EVENTS);
     assert_eq!(summary.dead_letters, 0);
-    println!("the embedded consumer stored {} events and stopped", summary.events_stored);
+    println!(
+        "the embedded consumer stored {} events and stopped",
+        summary.events_stored
+    );
     Ok(())
 }
 

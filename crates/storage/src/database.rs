@@ -19,6 +19,10 @@ pub(crate) enum Pool {
     Sqlite(sqlx::SqlitePool),
     #[cfg(feature = "mysql")]
     MySql(sqlx::MySqlPool),
+    /// Built without any dialect feature: this variant cannot be made (so neither can a `Database`); it
+    /// keeps the matches below exhaustive so that the crate still compiles.
+    #[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "mysql")))]
+    NoDialect(std::convert::Infallible),
 }
 
 /// Runs `$body` with `$pool` bound to the dialect's pool and `$dialect` to the dialect's module.
@@ -40,6 +44,8 @@ macro_rules! dispatch {
                 use crate::mysql as $dialect;
                 $body
             }
+            #[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "mysql")))]
+            Pool::NoDialect(never) => match *never {},
         }
     };
 }
@@ -314,6 +320,8 @@ impl Database {
             Pool::Sqlite(pool) => pool.close().await,
             #[cfg(feature = "mysql")]
             Pool::MySql(pool) => pool.close().await,
+            #[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "mysql")))]
+            Pool::NoDialect(never) => match *never {},
         }
     }
 
@@ -427,7 +435,7 @@ impl Database {
     /// Checks, without changing anything, that the database has Rasa's `events` table: a read-only command
     /// says so clearly instead of failing on its first query.
     pub async fn require_events_table(&self) -> Result<()> {
-        let exists = dispatch!(self, pool, dialect => dialect::table_exists(pool, &self.target, "events").await)?;
+        let exists = dispatch!(self, pool, dialect => dialect::table_exists(pool, &self.target, "events").await?);
         if exists {
             Ok(())
         } else {
@@ -442,7 +450,7 @@ impl Database {
 
     /// Checks, without changing anything, that the database has the `dead_letters` table.
     pub async fn require_dead_letters_table(&self) -> Result<()> {
-        let exists = dispatch!(self, pool, dialect => dialect::table_exists(pool, &self.target, "dead_letters").await)?;
+        let exists = dispatch!(self, pool, dialect => dialect::table_exists(pool, &self.target, "dead_letters").await?);
         if exists {
             Ok(())
         } else {
@@ -468,7 +476,8 @@ impl Database {
         let mut total = 0;
         // Bounded statements: a list of ids per query, whatever the number of conversations.
         for chunk in conversations.chunks(500) {
-            total += dispatch!(self, pool, dialect => dialect::count_selected(pool, &self.target, chunk, selection).await)?;
+            let count: u64 = dispatch!(self, pool, dialect => dialect::count_selected(pool, &self.target, chunk, selection).await?);
+            total += count;
         }
         Ok(total)
     }

@@ -61,7 +61,11 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     let mut delivered: BTreeMap<String, Vec<String>> = BTreeMap::new();
     while let Next::Delivery(delivery) = subscription.next_within(Duration::from_secs(1)).await? {
         let envelope = colloquy_tracker_store::Envelope::from_json(&delivery.body)?;
-        let id = delivery.properties.event_id().ok_or("no event id")?.to_owned();
+        let id = delivery
+            .properties
+            .event_id()
+            .ok_or("no event id")?
+            .to_owned();
         delivered.entry(envelope.sender_id).or_default().push(id);
         delivery.acker.ack().await?;
     }

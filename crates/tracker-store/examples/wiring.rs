@@ -106,7 +106,10 @@ async fn wire_and_drain(
     subscription.cancel().await?;
 
     assert_eq!(delivered.len(), saved.len(), "every saved event, once");
-    assert!(delivered == saved, "the delivered bodies are the saved ones");
+    assert!(
+        delivered == saved,
+        "the delivered bodies are the saved ones"
+    );
     println!("{} events saved, published and consumed", saved.len());
     Ok(())
 }

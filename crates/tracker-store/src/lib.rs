@@ -91,7 +91,9 @@ pub mod redis;
 pub mod sql;
 pub mod store;
 
-pub use config::{RelayConfig, SqlConfig, database_url_from_endpoints_yaml};
+#[cfg(feature = "endpoints-yaml")]
+pub use config::database_url_from_endpoints_yaml;
+pub use config::{RelayConfig, SqlConfig};
 pub use error::{Error, Result};
 pub use memory::InMemoryStore;
 #[cfg(feature = "redis")]

@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "endpoints-yaml")]
 use serde_norway::Value;
 
-use crate::config::{RelayConfig, substitute_env};
+use crate::config::RelayConfig;
+#[cfg(feature = "endpoints-yaml")]
+use crate::config::{percent_encode, tracker_store_section};
 use crate::error::{Error, Result};
 
 /// Rasa's default key prefix (`DEFAULT_REDIS_TRACKER_STORE_KEY_PREFIX`).
@@ -90,15 +93,14 @@ impl RedisConfig {
     /// Settings from the `tracker_store` section of Rasa's `endpoints.yml` if it is of `type: redis`
     /// (`url` (the host, as Rasa reads it; a whole `redis://` URL is accepted too), `port`, `db`, `username`,
     /// `password`, `use_ssl`, `key_prefix`, `record_exp`); `Ok(None)` when the file has no such section.
-    /// `${VAR}` in any string is replaced by `env("VAR")`; an unset variable is an error, as in Rasa.
+    /// `${VAR}` in the section is replaced by `env("VAR")`; an unset variable there is an error, one in a
+    /// section that is not read is not (Rasa's rule). Feature `endpoints-yaml`.
+    #[cfg(feature = "endpoints-yaml")]
     pub fn from_endpoints_yaml(
         yaml: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>> {
-        let mut document: Value = serde_norway::from_str(yaml)
-            .map_err(|error| Error::Config(format!("endpoints YAML: {error}")))?;
-        substitute_env(&mut document, &env)?;
-        let Some(section) = document.get("tracker_store").filter(|s| s.is_mapping()) else {
+        let Some(section) = tracker_store_section(yaml, &env)?.filter(|s| s.is_mapping()) else {
             return Ok(None);
         };
         let text = |key: &str| -> Option<String> {
@@ -235,19 +237,8 @@ fn parse_seconds(text: &str) -> Result<Duration> {
         .ok_or_else(|| Error::Config(format!("`record_exp` `{text}` is not a number of seconds")))
 }
 
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
+// The cases read endpoints files (feature `endpoints-yaml`, on by default).
+#[cfg(all(test, feature = "endpoints-yaml"))]
 mod tests {
     use super::*;
 
@@ -306,6 +297,14 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn substitutes_only_the_section_it_reads() {
+        let yaml = "lock_store:\n  type: redis\n  password: ${UNSET_LOCK_PASSWORD}\n\
+                    tracker_store:\n  type: redis\n  url: ${REDIS_HOST}\n";
+        let config = from_yaml(yaml).unwrap().expect("a redis section");
+        assert_eq!(config.url, "redis://cache.internal:6379/0");
     }
 
     #[test]
