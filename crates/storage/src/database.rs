@@ -50,6 +50,17 @@ macro_rules! dispatch {
     };
 }
 
+/// Opens one connection with the pool's settings outside the pool, within its connect timeout, and closes it.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn probe<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> std::result::Result<(), sqlx::Error> {
+    use sqlx::{ConnectOptions as _, Connection as _};
+    let options = pool.connect_options();
+    let connection = tokio::time::timeout(pool.options().get_acquire_timeout(), options.connect())
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+    connection.close().await
+}
+
 /// How to connect.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
@@ -307,7 +318,21 @@ impl Database {
     }
 
     /// Checks that the database answers.
+    ///
+    /// With no connection open yet, a server dialect connects once directly first: a server that refuses
+    /// (nothing listening, refused credentials, a missing database) then says so at once, where the pool
+    /// would keep retrying until its connect timeout and report only that it timed out.
     pub async fn ping(&self) -> Result<()> {
+        let probed = match &self.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(pool) if pool.size() == 0 => probe(pool).await,
+            #[cfg(feature = "mysql")]
+            Pool::MySql(pool) if pool.size() == 0 => probe(pool).await,
+            // SQLite has no server to refuse; a pool with connections tests them itself.
+            #[allow(unreachable_patterns)]
+            _ => Ok(()),
+        };
+        probed.map_err(|error| Error::database("connect", &self.target, self.dialect, error))?;
         dispatch!(self, pool, dialect => dialect::ping(pool, &self.target).await)
     }
 
