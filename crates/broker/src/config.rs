@@ -1,6 +1,6 @@
-//! AMQP settings, validated once at the edge: from a URL, or from the `event_broker` section of Rasa's
-//! `endpoints.yml`. The library never reads the process environment or configuration files itself: the caller
-//! passes the YAML text and an environment lookup.
+//! AMQP settings, validated once at the edge: from a URL and the `with_*` methods. The library never reads
+//! the process environment or configuration files itself; Rasa's `endpoints.yml` is read by
+//! `colloquy-tracker-store`'s `Endpoints`, which builds an [`AmqpConfig`] from its `event_broker` section.
 
 use std::fmt;
 use std::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
@@ -11,11 +11,6 @@ use lapin::types::ShortString;
 use lapin::uri::{AMQPScheme, AMQPUri};
 
 use crate::error::{Error, Result};
-
-#[cfg(feature = "endpoints-yaml")]
-mod endpoints;
-#[cfg(feature = "endpoints-yaml")]
-pub use endpoints::expand_env;
 
 /// The URL used when none is given: the local RabbitMQ with the default account and vhost.
 pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -115,8 +110,9 @@ pub struct TlsFiles {
     pub client_key: Option<PathBuf>,
 }
 
-/// Settings of the AMQP broker and subscription. Build with [`AmqpConfig::from_url`] or
-/// `AmqpConfig::from_endpoints_yaml` (feature `endpoints-yaml`), then adjust with the `with_*` methods (each validates its input).
+/// Settings of the AMQP broker and subscription. Build with [`AmqpConfig::from_url`] (or from the
+/// `event_broker` section of Rasa's `endpoints.yml`, through `colloquy-tracker-store`'s `Endpoints`), then
+/// adjust with the `with_*` methods (each validates its input).
 /// `Debug` never prints the password.
 #[derive(Clone)]
 pub struct AmqpConfig {

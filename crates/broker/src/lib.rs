@@ -24,9 +24,9 @@
 //!
 //! # Invariants
 //! - This crate knows nothing about SQL or the tracker store: it moves bodies and properties.
-//! - It never reads the process environment or configuration files itself: the caller passes a URL, or the
-//!   text of `endpoints.yml` and an environment lookup (`AmqpConfig::from_endpoints_yaml`, feature
-//!   `endpoints-yaml`, on by default).
+//! - It never reads the process environment or configuration files itself: the caller passes a URL and
+//!   typed settings ([`AmqpConfig`]); Rasa's `endpoints.yml` is read by `colloquy-tracker-store`'s `Endpoints`
+//!   (feature `endpoints-yaml`), which builds an `AmqpConfig` from its `event_broker` section.
 //! - No transport type (lapin) appears in the traits.
 //!
 //! # Where to start
@@ -75,8 +75,6 @@ mod topology;
 use async_trait::async_trait;
 use colloquy_events::StampedEnvelope;
 
-#[cfg(feature = "endpoints-yaml")]
-pub use config::expand_env;
 pub use config::{
     AmqpConfig, AmqpName, DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL, QueueType, TlsFiles,
 };

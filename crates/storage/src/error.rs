@@ -33,7 +33,9 @@ pub enum ErrorKind {
     Other,
 }
 
-/// Errors of the storage layer.
+/// Errors of the storage layer. `Display` carries the whole story: each message ends with the driver's own
+/// error (after what it means, such as "connection refused" or "database `x` does not exist"), so there is no
+/// source chain to walk.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

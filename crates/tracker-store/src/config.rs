@@ -15,8 +15,6 @@ use crate::error::{Error, Result};
 mod endpoints;
 #[cfg(feature = "endpoints-yaml")]
 pub use endpoints::database_url_from_endpoints_yaml;
-#[cfg(feature = "endpoints-yaml")]
-pub(crate) use endpoints::{percent_encode, tracker_store_section};
 
 /// Connection and relay settings of [`SqlStore`](crate::SqlStore). Its `Debug` output hides the password.
 #[derive(Clone)]

@@ -83,6 +83,8 @@
 //! ```
 
 pub mod config;
+#[cfg(feature = "endpoints-yaml")]
+pub mod endpoints;
 pub mod error;
 pub mod memory;
 pub mod outbox;
@@ -94,6 +96,8 @@ pub mod store;
 #[cfg(feature = "endpoints-yaml")]
 pub use config::database_url_from_endpoints_yaml;
 pub use config::{RelayConfig, SqlConfig};
+#[cfg(feature = "endpoints-yaml")]
+pub use endpoints::Endpoints;
 pub use error::{Error, Result};
 pub use memory::InMemoryStore;
 #[cfg(feature = "redis")]

@@ -3,12 +3,7 @@
 
 use std::time::Duration;
 
-#[cfg(feature = "endpoints-yaml")]
-use serde_norway::Value;
-
 use crate::config::RelayConfig;
-#[cfg(feature = "endpoints-yaml")]
-use crate::config::{percent_encode, tracker_store_section};
 use crate::error::{Error, Result};
 
 /// Rasa's default key prefix (`DEFAULT_REDIS_TRACKER_STORE_KEY_PREFIX`).
@@ -100,77 +95,7 @@ impl RedisConfig {
         yaml: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>> {
-        let Some(section) = tracker_store_section(yaml, &env)?.filter(|s| s.is_mapping()) else {
-            return Ok(None);
-        };
-        let text = |key: &str| -> Option<String> {
-            match section.get(key)? {
-                Value::String(text) => Some(text.clone()),
-                Value::Number(number) => Some(number.to_string()),
-                Value::Bool(flag) => Some(flag.to_string()),
-                _ => None,
-            }
-        };
-        let kind = text("type").or_else(|| text("store_type"));
-        if !kind.is_some_and(|kind| kind.eq_ignore_ascii_case("redis")) {
-            return Ok(None);
-        }
-        for unsupported in ["ssl_keyfile", "ssl_certfile", "ssl_ca_certs"] {
-            if text(unsupported).is_some() {
-                return Err(Error::Config(format!(
-                    "`tracker_store.{unsupported}` is not supported by the Redis store"
-                )));
-            }
-        }
-        let host = text("url").unwrap_or_else(|| "localhost".to_owned());
-        let url = if host.contains("://") {
-            host
-        } else {
-            let port = match text("port") {
-                Some(port) => port
-                    .parse::<u16>()
-                    .map_err(|_| Error::Config(format!("`port` `{port}` is not a port number")))?,
-                None => 6379,
-            };
-            let db = match text("db") {
-                Some(db) => db
-                    .parse::<u32>()
-                    .map_err(|_| Error::Config(format!("`db` `{db}` is not a number")))?,
-                None => 0,
-            };
-            let tls = match text("use_ssl").as_deref() {
-                None | Some("false" | "False") => false,
-                Some("true" | "True") => true,
-                Some(other) => {
-                    return Err(Error::Config(format!(
-                        "`use_ssl` `{other}` is not true or false"
-                    )));
-                }
-            };
-            let mut url = String::from(if tls { "rediss://" } else { "redis://" });
-            match (text("username"), text("password")) {
-                (None, None) => {}
-                (user, password) => {
-                    url.push_str(&percent_encode(&user.unwrap_or_default()));
-                    if let Some(password) = password {
-                        url.push(':');
-                        url.push_str(&percent_encode(&password));
-                    }
-                    url.push('@');
-                }
-            }
-            if host.contains(':') {
-                url.push_str(&format!("[{host}]:{port}/{db}"));
-            } else {
-                url.push_str(&format!("{host}:{port}/{db}"));
-            }
-            url
-        };
-        let record_exp = text("record_exp").map(|s| parse_seconds(&s)).transpose()?;
-        let config = Self::from_url(&url)?
-            .with_key_prefix(text("key_prefix").as_deref())
-            .with_record_exp(record_exp);
-        Ok(Some(config))
+        crate::endpoints::Endpoints::from_yaml(yaml)?.redis_config(env)
     }
 
     /// Rasa's rule for `key_prefix`: an alphanumeric prefix `p` gives keys `p:tracker:<sender_id>`; anything
