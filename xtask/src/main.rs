@@ -1,7 +1,8 @@
 //! `cargo xtask`: Colloquy's development tasks, everything that is not plain cargo.
 //!
-//! - `cargo xtask ci` — format check, clippy (`-D warnings`, all targets), then every test, the tidy tests of
-//!   `tidy.rs` among them (ARCHITECTURE.md's invariants, checked on the source text).
+//! - `cargo xtask ci` — format check, clippy (`-D warnings`, all targets), each library crate checked with its
+//!   default features, with none and PostgreSQL-only, then every test (the examples registered as tests too, and
+//!   the tidy tests of `tidy.rs`: ARCHITECTURE.md's invariants, checked on the source text).
 //! - `cargo xtask services` — makes sure the local RabbitMQ, PostgreSQL and Redis answer, starting them if
 //!   needed.
 //! - `cargo xtask bench [events|broker|tracker-store|consumer]...` — the benchmarks (all when none is named).
@@ -57,8 +58,81 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    check_feature_sets()?;
     services()?;
     cargo(&["test", "--workspace", "--all-features", "--no-fail-fast"])
+}
+
+/// Each library crate compiles with its default features, with none, and as a PostgreSQL-only user builds it
+/// (no SQLite, MySQL, Redis or YAML). `cargo check` only, sharing the workspace's artefacts: quick.
+fn check_feature_sets() -> Result<()> {
+    const LIBRARIES: [&str; 5] = [
+        "colloquy-events",
+        "colloquy-broker",
+        "colloquy-storage",
+        "colloquy-tracker-store",
+        "colloquy-consumer",
+    ];
+    for package in LIBRARIES {
+        cargo(&["check", "--quiet", "--package", package])?;
+        cargo(&[
+            "check",
+            "--quiet",
+            "--package",
+            package,
+            "--no-default-features",
+        ])?;
+    }
+    for package in [
+        "colloquy-storage",
+        "colloquy-tracker-store",
+        "colloquy-consumer",
+    ] {
+        cargo(&[
+            "check",
+            "--quiet",
+            "--package",
+            package,
+            "--no-default-features",
+            "--features",
+            "postgres",
+        ])?;
+    }
+    // The promise to a PostgreSQL-only user: no bundled SQLite, no MySQL or Redis client, no YAML parser.
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let tree = Command::new(cargo_bin)
+        .args([
+            "tree",
+            "--package",
+            "colloquy-tracker-store",
+            "--no-default-features",
+        ])
+        .args([
+            "--features",
+            "postgres",
+            "--edges",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .output()
+        .context("could not run cargo tree")?;
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    for unwanted in [
+        "libsqlite3-sys",
+        "sqlx-sqlite",
+        "sqlx-mysql",
+        "redis",
+        "serde_norway",
+    ] {
+        if tree
+            .lines()
+            .any(|line| line.starts_with(&format!("{unwanted} ")))
+        {
+            bail!("colloquy-tracker-store with only `postgres` depends on {unwanted}");
+        }
+    }
+    Ok(())
 }
 
 fn bench(names: &[String]) -> Result<()> {

@@ -24,9 +24,18 @@
 //!
 //! # Invariants
 //! - This crate knows nothing about SQL or the tracker store: it moves bodies and properties.
-//! - It never reads the process environment or configuration files itself: the caller passes a URL, or the
-//!   text of `endpoints.yml` and an environment lookup ([`AmqpConfig::from_endpoints_yaml`]).
+//! - It never reads the process environment or configuration files itself: the caller passes a URL and
+//!   typed settings ([`AmqpConfig`]); Rasa's `endpoints.yml` is read by `colloquy-tracker-store`'s `Endpoints`
+//!   (feature `endpoints-yaml`), which builds an `AmqpConfig` from its `event_broker` section.
 //! - No transport type (lapin) appears in the traits.
+//!
+//! # Where to start
+//! Publishing: build an [`AmqpConfig`] ([`AmqpConfig::from_url`], then `with_exchange`, `with_queues`, ...),
+//! [`AmqpBroker::connect`], and hand it to a tracker store as `Arc<dyn EventBroker>` (or call
+//! [`EventBroker::publish`] yourself); [`EventBroker::close`] flushes. Consuming: [`AmqpSubscription::connect`]
+//! with the same config, then [`Subscription::next`] (or [`Subscription::next_within`] to stop once a queue
+//! is drained) and ack each [`Delivery`]. The crate `colloquy-tracker-store` has the whole wiring as a program
+//! that CI runs (`examples/wiring.rs`); the example below uses the in-process broker, which needs no server.
 //!
 //! # Example
 //! ```
@@ -69,7 +78,6 @@ use colloquy_events::StampedEnvelope;
 
 pub use config::{
     AmqpConfig, AmqpName, DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL, QueueType, TlsFiles,
-    expand_env,
 };
 pub use delivery::{AckOutcome, Acker, Delivery};
 pub use error::{Error, Result};

@@ -11,22 +11,25 @@ use crate::cli::{BrokerArgs, DatabaseArgs};
 /// The database used when none is configured.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://colloquy.db";
 
-/// Rasa's endpoints.yml, read once.
+/// Rasa's endpoints.yml, read and parsed once (by the one reader, `colloquy_tracker_store::Endpoints`);
+/// each command turns the sections it uses into settings, `${VAR}` substituted in what it reads.
 #[derive(Debug, Clone)]
 pub struct Endpoints {
     path: PathBuf,
-    text: String,
+    parsed: colloquy_tracker_store::Endpoints,
 }
 
 impl Endpoints {
-    /// Reads the file, if one was given.
+    /// Reads and parses the file, if one was given.
     pub fn load(path: Option<&Path>) -> Result<Option<Self>> {
         let Some(path) = path else { return Ok(None) };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the endpoints file {}", path.display()))?;
+        let parsed = colloquy_tracker_store::Endpoints::from_yaml(&text)
+            .with_context(|| format!("invalid endpoints file {}", path.display()))?;
         Ok(Some(Self {
             path: path.to_owned(),
-            text,
+            parsed,
         }))
     }
 }
@@ -40,13 +43,12 @@ pub fn env_lookup(name: &str) -> Option<String> {
 pub fn amqp_config(args: &BrokerArgs, endpoints: Option<&Endpoints>) -> Result<AmqpConfig> {
     let mut config = match (&args.amqp_url, endpoints) {
         (Some(url), _) => AmqpConfig::from_url(url).context("invalid --amqp-url")?,
-        (None, Some(endpoints)) => AmqpConfig::from_endpoints_yaml(&endpoints.text, env_lookup)
-            .with_context(|| {
-                format!(
-                    "invalid event_broker section in {}",
-                    endpoints.path.display()
-                )
-            })?,
+        (None, Some(endpoints)) => endpoints.parsed.amqp_config(env_lookup).with_context(|| {
+            format!(
+                "invalid event_broker section in {}",
+                endpoints.path.display()
+            )
+        })?,
         (None, None) => AmqpConfig::default(),
     };
     if let Some(exchange) = &args.exchange {
@@ -89,7 +91,7 @@ pub fn database_url(args: &DatabaseArgs, endpoints: Option<&Endpoints>) -> Resul
         return Ok(url.clone());
     }
     let from_endpoints = match endpoints {
-        Some(endpoints) => tracker_store_url(&endpoints.text).with_context(|| {
+        Some(endpoints) => endpoints.parsed.database_url(env_lookup).with_context(|| {
             format!(
                 "invalid tracker_store section in {}",
                 endpoints.path.display()
@@ -103,24 +105,16 @@ pub fn database_url(args: &DatabaseArgs, endpoints: Option<&Endpoints>) -> Resul
     Ok(DEFAULT_DATABASE_URL.to_owned())
 }
 
-/// The database URL of an endpoints.yml `tracker_store` section of type `sql`, if there is one.
-fn tracker_store_url(text: &str) -> Result<Option<String>> {
-    Ok(colloquy_tracker_store::database_url_from_endpoints_yaml(
-        text, env_lookup,
-    )?)
-}
-
 /// The Redis tracker store of an endpoints.yml `tracker_store` section of type `redis`, if there is one.
 pub fn redis_tracker_store(
     endpoints: &Endpoints,
 ) -> Result<Option<colloquy_tracker_store::RedisConfig>> {
-    colloquy_tracker_store::RedisConfig::from_endpoints_yaml(&endpoints.text, env_lookup)
-        .with_context(|| {
-            format!(
-                "invalid tracker_store section in {}",
-                endpoints.path.display()
-            )
-        })
+    endpoints.parsed.redis_config(env_lookup).with_context(|| {
+        format!(
+            "invalid tracker_store section in {}",
+            endpoints.path.display()
+        )
+    })
 }
 
 /// The flags whose value is a URL that may carry a password (with `--database-url`, export's alias).

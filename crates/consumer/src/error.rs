@@ -52,6 +52,20 @@ enum Fault {
 }
 
 impl Error {
+    /// The error and all its causes in one line, `: `-separated: what to show a user or write in a log.
+    /// (`Display` alone shows this error's own message; the causes are its [`source`](std::error::Error::source)
+    /// chain, as with the broker's [`colloquy_broker::Error::chain`].)
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
     /// Whether retrying the same operation later can succeed without anyone acting: the database was
     /// unreachable, starting, busy, full or read-only.
     pub fn is_transient(&self) -> bool {

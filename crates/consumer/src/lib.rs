@@ -16,18 +16,43 @@
 //! Invariant: this crate knows no transport details (it consumes any [`colloquy_broker::Subscription`]) and
 //! reads no environment or configuration files (the `colloquy` binary does).
 //!
+//! # Where to start
+//! [`Consumer::new`] takes where rows go (an [`EventSink`]: the storage layer's
+//! [`Database`](colloquy_storage::Database) on PostgreSQL, MySQL/MariaDB or SQLite) and [`ConsumerOptions`];
+//! [`Consumer::run`] takes a [`Subscription`](colloquy_broker::Subscription) (RabbitMQ's
+//! [`AmqpSubscription`](colloquy_broker::AmqpSubscription), or the in-process one) and a `shutdown` future:
+//! the seam by which a host service stops it (the `colloquy consume` binary passes SIGTERM/SIGINT). On
+//! `shutdown` it stops taking deliveries, stores and acknowledges the batch in hand and returns a
+//! [`RunSummary`]. `examples/embedded.rs` embeds it in a host service over RabbitMQ and PostgreSQL
+//! (`cargo run -p colloquy-consumer --example embedded`; `cargo test` runs it).
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::num::NonZeroUsize;
 //! use std::sync::Arc;
+//! use colloquy_broker::{EventBroker, in_process};
 //! use colloquy_consumer::{Consumer, ConsumerOptions};
-//! use colloquy_storage::{ConnectOptions, Database, Schema};
+//! use colloquy_events::{Envelope, StampedEnvelope};
+//! use colloquy_storage::{ConnectOptions, Database};
+//!
+//! let (broker, subscription) = in_process(NonZeroUsize::new(16).unwrap());
+//! for body in [
+//!     br#"{"sender_id": "alice", "event": "user", "timestamp": 1.0, "text": "hi"}"#.as_slice(),
+//!     br#"{"sender_id": "alice", "event": "bot", "timestamp": 2.0, "text": "Hello!"}"#,
+//!     b"not an event",
+//! ] {
+//!     broker.publish_raw(body.to_vec(), &Default::default()).await?;
+//! }
+//! // Closing the in-process broker ends the subscription once it has delivered what it holds.
+//! broker.close().await?;
 //!
 //! let database = Database::connect_lazy("sqlite::memory:", &ConnectOptions::default())?;
-//! database.migrate(Schema::Events).await?;
 //! let consumer = Consumer::new(Arc::new(database), ConsumerOptions::default());
-//! assert_eq!(consumer.metrics().events_stored(), 0);
-//! // consumer.run(subscription, shutdown_signal).await?;
+//! // `shutdown`: any future; a host passes its own signal. This one never fires: the subscription ends.
+//! let summary = consumer.run(Box::new(subscription), std::future::pending()).await?;
+//! assert_eq!(summary.events_stored, 2);
+//! assert_eq!(summary.dead_letters, 1, "kept in dead_letters, not dropped");
 //! # Ok(())
 //! # }
 //! ```

@@ -2,7 +2,7 @@
 
 /// Everything that can go wrong reading or writing events. Every variant says what is wrong and where:
 /// `path` is a JSONPath-like location inside the event object (`$` is the object itself, e.g.
-/// `$.parse_data.entities[2].start`).
+/// `$.parse_data.entities[2].start`). `Display` is the whole message: there are no underlying causes.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -10,6 +10,10 @@
 //! - [`Tracker`]: one conversation's state, as Rasa's `DialogueStateTracker` computes it, and the
 //!   bookkeeping a tracker store needs (what is new since the last save).
 //!
+//! Where to start: read a broker body with [`Envelope::from_json`], build events with [`EventKind`]'s
+//! constructors and [`Event::at`] (below), keep a conversation in a [`Tracker`]. To store and stream
+//! conversations, depend on `colloquy-tracker-store`, which re-exports these types.
+//!
 //! **Invariant:** no I/O, no async, no clock, no global state. Input is bytes or `serde_json::Value`, output
 //! is strings and values; every malformed input is an [`Error`] that says what and where, never a panic.
 //!

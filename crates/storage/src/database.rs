@@ -19,6 +19,10 @@ pub(crate) enum Pool {
     Sqlite(sqlx::SqlitePool),
     #[cfg(feature = "mysql")]
     MySql(sqlx::MySqlPool),
+    /// Built without any dialect feature: this variant cannot be made (so neither can a `Database`); it
+    /// keeps the matches below exhaustive so that the crate still compiles.
+    #[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "mysql")))]
+    NoDialect(std::convert::Infallible),
 }
 
 /// Runs `$body` with `$pool` bound to the dialect's pool and `$dialect` to the dialect's module.
@@ -40,8 +44,21 @@ macro_rules! dispatch {
                 use crate::mysql as $dialect;
                 $body
             }
+            #[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "mysql")))]
+            Pool::NoDialect(never) => match *never {},
         }
     };
+}
+
+/// Opens one connection with the pool's settings outside the pool, within its connect timeout, and closes it.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn probe<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> std::result::Result<(), sqlx::Error> {
+    use sqlx::{ConnectOptions as _, Connection as _};
+    let options = pool.connect_options();
+    let connection = tokio::time::timeout(pool.options().get_acquire_timeout(), options.connect())
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+    connection.close().await
 }
 
 /// How to connect.
@@ -296,7 +313,21 @@ impl Database {
     }
 
     /// Checks that the database answers.
+    ///
+    /// With no connection open yet, a server dialect connects once directly first: a server that refuses
+    /// (nothing listening, refused credentials, a missing database) then says so at once, where the pool
+    /// would keep retrying until its connect timeout and report only that it timed out.
     pub async fn ping(&self) -> Result<()> {
+        let probed = match &self.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(pool) if pool.size() == 0 => probe(pool).await,
+            #[cfg(feature = "mysql")]
+            Pool::MySql(pool) if pool.size() == 0 => probe(pool).await,
+            // SQLite has no server to refuse; a pool with connections tests them itself.
+            #[allow(unreachable_patterns)]
+            _ => Ok(()),
+        };
+        probed.map_err(|error| Error::database("connect", &self.target, self.dialect, error))?;
         dispatch!(self, pool, dialect => dialect::ping(pool, &self.target).await)
     }
 
@@ -309,6 +340,8 @@ impl Database {
             Pool::Sqlite(pool) => pool.close().await,
             #[cfg(feature = "mysql")]
             Pool::MySql(pool) => pool.close().await,
+            #[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "mysql")))]
+            Pool::NoDialect(never) => match *never {},
         }
     }
 
@@ -422,7 +455,7 @@ impl Database {
     /// Checks, without changing anything, that the database has Rasa's `events` table: a read-only command
     /// says so clearly instead of failing on its first query.
     pub async fn require_events_table(&self) -> Result<()> {
-        let exists = dispatch!(self, pool, dialect => dialect::table_exists(pool, &self.target, "events").await)?;
+        let exists = dispatch!(self, pool, dialect => dialect::table_exists(pool, &self.target, "events").await?);
         if exists {
             Ok(())
         } else {
@@ -437,7 +470,7 @@ impl Database {
 
     /// Checks, without changing anything, that the database has the `dead_letters` table.
     pub async fn require_dead_letters_table(&self) -> Result<()> {
-        let exists = dispatch!(self, pool, dialect => dialect::table_exists(pool, &self.target, "dead_letters").await)?;
+        let exists = dispatch!(self, pool, dialect => dialect::table_exists(pool, &self.target, "dead_letters").await?);
         if exists {
             Ok(())
         } else {
@@ -463,7 +496,8 @@ impl Database {
         let mut total = 0;
         // Bounded statements: a list of ids per query, whatever the number of conversations.
         for chunk in conversations.chunks(500) {
-            total += dispatch!(self, pool, dialect => dialect::count_selected(pool, &self.target, chunk, selection).await)?;
+            let count: u64 = dispatch!(self, pool, dialect => dialect::count_selected(pool, &self.target, chunk, selection).await?);
+            total += count;
         }
         Ok(total)
     }

@@ -33,7 +33,9 @@ pub enum ErrorKind {
     Other,
 }
 
-/// Errors of the storage layer.
+/// Errors of the storage layer. `Display` carries the whole story: each message ends with the driver's own
+/// error (after what it means, such as "connection refused" or "database `x` does not exist"), so there is no
+/// source chain to walk.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -142,11 +144,12 @@ impl Error {
         dialect: Dialect,
         error: sqlx::Error,
     ) -> Self {
+        let kind = classify(&error, dialect);
         Self::Database {
             action,
             target: target.to_owned(),
-            kind: classify(&error, dialect),
-            cause: Box::new(error),
+            kind,
+            cause: explain(target, dialect, error),
         }
     }
 
@@ -167,6 +170,56 @@ impl Error {
         }
     }
 }
+
+/// The driver's error, prefixed with what it means in the words a user acts on where the driver's own
+/// words are obscure or differ between dialects: "connection refused" (nothing listens at that host and
+/// port), "database `x` does not exist", "no connection within the connect timeout".
+fn explain(target: &str, dialect: Dialect, error: sqlx::Error) -> BoxError {
+    let meaning = match &error {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Some("connection refused: is the server running, and on this host and port?".to_owned())
+        }
+        sqlx::Error::PoolTimedOut => Some(
+            "no connection within the connect timeout (the server did not answer in time)"
+                .to_owned(),
+        ),
+        sqlx::Error::Database(db) if is_missing_database(db.as_ref(), dialect) => {
+            let name = target.rsplit('/').next().unwrap_or(target);
+            Some(format!("database `{name}` does not exist"))
+        }
+        _ => None,
+    };
+    match meaning {
+        Some(meaning) => Box::new(Explained {
+            meaning,
+            cause: error,
+        }),
+        None => Box::new(error),
+    }
+}
+
+fn is_missing_database(error: &dyn sqlx::error::DatabaseError, dialect: Dialect) -> bool {
+    match dialect {
+        Dialect::Postgres => error.code().as_deref() == Some("3D000"),
+        Dialect::MySql => mysql_number(error) == Some(1049),
+        Dialect::Sqlite => false,
+    }
+}
+
+/// A driver error with its meaning in front: `meaning (driver's message)`.
+#[derive(Debug)]
+struct Explained {
+    meaning: String,
+    cause: sqlx::Error,
+}
+
+impl std::fmt::Display for Explained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.meaning, self.cause)
+    }
+}
+
+impl StdError for Explained {}
 
 /// What a driver error means.
 pub(crate) fn classify(error: &sqlx::Error, dialect: Dialect) -> ErrorKind {

@@ -113,6 +113,20 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The error and all its causes in one line, `: `-separated: what to show a user or write in a log.
+    /// (`Display` alone shows this error's own message; the causes are its [`source`](std::error::Error::source)
+    /// chain, as with the broker's [`colloquy_broker::Error::chain`].)
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
     /// Whether this is a concurrent-save conflict ([`Error::Conflict`]): retrieve and retry.
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::Conflict { .. })

@@ -152,6 +152,15 @@ impl TrackerStore for InMemoryStore {
         Ok(written)
     }
 
+    /// Waits until the broker confirmed every event saved so far ([`EventBroker::flush`]); the broker
+    /// itself stays open (close it after the store). Without a broker there is nothing to wait for.
+    async fn close(&self) -> Result<()> {
+        if let Some(broker) = &self.broker {
+            broker.flush().await.map_err(Error::Broker)?;
+        }
+        Ok(())
+    }
+
     async fn keys(&self) -> Result<Vec<String>> {
         let candidates: Vec<(String, Arc<Mutex<Conversation>>)> = self
             .read_map()

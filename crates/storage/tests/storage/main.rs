@@ -5,6 +5,7 @@
 
 mod adoption;
 mod cases;
+mod connect_errors;
 mod fixture;
 mod full_disk;
 mod strict;

@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use serde_norway::Value;
-
-use crate::config::{RelayConfig, substitute_env};
+use crate::config::RelayConfig;
 use crate::error::{Error, Result};
 
 /// Rasa's default key prefix (`DEFAULT_REDIS_TRACKER_STORE_KEY_PREFIX`).
@@ -90,85 +88,14 @@ impl RedisConfig {
     /// Settings from the `tracker_store` section of Rasa's `endpoints.yml` if it is of `type: redis`
     /// (`url` (the host, as Rasa reads it; a whole `redis://` URL is accepted too), `port`, `db`, `username`,
     /// `password`, `use_ssl`, `key_prefix`, `record_exp`); `Ok(None)` when the file has no such section.
-    /// `${VAR}` in any string is replaced by `env("VAR")`; an unset variable is an error, as in Rasa.
+    /// `${VAR}` in the section is replaced by `env("VAR")`; an unset variable there is an error, one in a
+    /// section that is not read is not (Rasa's rule). Feature `endpoints-yaml`.
+    #[cfg(feature = "endpoints-yaml")]
     pub fn from_endpoints_yaml(
         yaml: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>> {
-        let mut document: Value = serde_norway::from_str(yaml)
-            .map_err(|error| Error::Config(format!("endpoints YAML: {error}")))?;
-        substitute_env(&mut document, &env)?;
-        let Some(section) = document.get("tracker_store").filter(|s| s.is_mapping()) else {
-            return Ok(None);
-        };
-        let text = |key: &str| -> Option<String> {
-            match section.get(key)? {
-                Value::String(text) => Some(text.clone()),
-                Value::Number(number) => Some(number.to_string()),
-                Value::Bool(flag) => Some(flag.to_string()),
-                _ => None,
-            }
-        };
-        let kind = text("type").or_else(|| text("store_type"));
-        if !kind.is_some_and(|kind| kind.eq_ignore_ascii_case("redis")) {
-            return Ok(None);
-        }
-        for unsupported in ["ssl_keyfile", "ssl_certfile", "ssl_ca_certs"] {
-            if text(unsupported).is_some() {
-                return Err(Error::Config(format!(
-                    "`tracker_store.{unsupported}` is not supported by the Redis store"
-                )));
-            }
-        }
-        let host = text("url").unwrap_or_else(|| "localhost".to_owned());
-        let url = if host.contains("://") {
-            host
-        } else {
-            let port = match text("port") {
-                Some(port) => port
-                    .parse::<u16>()
-                    .map_err(|_| Error::Config(format!("`port` `{port}` is not a port number")))?,
-                None => 6379,
-            };
-            let db = match text("db") {
-                Some(db) => db
-                    .parse::<u32>()
-                    .map_err(|_| Error::Config(format!("`db` `{db}` is not a number")))?,
-                None => 0,
-            };
-            let tls = match text("use_ssl").as_deref() {
-                None | Some("false" | "False") => false,
-                Some("true" | "True") => true,
-                Some(other) => {
-                    return Err(Error::Config(format!(
-                        "`use_ssl` `{other}` is not true or false"
-                    )));
-                }
-            };
-            let mut url = String::from(if tls { "rediss://" } else { "redis://" });
-            match (text("username"), text("password")) {
-                (None, None) => {}
-                (user, password) => {
-                    url.push_str(&percent_encode(&user.unwrap_or_default()));
-                    if let Some(password) = password {
-                        url.push(':');
-                        url.push_str(&percent_encode(&password));
-                    }
-                    url.push('@');
-                }
-            }
-            if host.contains(':') {
-                url.push_str(&format!("[{host}]:{port}/{db}"));
-            } else {
-                url.push_str(&format!("{host}:{port}/{db}"));
-            }
-            url
-        };
-        let record_exp = text("record_exp").map(|s| parse_seconds(&s)).transpose()?;
-        let config = Self::from_url(&url)?
-            .with_key_prefix(text("key_prefix").as_deref())
-            .with_record_exp(record_exp);
-        Ok(Some(config))
+        crate::endpoints::Endpoints::from_yaml(yaml)?.redis_config(env)
     }
 
     /// Rasa's rule for `key_prefix`: an alphanumeric prefix `p` gives keys `p:tracker:<sender_id>`; anything
@@ -235,19 +162,8 @@ fn parse_seconds(text: &str) -> Result<Duration> {
         .ok_or_else(|| Error::Config(format!("`record_exp` `{text}` is not a number of seconds")))
 }
 
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
+// The cases read endpoints files (feature `endpoints-yaml`, on by default).
+#[cfg(all(test, feature = "endpoints-yaml"))]
 mod tests {
     use super::*;
 
@@ -306,6 +222,14 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn substitutes_only_the_section_it_reads() {
+        let yaml = "lock_store:\n  type: redis\n  password: ${UNSET_LOCK_PASSWORD}\n\
+                    tracker_store:\n  type: redis\n  url: ${REDIS_HOST}\n";
+        let config = from_yaml(yaml).unwrap().expect("a redis section");
+        assert_eq!(config.url, "redis://cache.internal:6379/0");
     }
 
     #[test]
