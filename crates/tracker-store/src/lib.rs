@@ -10,7 +10,7 @@
 //! publish only delays it. Publishing is asynchronous: [`TrackerStore::close`] waits until everything saved
 //! before it is published.
 //!
-//! This crate knows nothing about AMQP (it talks to an [`EventBroker`](colloquy_broker::EventBroker)), writes no
+//! This crate knows nothing about AMQP (it talks to an [`EventBroker`]), writes no
 //! SQL (the [`colloquy_storage`] layer does) and never reads the environment or files by itself ([`config`]
 //! takes the YAML text and an env-lookup closure).
 //!

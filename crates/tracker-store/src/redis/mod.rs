@@ -4,7 +4,7 @@
 //! # Keys and values (shared with Rasa)
 //! A conversation lives under `<key_prefix><sender_id>` (`tracker:` by default, `<p>:tracker:` for Rasa's
 //! `key_prefix: p`), its value is what Rasa writes there: `{"events": [...], "name": <sender_id>}`, every event
-//! in Rasa's bytes ([`value`]), and every save sets Rasa's `record_exp` as the key's expiry. Rasa's
+//! in Rasa's bytes (`value.rs`), and every save sets Rasa's `record_exp` as the key's expiry. Rasa's
 //! `RedisTrackerStore` reads what we save and we read what it saved. `retrieve` returns the latest session by
 //! the rule of Rasa's Redis store (from the last `action_session_start`, by position), `retrieve_full`
 //! everything. Unlike Rasa's `keys()`, which returns whole Redis keys (`tracker:alice`), ours returns
@@ -32,7 +32,7 @@
 //! # The outbox
 //! The script records each save's events in the outbox stream in the same atomic step as the tracker, so an
 //! event is in the outbox if and only if it is stored; a relay task publishes the stream in order and deletes
-//! entries once the broker confirmed them ([`relay`]). [`RedisStore::close`] waits (bounded) until everything
+//! entries once the broker confirmed them (`relay.rs`). [`RedisStore::close`] waits (bounded) until everything
 //! this store saved is confirmed. Durability is Redis's own: with `appendonly yes` and `appendfsync always` an
 //! acknowledged save survives a crash of Redis; with the defaults, Redis may lose its last second.
 //!
