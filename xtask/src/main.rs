@@ -82,25 +82,34 @@ fn demo(extra: &[String]) -> Result<()> {
 }
 
 /// The Rasa compatibility suite: a venv with Rasa 3.6.21 (its wheel, `--no-deps`) and the pinned packages
-/// of `compat/rasa/requirements.txt`, the Rust binaries the tests drive, then pytest. The venv is rebuilt
-/// only when the requirements change (a stamp file holds the ones it was built from).
+/// of `compat/rasa/requirements.txt`, the Rust binaries the tests drive, then pytest. The venv is reused as it
+/// is while the requirements are unchanged, and rebuilt from scratch when they change (a stamp file holds the
+/// ones it was built from).
 fn rasa_compat(pytest_args: &[String]) -> Result<()> {
     const RASA: &str = "rasa==3.6.21";
+    // Rasa's command line (`python -m rasa export`) imports the SDK for its version; Rasa's range: >=3.6.2,<3.7.
+    const RASA_SDK: &str = "rasa-sdk==3.6.2";
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("xtask lives in the workspace")?;
     let venv = root.join("target/rasa-venv");
     let python = venv.join("bin/python");
     let requirements = root.join("compat/rasa/requirements.txt");
-    let wanted = format!("{RASA}\n{}", std::fs::read_to_string(&requirements)?);
+    let wanted = format!(
+        "{RASA}\n{RASA_SDK}\n{}",
+        std::fs::read_to_string(&requirements)?
+    );
     let stamp = venv.join("colloquy-requirements.stamp");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
         eprintln!("xtask: building the Rasa venv in {}", venv.display());
         let system_python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        if !python.exists() {
-            run(Command::new(&system_python).args(["-m", "venv"]).arg(&venv))
-                .context("cannot create the venv: needs Python >= 3.10 with the venv module")?;
+        // From scratch: a package dropped from the requirements must not linger and hide a missing one.
+        if venv.exists() {
+            std::fs::remove_dir_all(&venv)
+                .with_context(|| format!("cannot remove the old venv {}", venv.display()))?;
         }
+        run(Command::new(&system_python).args(["-m", "venv"]).arg(&venv))
+            .context("cannot create the venv: needs Python >= 3.10 with the venv module")?;
         let wheels = root.join("target/rasa-wheels");
         let pip = |args: &[&str]| {
             run(Command::new(&python).args(["-m", "pip", "--disable-pip-version-check"]).args(args))
@@ -109,10 +118,11 @@ fn rasa_compat(pytest_args: &[String]) -> Result<()> {
                      the log above shows connection errors, PyPI is not reachable from this machine",
                 )
         };
-        // Rasa 3.6.21 declares python <3.11 but is pure Python: fetch the wheel as if for 3.10.
+        // Rasa 3.6.21 (and its SDK) declare python <3.11 but are pure Python: fetch the wheels as if for 3.10.
         pip(&[
             "download",
             RASA,
+            RASA_SDK,
             "--no-deps",
             "--ignore-requires-python",
             "--python-version",
@@ -132,6 +142,7 @@ fn rasa_compat(pytest_args: &[String]) -> Result<()> {
             "--find-links",
             &wheels.to_string_lossy(),
             RASA,
+            RASA_SDK,
         ])?;
         std::fs::write(&stamp, &wanted)?;
     }
