@@ -1,6 +1,6 @@
 //! `cargo xtask`: Colloquy's development tasks, everything that is not plain cargo.
 //!
-//! - `cargo xtask ci` — format check, clippy (`-D warnings`, all targets), then every test.
+//! - `cargo xtask ci` — format check, clippy (`-D warnings`, all targets), every test, then `rasa-compat`.
 //! - `cargo xtask services` — makes sure the local RabbitMQ, PostgreSQL and Redis answer, starting them if
 //!   needed.
 //! - `cargo xtask bench [events|broker|tracker-store|consumer]...` — the benchmarks (all when none is named).
@@ -23,7 +23,7 @@ fn main() -> Result<()> {
         Some("services") => services(),
         Some("bench") => bench(&args[1..]),
         Some("demo") => demo(&args[1..]),
-        Some("rasa-compat") => rasa_compat(&args[1..]),
+        Some("rasa-compat") => rasa_compat(&args[1..], true),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
@@ -51,7 +51,12 @@ fn ci() -> Result<()> {
         "warnings",
     ])?;
     services()?;
-    cargo(&["test", "--workspace", "--all-features", "--no-fail-fast"])
+    let tests = cargo(&["test", "--workspace", "--all-features", "--no-fail-fast"]);
+    // Then the suite against genuine Rasa 3.6.21 on every dialect (its venv is reused while
+    // compat/rasa/requirements.txt is unchanged), whatever the Rust tests gave: CI reports both.
+    let compat = rasa_compat(&[], false);
+    tests?;
+    compat
 }
 
 fn bench(names: &[String]) -> Result<()> {
@@ -82,23 +87,19 @@ fn demo(extra: &[String]) -> Result<()> {
 }
 
 /// The Rasa compatibility suite: a venv with Rasa 3.6.21 (its wheel, `--no-deps`) and the pinned packages
-/// of `compat/rasa/requirements.txt`, the Rust binaries the tests drive, then pytest. The venv is reused as it
+/// of `compat/rasa/requirements.txt`, the Rust binaries the tests drive (release builds; with `release`
+/// false, as in `ci`, the debug ones `cargo test` built), then pytest. The venv is reused as it
 /// is while the requirements are unchanged, and rebuilt from scratch when they change (a stamp file holds the
 /// ones it was built from).
-fn rasa_compat(pytest_args: &[String]) -> Result<()> {
+fn rasa_compat(pytest_args: &[String], release: bool) -> Result<()> {
     const RASA: &str = "rasa==3.6.21";
-    // Rasa's command line (`python -m rasa export`) imports the SDK for its version; Rasa's range: >=3.6.2,<3.7.
-    const RASA_SDK: &str = "rasa-sdk==3.6.2";
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("xtask lives in the workspace")?;
     let venv = root.join("target/rasa-venv");
     let python = venv.join("bin/python");
     let requirements = root.join("compat/rasa/requirements.txt");
-    let wanted = format!(
-        "{RASA}\n{RASA_SDK}\n{}",
-        std::fs::read_to_string(&requirements)?
-    );
+    let wanted = format!("{RASA}\n{}", std::fs::read_to_string(&requirements)?);
     let stamp = venv.join("colloquy-requirements.stamp");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
         eprintln!("xtask: building the Rasa venv in {}", venv.display());
@@ -118,11 +119,10 @@ fn rasa_compat(pytest_args: &[String]) -> Result<()> {
                      the log above shows connection errors, PyPI is not reachable from this machine",
                 )
         };
-        // Rasa 3.6.21 (and its SDK) declare python <3.11 but are pure Python: fetch the wheels as if for 3.10.
+        // Rasa 3.6.21 declares python <3.11 but is pure Python: fetch the wheel as if for 3.10.
         pip(&[
             "download",
             RASA,
-            RASA_SDK,
             "--no-deps",
             "--ignore-requires-python",
             "--python-version",
@@ -142,39 +142,24 @@ fn rasa_compat(pytest_args: &[String]) -> Result<()> {
             "--find-links",
             &wheels.to_string_lossy(),
             RASA,
-            RASA_SDK,
         ])?;
         std::fs::write(&stamp, &wanted)?;
     }
     services()?;
-    cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "colloquy-events",
-        "--example",
-        "rasa_bytes",
-    ])?;
-    cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "colloquy-analytics",
-        "--example",
-        "markers",
-    ])?;
-    if let Err(error) = cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "colloquy",
-        "--bin",
-        "colloquy",
-    ]) {
-        // The byte tests need only the example; the others fail with a message naming the missing binary.
-        eprintln!("xtask: warning: {error:#}; the tests that run `colloquy` will fail");
+    let mut pytest = Command::new(&python);
+    if release {
+        build_compat_binaries_release();
+    } else {
+        // The binaries `cargo test --workspace` just built (debug): no second, release build in CI.
+        for (variable, path) in [
+            ("COLLOQUY_BIN", "target/debug/colloquy"),
+            ("RASA_BYTES_BIN", "target/debug/examples/rasa_bytes"),
+            ("MARKERS_BIN", "target/debug/examples/markers"),
+        ] {
+            pytest.env(variable, root.join(path));
+        }
     }
-    run(Command::new(&python)
+    run(pytest
         .args(["-m", "pytest", "-c"])
         .arg(root.join("compat/rasa/pytest.ini"))
         .arg("--rootdir")
@@ -182,6 +167,20 @@ fn rasa_compat(pytest_args: &[String]) -> Result<()> {
         .arg(root.join("compat/rasa"))
         .args(pytest_args)
         .current_dir(root))
+}
+
+/// The release binaries the compat suite drives (`cargo xtask rasa-compat`).
+fn build_compat_binaries_release() {
+    for (package, kind, name) in [
+        ("colloquy-events", "--example", "rasa_bytes"),
+        ("colloquy-analytics", "--example", "markers"),
+        ("colloquy", "--bin", "colloquy"),
+    ] {
+        if let Err(error) = cargo(&["build", "--release", "--package", package, kind, name]) {
+            // The tests that need a missing binary fail with a message naming it; the others still run.
+            eprintln!("xtask: warning: {error:#}; the tests that run `{name}` will fail");
+        }
+    }
 }
 
 /// Starts RabbitMQ, PostgreSQL and Redis when they do not answer on their local ports, then waits for them.

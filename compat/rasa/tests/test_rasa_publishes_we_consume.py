@@ -85,8 +85,12 @@ def rasa_store(endpoints: Path) -> SQLTrackerStore:
 
 
 def rows(database: Database, sender_id: str) -> List[tuple]:
-    """The Rasa columns of a conversation's rows, in Rasa's read order (`ORDER BY id`)."""
-    return database.query(f"SELECT {ROW_COLUMNS} FROM events WHERE sender_id = %s ORDER BY id", sender_id)
+    """The Rasa columns of a conversation's rows, in Rasa's read order (`ORDER BY id`). On MySQL the timestamp
+    is read as a DOUBLE: the text protocol prints a FLOAT column (Rasa's own table) to 6 digits only."""
+    columns = ROW_COLUMNS
+    if database.dialect == "mysql":
+        columns = columns.replace("timestamp", "CAST(`timestamp` AS DOUBLE)")
+    return database.query(f"SELECT {columns} FROM events WHERE sender_id = %s ORDER BY id", sender_id)
 
 
 def reference_rows(reference: Database, trackers: Dict[str, DialogueStateTracker]) -> Dict[str, List[tuple]]:

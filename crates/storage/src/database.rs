@@ -18,7 +18,7 @@ pub(crate) enum Pool {
     #[cfg(feature = "sqlite")]
     Sqlite(sqlx::SqlitePool),
     #[cfg(feature = "mysql")]
-    MySql(sqlx::MySqlPool),
+    MySql(crate::mysql::Handle),
 }
 
 /// Runs `$body` with `$pool` bound to the dialect's pool and `$dialect` to the dialect's module.
