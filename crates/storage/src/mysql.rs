@@ -452,10 +452,36 @@ pub(crate) async fn store_batch(
         .await
         .map_err(db("insert a batch of events", target));
         match outcome {
-            Err(error) if error.is_unique_violation() && attempt <= RACE_RETRIES => continue,
+            Err(error) if error.is_unique_violation() && attempt <= RACE_RETRIES => {
+                if sequence && clashes_on_primary_key(&error) {
+                    resync_sequence(pool, target).await?;
+                }
+                continue;
+            }
             outcome => return outcome,
         }
     }
+}
+
+/// Whether a unique violation is on the primary key (an id the sequence handed out was taken by a writer that
+/// used AUTO_INCREMENT), not on `event_id` or the tracker store's positions.
+fn clashes_on_primary_key(error: &Error) -> bool {
+    // MariaDB: "Duplicate entry '9' for key 'PRIMARY'"; MySQL 8: "... for key 'events.PRIMARY'".
+    error.to_string().contains("PRIMARY'")
+}
+
+/// Moves `events_seq` past the largest id in the table (never backwards).
+async fn resync_sequence(pool: &MySqlPool, target: &str) -> Result<()> {
+    tracing::warn!(target = %target, "An id from events_seq was taken by another writer; moving the sequence on.");
+    let last_id: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(MAX(id), 0) AS SIGNED) FROM events")
+        .fetch_one(pool)
+        .await
+        .map_err(db("read the largest event id", target))?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SELECT SETVAL(events_seq, {})", last_id.max(1))))
+        .execute(pool)
+        .await
+        .map_err(db("move the sequence of the events ids", target))?;
+    Ok(())
 }
 
 pub(crate) async fn insert_tracked(
@@ -487,6 +513,14 @@ pub(crate) async fn insert_tracked(
             }
             Err(error) => {
                 return match db("insert the new events", target)(error) {
+                    error
+                        if sequence
+                            && clashes_on_primary_key(&error)
+                            && attempt <= RACE_RETRIES =>
+                    {
+                        resync_sequence(&handle.pool, target).await?;
+                        continue;
+                    }
                     error if error.kind() == ErrorKind::UniqueViolation => Ok(0),
                     error => Err(error),
                 };
