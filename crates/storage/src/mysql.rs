@@ -253,15 +253,20 @@ pub(crate) async fn migrate(handle: &Handle, target: &str, schema: Schema) -> Re
 /// On MariaDB, makes sure `events_seq` exists (as SQLAlchemy creates it for Rasa's model) and will not hand
 /// out an id the table holds already; returns whether the database has it (never on MySQL).
 async fn ensure_sequence(pool: &MySqlPool) -> Result<bool, sqlx::Error> {
-    let version: String = sqlx::query_scalar("SELECT VERSION()").fetch_one(pool).await?;
+    let version: String = sqlx::query_scalar("SELECT VERSION()")
+        .fetch_one(pool)
+        .await?;
     if !version.contains("MariaDB") {
         return Ok(false);
     }
-    let last_id: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(MAX(id), 0) AS SIGNED) FROM events")
-        .fetch_one(pool)
-        .await?;
+    let last_id: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(MAX(id), 0) AS SIGNED) FROM events")
+            .fetch_one(pool)
+            .await?;
     if !has_sequence(pool).await? {
-        tracing::info!("Creating the sequence events_seq that Rasa's SQLTrackerStore draws ids from on MariaDB.");
+        tracing::info!(
+            "Creating the sequence events_seq that Rasa's SQLTrackerStore draws ids from on MariaDB."
+        );
         // Rasa's definition (SQLAlchemy's defaults on MariaDB), starting after the ids taken already.
         let statement = format!(
             "CREATE SEQUENCE IF NOT EXISTS events_seq START WITH {} MINVALUE 1 \
@@ -275,9 +280,11 @@ async fn ensure_sequence(pool: &MySqlPool) -> Result<bool, sqlx::Error> {
     // Ids taken without the sequence (AUTO_INCREMENT) must not come out of it again; SETVAL never moves it
     // backwards, so a concurrent Rasa is safe.
     if last_id > 0 {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SELECT SETVAL(events_seq, {last_id})")))
-            .execute(pool)
-            .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SELECT SETVAL(events_seq, {last_id})"
+        )))
+        .execute(pool)
+        .await?;
     }
     Ok(true)
 }
@@ -473,14 +480,18 @@ fn clashes_on_primary_key(error: &Error) -> bool {
 /// Moves `events_seq` past the largest id in the table (never backwards).
 async fn resync_sequence(pool: &MySqlPool, target: &str) -> Result<()> {
     tracing::warn!(target = %target, "An id from events_seq was taken by another writer; moving the sequence on.");
-    let last_id: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(MAX(id), 0) AS SIGNED) FROM events")
-        .fetch_one(pool)
-        .await
-        .map_err(db("read the largest event id", target))?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SELECT SETVAL(events_seq, {})", last_id.max(1))))
-        .execute(pool)
-        .await
-        .map_err(db("move the sequence of the events ids", target))?;
+    let last_id: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(MAX(id), 0) AS SIGNED) FROM events")
+            .fetch_one(pool)
+            .await
+            .map_err(db("read the largest event id", target))?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SELECT SETVAL(events_seq, {})",
+        last_id.max(1)
+    )))
+    .execute(pool)
+    .await
+    .map_err(db("move the sequence of the events ids", target))?;
     Ok(())
 }
 
@@ -501,7 +512,16 @@ pub(crate) async fn insert_tracked(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match save_tracked(&handle.pool, sender_id, first_seq, &rows, with_outbox, sequence).await {
+        match save_tracked(
+            &handle.pool,
+            sender_id,
+            first_seq,
+            &rows,
+            with_outbox,
+            sequence,
+        )
+        .await
+        {
             Ok(inserted) => return Ok(inserted),
             // Two saves of one conversation can deadlock (each holds the row the other's outbox insert or
             // unique check waits for) and InnoDB rolls one back: run it again, its count guard then sees the

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use colloquy_broker::{EventBroker, Subscription};
 use colloquy_events::{Event, Tracker};
 use colloquy_storage::EventRow;
+use colloquy_testkit::{TestDatabase, TestDialect};
 use colloquy_tracker_store::{
     InMemoryStore, RedisConfig, RedisStore, SqlConfig, SqlStore, TrackerStore,
 };
 use serde_json::json;
-use colloquy_testkit::{TestDatabase, TestDialect};
 use sqlx::{MySql, Postgres, QueryBuilder, Sqlite};
 
 const CONVERSATIONS: usize = 400;
@@ -181,7 +181,8 @@ impl BaselinePool {
 
     /// One plain multi-row `INSERT ... VALUES` of `rows` (autocommit).
     async fn insert(&self, rows: &[EventRow]) {
-        const COLUMNS: &str = "sender_id, type_name, timestamp, intent_name, action_name, data, event_id";
+        const COLUMNS: &str =
+            "sender_id, type_name, timestamp, intent_name, action_name, data, event_id";
         macro_rules! insert {
             ($db:ty, $pool:expr, $columns:expr) => {{
                 let mut insert: QueryBuilder<$db> =
@@ -200,9 +201,15 @@ impl BaselinePool {
             }};
         }
         match self {
-            Self::Postgres(pool) => insert!(Postgres, pool, COLUMNS.replace("timestamp", "\"timestamp\"")),
+            Self::Postgres(pool) => insert!(
+                Postgres,
+                pool,
+                COLUMNS.replace("timestamp", "\"timestamp\"")
+            ),
             Self::MySql(pool) => insert!(MySql, pool, COLUMNS.replace("timestamp", "`timestamp`")),
-            Self::Sqlite(pool) => insert!(Sqlite, pool, COLUMNS.replace("timestamp", "\"timestamp\"")),
+            Self::Sqlite(pool) => {
+                insert!(Sqlite, pool, COLUMNS.replace("timestamp", "\"timestamp\""))
+            }
         }
     }
 }
@@ -236,7 +243,9 @@ async fn run_baseline(pool: BaselinePool, prefix: &str) -> Figures {
         let queue = queue.clone();
         tasks.spawn(async move {
             loop {
-                let Some(steps) = queue.lock().unwrap().pop() else { break };
+                let Some(steps) = queue.lock().unwrap().pop() else {
+                    break;
+                };
                 for rows in steps {
                     pool.insert(&rows).await;
                 }
