@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask ci` — format check, clippy (`-D warnings`, all targets), each library crate checked with its
 //!   default features, with none and PostgreSQL-only, then every test (the examples registered as tests too, and
-//!   the tidy tests of `tidy.rs`: ARCHITECTURE.md's invariants, checked on the source text).
+//!   the tidy tests of `tidy.rs`: ARCHITECTURE.md's invariants, checked on the source text), then
+//!   `rasa-compat`.
 //! - `cargo xtask services` — makes sure the local RabbitMQ, PostgreSQL and Redis answer, starting them if
 //!   needed.
 //! - `cargo xtask bench [events|broker|tracker-store|consumer]...` — the benchmarks (all when none is named).
@@ -31,7 +32,7 @@ fn main() -> Result<()> {
         Some("services") => services(),
         Some("bench") => bench(&args[1..]),
         Some("demo") => demo(&args[1..]),
-        Some("rasa-compat") => rasa_compat(&args[1..]),
+        Some("rasa-compat") => rasa_compat(&args[1..], true),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
@@ -60,7 +61,12 @@ fn ci() -> Result<()> {
     ])?;
     check_feature_sets()?;
     services()?;
-    cargo(&["test", "--workspace", "--all-features", "--no-fail-fast"])
+    let tests = cargo(&["test", "--workspace", "--all-features", "--no-fail-fast"]);
+    // Then the suite against genuine Rasa 3.6.21 on every dialect (its venv is reused while
+    // compat/rasa/requirements.txt is unchanged), whatever the Rust tests gave: CI reports both.
+    let compat = rasa_compat(&[], false);
+    tests?;
+    compat
 }
 
 /// Each library crate compiles with its default features, with none, and as a PostgreSQL-only user builds it
@@ -163,9 +169,11 @@ fn demo(extra: &[String]) -> Result<()> {
 }
 
 /// The Rasa compatibility suite: a venv with Rasa 3.6.21 (its wheel, `--no-deps`) and the pinned packages
-/// of `compat/rasa/requirements.txt`, the Rust binaries the tests drive, then pytest. The venv is rebuilt
-/// only when the requirements change (a stamp file holds the ones it was built from).
-fn rasa_compat(pytest_args: &[String]) -> Result<()> {
+/// of `compat/rasa/requirements.txt`, the Rust binaries the tests drive (release builds; with `release`
+/// false, as in `ci`, the debug ones `cargo test` built), then pytest. The venv is reused as it
+/// is while the requirements are unchanged, and rebuilt from scratch when they change (a stamp file holds the
+/// ones it was built from).
+fn rasa_compat(pytest_args: &[String], release: bool) -> Result<()> {
     const RASA: &str = "rasa==3.6.21";
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -178,10 +186,13 @@ fn rasa_compat(pytest_args: &[String]) -> Result<()> {
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
         eprintln!("xtask: building the Rasa venv in {}", venv.display());
         let system_python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        if !python.exists() {
-            run(Command::new(&system_python).args(["-m", "venv"]).arg(&venv))
-                .context("cannot create the venv: needs Python >= 3.10 with the venv module")?;
+        // From scratch: a package dropped from the requirements must not linger and hide a missing one.
+        if venv.exists() {
+            std::fs::remove_dir_all(&venv)
+                .with_context(|| format!("cannot remove the old venv {}", venv.display()))?;
         }
+        run(Command::new(&system_python).args(["-m", "venv"]).arg(&venv))
+            .context("cannot create the venv: needs Python >= 3.10 with the venv module")?;
         let wheels = root.join("target/rasa-wheels");
         let pip = |args: &[&str]| {
             run(Command::new(&python).args(["-m", "pip", "--disable-pip-version-check"]).args(args))
@@ -217,34 +228,20 @@ fn rasa_compat(pytest_args: &[String]) -> Result<()> {
         std::fs::write(&stamp, &wanted)?;
     }
     services()?;
-    cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "colloquy-events",
-        "--example",
-        "rasa_bytes",
-    ])?;
-    cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "colloquy-analytics",
-        "--example",
-        "markers",
-    ])?;
-    if let Err(error) = cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "colloquy",
-        "--bin",
-        "colloquy",
-    ]) {
-        // The byte tests need only the example; the others fail with a message naming the missing binary.
-        eprintln!("xtask: warning: {error:#}; the tests that run `colloquy` will fail");
+    let mut pytest = Command::new(&python);
+    if release {
+        build_compat_binaries_release();
+    } else {
+        // The binaries `cargo test --workspace` just built (debug): no second, release build in CI.
+        for (variable, path) in [
+            ("COLLOQUY_BIN", "target/debug/colloquy"),
+            ("RASA_BYTES_BIN", "target/debug/examples/rasa_bytes"),
+            ("MARKERS_BIN", "target/debug/examples/markers"),
+        ] {
+            pytest.env(variable, root.join(path));
+        }
     }
-    run(Command::new(&python)
+    run(pytest
         .args(["-m", "pytest", "-c"])
         .arg(root.join("compat/rasa/pytest.ini"))
         .arg("--rootdir")
@@ -252,6 +249,20 @@ fn rasa_compat(pytest_args: &[String]) -> Result<()> {
         .arg(root.join("compat/rasa"))
         .args(pytest_args)
         .current_dir(root))
+}
+
+/// The release binaries the compat suite drives (`cargo xtask rasa-compat`).
+fn build_compat_binaries_release() {
+    for (package, kind, name) in [
+        ("colloquy-events", "--example", "rasa_bytes"),
+        ("colloquy-analytics", "--example", "markers"),
+        ("colloquy", "--bin", "colloquy"),
+    ] {
+        if let Err(error) = cargo(&["build", "--release", "--package", package, kind, name]) {
+            // The tests that need a missing binary fail with a message naming it; the others still run.
+            eprintln!("xtask: warning: {error:#}; the tests that run `{name}` will fail");
+        }
+    }
 }
 
 /// Starts RabbitMQ, PostgreSQL and Redis when they do not answer on their local ports, then waits for them.

@@ -1,23 +1,27 @@
 """Shared harness for the Rasa compatibility suite: paths, services, fresh names, polling, processes.
 
-Every test gets its own PostgreSQL database, RabbitMQ queue and exchange (random names), and removes them
-afterwards. Services come from `AMQP_URL` / `DATABASE_URL` (defaults: the local ones); `DATABASE_URL` names
-the *admin* database in which the fresh databases are created. The Rust binaries come from `target/release`
+Every test gets its own database, RabbitMQ queue and exchange (random names), and removes them afterwards.
+A test that takes `fresh_database` runs once per SQL dialect Rasa's `SQLTrackerStore` speaks: PostgreSQL,
+MySQL/MariaDB (through PyMySQL, `dialect: mysql+pymysql`) and SQLite (a file in the test's directory).
+Services come from `AMQP_URL` / `DATABASE_URL` / `MYSQL_URL` (defaults: the local ones); the database URLs
+name the *admin* database in which the fresh databases are created. The Rust binaries come from `target/release`
 (built by `cargo xtask rasa-compat`), or from `COLLOQUY_BIN` / `RASA_BYTES_BIN`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import struct
 import subprocess
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, TypeVar
 from urllib.parse import unquote, urlparse
 
 import pytest
@@ -30,6 +34,7 @@ COLLOQUY_BIN = Path(os.environ.get("COLLOQUY_BIN", REPO / "target" / "release" /
 RASA_BYTES_BIN = Path(os.environ.get("RASA_BYTES_BIN", REPO / "target" / "release" / "examples" / "rasa_bytes"))
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
 ADMIN_DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 
 T = TypeVar("T")
 
@@ -46,6 +51,11 @@ def rasa_body(sender_id: str, event_dict: Dict[str, Any]) -> str:
     body = {"sender_id": sender_id}
     body.update(event_dict)
     return json.dumps(body)
+
+
+def float32(value: Optional[float]) -> Optional[float]:
+    """`value` rounded to a 4-byte float, as MySQL's FLOAT column (Rasa's `timestamp` there) keeps it."""
+    return None if value is None else struct.unpack("<f", struct.pack("<f", value))[0]
 
 
 def wait_for(probe: Callable[[], Optional[T]], timeout: float, what: str, interval: float = 0.05) -> T:
@@ -78,40 +88,137 @@ def run_rasa_bytes(lines: List[str], export: bool = False) -> List[str]:
     return out[:-1]
 
 
-# ---------------------------------------------------------------------------------------------- PostgreSQL
+# ------------------------------------------------------------------------------------------------ databases
+
+# The dialects of Rasa's `SQLTrackerStore` we speak. Every test that takes `fresh_database` runs once per
+# dialect (test ids `[postgresql]`, `[mysql]`, `[sqlite]`).
+DIALECTS = ["postgresql", "mysql", "sqlite"]
 
 
 @dataclass
 class Database:
-    """A fresh PostgreSQL database for one test."""
+    """A fresh database of one dialect for one test: PostgreSQL or MySQL/MariaDB (a database of its own on the
+    server), or SQLite (a file of its own in the test's directory, `name` is its path)."""
 
+    dialect: str
     name: str
-    host: str
-    port: int
-    user: str
-    password: Optional[str]
+    host: Optional[str] = None
+    port: Optional[int] = None
+    user: Optional[str] = None
+    password: Optional[str] = None
 
     @property
     def url(self) -> str:
+        """The URL Colloquy takes (`--database-url`, `--tracker-store`)."""
+        if self.dialect == "sqlite":
+            return f"sqlite://{self.name}"
         auth = self.user if self.password is None else f"{self.user}:{self.password}"
-        return f"postgres://{auth}@{self.host}:{self.port}/{self.name}"
+        scheme = "postgres" if self.dialect == "postgresql" else "mysql"
+        return f"{scheme}://{auth}@{self.host}:{self.port}/{self.name}"
 
-    def connect(self):
-        import psycopg2
+    @property
+    def rasa_dialect(self) -> str:
+        """The `dialect` Rasa is configured with: SQLAlchemy's name, with PyMySQL as MySQL's driver."""
+        return "mysql+pymysql" if self.dialect == "mysql" else self.dialect
 
-        return psycopg2.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password, dbname=self.name
+    def rasa_kwargs(self) -> Dict[str, Any]:
+        """`SQLTrackerStore(**kwargs)` for this database, as Rasa's endpoints.yml would give them."""
+        if self.dialect == "sqlite":
+            return {"dialect": "sqlite", "db": self.name}
+        return {
+            "dialect": self.rasa_dialect,
+            "host": self.host,
+            "port": self.port,
+            "db": self.name,
+            "username": self.user,
+            "password": self.password,
+        }
+
+    def rasa_store(self, domain: Any = None, **kwargs: Any):
+        """Rasa 3.6.21's own `SQLTrackerStore` on this database (it creates its table when missing)."""
+        from rasa.core.tracker_store import SQLTrackerStore
+
+        return SQLTrackerStore(domain, **self.rasa_kwargs(), **kwargs)
+
+    def endpoints_section(self) -> str:
+        """Rasa's `tracker_store` section of an endpoints.yml for this database."""
+        if self.dialect == "sqlite":
+            return f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {json.dumps(self.name)}\n"
+        password = "" if self.password is None else f"\n  password: {json.dumps(self.password)}"
+        return (
+            f"tracker_store:\n  type: SQL\n  dialect: {self.rasa_dialect}\n  url: {self.host}\n  port: {self.port}\n"
+            f"  db: {self.name}\n  username: {self.user}{password}\n"
         )
 
+    def connect(self):
+        if self.dialect == "postgresql":
+            import psycopg2
+
+            return psycopg2.connect(
+                host=self.host, port=self.port, user=self.user, password=self.password, dbname=self.name
+            )
+        if self.dialect == "mysql":
+            import pymysql
+
+            return pymysql.connect(
+                host=self.host, port=self.port, user=self.user, password=self.password or "", database=self.name,
+                charset="utf8mb4",
+            )
+        import sqlite3
+
+        return sqlite3.connect(self.name, timeout=30)
+
     def query(self, sql: str, *args: Any) -> List[tuple]:
-        with self.connect() as connection, connection.cursor() as cursor:
+        """Runs `sql` (`%s` placeholders in every dialect) and returns its rows as tuples."""
+        if self.dialect == "sqlite":
+            sql = sql.replace("%s", "?")
+        connection = self.connect()
+        try:
+            cursor = connection.cursor()
             cursor.execute(sql, args)
-            rows = cursor.fetchall() if cursor.description else []
-        connection.close()
+            rows = [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+            cursor.close()
+            connection.commit()
+        finally:
+            connection.close()
         return rows
 
+    def columns(self, table: str) -> Set[str]:
+        """The column names of `table` in this database."""
+        if self.dialect == "sqlite":
+            return {row[1] for row in self.query(f'PRAGMA table_info("{table}")')}
+        if self.dialect == "mysql":
+            return {
+                name
+                for (name,) in self.query(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+                    self.name,
+                    table,
+                )
+            }
+        return {
+            name
+            for (name,) in self.query(
+                "SELECT column_name FROM information_schema.columns WHERE table_catalog = %s AND table_name = %s",
+                self.name,
+                table,
+            )
+        }
 
-def _admin_connection():
+    def tables(self) -> Set[str]:
+        """The table names in this database."""
+        if self.dialect == "sqlite":
+            return {name for (name,) in self.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        schema = self.name if self.dialect == "mysql" else "public"
+        return {
+            name
+            for (name,) in self.query(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", schema
+            )
+        }
+
+
+def _postgres_admin():
     import psycopg2
 
     url = urlparse(ADMIN_DATABASE_URL)
@@ -130,25 +237,85 @@ def _admin_connection():
     return connection, url
 
 
-@pytest.fixture
-def fresh_database() -> Database:
-    connection, url = _admin_connection()
-    name = f"rasa_compat_{uuid.uuid4().hex[:16]}"
-    with connection.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    database = Database(
-        name=name,
-        host=url.hostname or "127.0.0.1",
-        port=url.port or 5432,
-        user=unquote(url.username or "postgres"),
-        password=unquote(url.password) if url.password else None,
-    )
+def _mysql_admin():
+    import pymysql
+
+    url = urlparse(MYSQL_URL)
     try:
-        yield database
-    finally:
+        connection = pymysql.connect(
+            host=url.hostname or "127.0.0.1",
+            port=url.port or 3306,
+            user=unquote(url.username or "root"),
+            password=unquote(url.password) if url.password else "",
+            database=url.path.lstrip("/") or None,
+            connect_timeout=10,
+            autocommit=True,
+            charset="utf8mb4",
+        )
+    except pymysql.err.OperationalError as error:
+        pytest.fail(f"MySQL/MariaDB at {MYSQL_URL} does not answer ({error}); start it (`cargo xtask services`)")
+    return connection, url
+
+
+@contextlib.contextmanager
+def new_database(dialect: str, directory: Path) -> Iterator[Database]:
+    """A fresh database of `dialect` with a unique name, removed afterwards (also when the test fails)."""
+    name = f"rasa_compat_{uuid.uuid4().hex[:16]}"
+    if dialect == "sqlite":
+        path = directory / f"{name}.db"
+        try:
+            yield Database(dialect="sqlite", name=str(path))
+        finally:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    if dialect == "postgresql":
+        connection, url = _postgres_admin()
+        create, drop = f'CREATE DATABASE "{name}"', f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        user, default_port = unquote(url.username or "postgres"), 5432
+    elif dialect == "mysql":
+        connection, url = _mysql_admin()
+        create = f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
+        drop = f"DROP DATABASE IF EXISTS `{name}`"
+        user, default_port = unquote(url.username or "root"), 3306
+    else:
+        raise ValueError(f"unknown dialect {dialect!r}")
+    try:
         with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cursor.execute(create)
+        try:
+            yield Database(
+                dialect=dialect,
+                name=name,
+                host=url.hostname or "127.0.0.1",
+                port=url.port or default_port,
+                user=user,
+                password=unquote(url.password) if url.password else None,
+            )
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute(drop)
+    finally:
         connection.close()
+
+
+@pytest.fixture(params=DIALECTS)
+def dialect(request) -> str:
+    """The SQL dialect a test runs on (each test that needs a database runs on all of them)."""
+    return request.param
+
+
+@pytest.fixture
+def fresh_database(dialect: str, tmp_path: Path) -> Iterator[Database]:
+    with new_database(dialect, tmp_path) as database:
+        yield database
+
+
+@pytest.fixture
+def make_database(dialect: str, tmp_path: Path):
+    """Creates more fresh databases of the test's dialect (all dropped at the end of the test)."""
+    with contextlib.ExitStack() as stack:
+        yield lambda: stack.enter_context(new_database(dialect, tmp_path))
 
 
 # ------------------------------------------------------------------------------------------------ RabbitMQ
@@ -177,8 +344,9 @@ async def _delete_topology(names: AmqpNames) -> None:
         await channel.exchange_delete(names.exchange)
 
 
-@pytest.fixture
-def amqp_names() -> AmqpNames:
+@contextlib.contextmanager
+def new_amqp_names() -> Iterator[AmqpNames]:
+    """A unique queue and exchange name pair; both are deleted afterwards (also when the test fails)."""
     url = urlparse(AMQP_URL)
     tag = uuid.uuid4().hex[:12]
     names = AmqpNames(
@@ -196,13 +364,18 @@ def amqp_names() -> AmqpNames:
         asyncio.run(_delete_topology(names))
 
 
+@pytest.fixture
+def amqp_names() -> Iterator[AmqpNames]:
+    with new_amqp_names() as names:
+        yield names
+
+
 def write_endpoints(directory: Path, names: AmqpNames, database: Database) -> Path:
     """One Rasa `endpoints.yml` for both sides: Rasa's broker and tracker store, and `colloquy --endpoints`.
 
     The password goes through `${VAR}` substitution, which both Rasa and Colloquy must perform.
     """
     path = directory / "endpoints.yml"
-    password = "" if database.password is None else f"\n  password: {json.dumps(database.password)}"
     path.write_text(
         f"""\
 event_broker:
@@ -214,14 +387,8 @@ event_broker:
   queues:
     - {names.queue}
   exchange_name: {names.exchange}
-tracker_store:
-  type: SQL
-  dialect: postgresql
-  url: {database.host}
-  port: {database.port}
-  db: {database.name}
-  username: {database.user}{password}
-""",
+"""
+        + database.endpoints_section(),
         encoding="utf-8",
     )
     os.environ["COMPAT_RABBITMQ_PASSWORD"] = names.password

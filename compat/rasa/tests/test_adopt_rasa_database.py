@@ -48,7 +48,7 @@ def test_colloquy_adopts_a_database_rasa_created(tmp_path, amqp_names, fresh_dat
         done = run_colloquy("migrate", "--endpoints", str(endpoints))
         assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
     assert rows(fresh_database, sender_id) == rasa_rows
-    columns = {name for (name,) in fresh_database.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'events'")}
+    columns = fresh_database.columns("events")
     assert {"id", "sender_id", "type_name", "timestamp", "intent_name", "action_name", "data"} <= columns
 
     # 3. The consumer adds the next turn, published by Rasa's broker.

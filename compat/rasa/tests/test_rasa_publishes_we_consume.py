@@ -2,7 +2,7 @@
 
 Rasa 3.6.21's own `PikaEventBroker` (created from an `endpoints.yml` by Rasa's `EventBroker.create`) publishes
 conversations through Rasa's own `InMemoryTrackerStore.save` (the same code path as a running assistant);
-`colloquy consume --endpoints` (the same file) stores them in a fresh PostgreSQL database; Rasa's own
+`colloquy consume --endpoints` (the same file) stores them in a fresh database (PostgreSQL, MySQL/MariaDB and SQLite: each test runs on each); Rasa's own
 `SQLTrackerStore` (again from the same file) reads them back. A tap queue on the same fanout exchange records
 the exact bytes on the wire.
 """
@@ -22,7 +22,7 @@ from rasa.shared.core.events import Event, UserUtteranceReverted
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
 import corpus
-from conftest import AMQP_URL, AmqpNames, Database, wait_for, write_endpoints
+from conftest import AMQP_URL, AmqpNames, Database, float32, wait_for, write_endpoints
 
 ROW_COLUMNS = "sender_id, type_name, timestamp, intent_name, action_name, data"
 
@@ -77,6 +77,7 @@ async def rasa_publishes(
 
 
 def rasa_store(endpoints: Path) -> SQLTrackerStore:
+    """Rasa's tracker store exactly as Rasa builds it from the endpoints.yml (`TrackerStore.create`)."""
     store = TrackerStore.create(AvailableEndpoints.read_endpoints(str(endpoints)).tracker_store, corpus.domain())
     inner = getattr(store, "_tracker_store", store)
     assert isinstance(inner, SQLTrackerStore), inner
@@ -84,27 +85,36 @@ def rasa_store(endpoints: Path) -> SQLTrackerStore:
 
 
 def rows(database: Database, sender_id: str) -> List[tuple]:
-    return database.query(f"SELECT {ROW_COLUMNS} FROM events WHERE sender_id = %s ORDER BY id", sender_id)
+    """The Rasa columns of a conversation's rows, in Rasa's read order (`ORDER BY id`). On MySQL the timestamp
+    is read as a DOUBLE: the text protocol prints a FLOAT column (Rasa's own table) to 6 digits only."""
+    columns = ROW_COLUMNS
+    if database.dialect == "mysql":
+        columns = columns.replace("timestamp", "CAST(`timestamp` AS DOUBLE)")
+    return database.query(f"SELECT {columns} FROM events WHERE sender_id = %s ORDER BY id", sender_id)
 
 
-def reference_rows(tmp_path: Path, trackers: Dict[str, DialogueStateTracker]) -> Dict[str, List[tuple]]:
-    """The rows Rasa's own SQLTrackerStore writes for the same trackers (SQLite file, one save each)."""
-    reference = SQLTrackerStore(corpus.domain(), dialect="sqlite", db=str(tmp_path / "rasa-reference.db"))
+def reference_rows(reference: Database, trackers: Dict[str, DialogueStateTracker]) -> Dict[str, List[tuple]]:
+    """The rows Rasa's own SQLTrackerStore writes for the same trackers: one save each, into `reference`, a
+    fresh database of the same dialect whose table Rasa creates itself."""
+    store = reference.rasa_store(corpus.domain())
     for tracker in trackers.values():
-        asyncio.run(reference.save(tracker))
-    result = {}
-    with reference.engine.connect() as connection:
-        for sender_id in trackers:
-            result[sender_id] = [
-                tuple(row)
-                for row in connection.exec_driver_sql(
-                    f"SELECT {ROW_COLUMNS} FROM events WHERE sender_id = ? ORDER BY id", (sender_id,)
-                )
-            ]
-    return result
+        asyncio.run(store.save(tracker))
+    store.engine.dispose()
+    return {sender_id: rows(reference, sender_id) for sender_id in trackers}
 
 
-def test_rasa_publishes_colloquy_stores_rasa_reads(tmp_path, amqp_names, fresh_database, colloquy_processes) -> None:
+def as_in_rasas_table(database: Database, our_rows: List[tuple]) -> List[tuple]:
+    """Our rows as a table Rasa created would hold them. The one column that differs on purpose: on MySQL
+    SQLAlchemy makes Rasa's `timestamp` a 4-byte FLOAT (today's timestamps rounded to 128 s); Colloquy creates a
+    DOUBLE (crates/storage/migrations/mysql). Every other column, and `data` byte for byte, is compared as is."""
+    if database.dialect != "mysql":
+        return our_rows
+    return [row[:2] + (float32(row[2]),) + row[3:] for row in our_rows]
+
+
+def test_rasa_publishes_colloquy_stores_rasa_reads(
+    tmp_path, amqp_names, fresh_database, make_database, colloquy_processes
+) -> None:
     endpoints = write_endpoints(tmp_path, amqp_names, fresh_database)
     # Colloquy starts first and declares the exchange; Rasa's broker then declares it again with its own
     # arguments, which RabbitMQ refuses (PRECONDITION_FAILED) unless both are declared alike.
@@ -141,9 +151,11 @@ def test_rasa_publishes_colloquy_stores_rasa_reads(tmp_path, amqp_names, fresh_d
         assert [row[1] for row in rows(fresh_database, sender_id)] == [body["event"] for body in bodies]
 
     # The columns are the ones Rasa's SQLTrackerStore itself writes for these conversations.
-    reference = reference_rows(tmp_path, trackers)
+    reference = reference_rows(make_database(), trackers)
     for sender_id in trackers:
-        assert rows(fresh_database, sender_id) == reference[sender_id], sender_id
+        ours = rows(fresh_database, sender_id)
+        assert [row[2] for row in ours] == [json.loads(row[5])["timestamp"] for row in ours], "exact timestamps"
+        assert as_in_rasas_table(fresh_database, ours) == reference[sender_id], sender_id
 
     # Rasa's SQLTrackerStore reads our database: keys, full trackers, latest sessions, equal to Rasa's own.
     store = rasa_store(endpoints)
@@ -162,7 +174,9 @@ def test_rasa_publishes_colloquy_stores_rasa_reads(tmp_path, amqp_names, fresh_d
     assert pro[0][2] == corpus.PRO_LIKE[0]["timestamp"] and pro[0][4] is None
 
 
-def test_byte_identical_messages_are_one_event(tmp_path, amqp_names, fresh_database, colloquy_processes) -> None:
+def test_byte_identical_messages_are_one_event(
+    tmp_path, amqp_names, fresh_database, make_database, colloquy_processes
+) -> None:
     """The documented trade-off of DESIGN.md's dedupe key. A message without Colloquy's `colloquy-event-id`
     header is identified by SHA-256(sender_id, body): that is what makes RabbitMQ's redeliveries (a consumer
     killed between commit and ack) and Rasa's own re-sends of unconfirmed events (same body, new message_id)
@@ -181,6 +195,7 @@ def test_byte_identical_messages_are_one_event(tmp_path, amqp_names, fresh_datab
         "the rows",
     )
     assert consumer.terminate() == 0, consumer.log()
-    rasa_rows, our_rows = reference_rows(tmp_path, trackers)["alice-🍛"], rows(fresh_database, "alice-🍛")
+    rasa_rows = reference_rows(make_database(), trackers)["alice-🍛"]
+    our_rows = as_in_rasas_table(fresh_database, rows(fresh_database, "alice-🍛"))
     assert rasa_rows[-1] == rasa_rows[-2], "the reference holds the two identical rows"
     assert our_rows == rasa_rows[:-1], "one row for the two byte-identical messages, everything else identical"

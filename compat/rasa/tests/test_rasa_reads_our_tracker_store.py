@@ -1,9 +1,9 @@
-"""Our PostgreSQL tracker store writes, Rasa's `SQLTrackerStore` reads.
+"""Our SQL tracker store writes, Rasa's `SQLTrackerStore` reads, on each dialect.
 
-`colloquy import --tracker-store postgres://…` saves the corpus conversations through `PostgresStore` (and
-streams them to RabbitMQ through its outbox); Rasa 3.6.21's own `SQLTrackerStore`, pointed at the same
-database, must list the same conversations and give back the same events and tracker state, and our rows must
-equal the rows Rasa itself writes for the same trackers.
+`colloquy import --tracker-store postgres://…|mysql://…|sqlite://…` saves the corpus conversations through
+`SqlStore` (and streams them to RabbitMQ through its outbox); Rasa 3.6.21's own `SQLTrackerStore`, pointed at the
+same database, must list the same conversations and give back the same events and tracker state, and our rows
+must equal the rows Rasa itself writes for the same trackers in the same dialect.
 """
 
 from __future__ import annotations
@@ -13,18 +13,16 @@ import json
 from pathlib import Path
 from typing import Dict, List
 
-from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
 import corpus
 from conftest import AMQP_URL, AmqpNames, Database, rasa_body, run_colloquy
+from test_rasa_publishes_we_consume import as_in_rasas_table, rows
 
-ROW_COLUMNS = "sender_id, type_name, timestamp, intent_name, action_name, data"
 
-
-def test_rasa_reads_what_our_postgres_tracker_store_wrote(
-    tmp_path: Path, amqp_names: AmqpNames, fresh_database: Database
+def test_rasa_reads_what_our_tracker_store_wrote(
+    tmp_path: Path, amqp_names: AmqpNames, fresh_database: Database, make_database
 ) -> None:
     conversations = corpus.conversations()
     lines: List[str] = []
@@ -44,17 +42,12 @@ def test_rasa_reads_what_our_postgres_tracker_store_wrote(
     )
     assert result.returncode == 0, result.stderr.decode("utf-8", "replace")
 
-    store = SQLTrackerStore(
-        corpus.domain(),
-        dialect="postgresql",
-        host=fresh_database.host,
-        port=fresh_database.port,
-        db=fresh_database.name,
-        username=fresh_database.user,
-        password=fresh_database.password,
-    )
+    store = fresh_database.rasa_store(corpus.domain())
     assert set(asyncio.run(store.keys())) == set(expected)
-    reference = SQLTrackerStore(corpus.domain(), dialect="sqlite", db=str(tmp_path / "rasa-reference.db"))
+    # The reference: Rasa's own SQLTrackerStore saving the same trackers into a table it creates itself, in a
+    # fresh database of the same dialect.
+    reference_database = make_database()
+    reference = reference_database.rasa_store(corpus.domain())
     for sender_id, events in expected.items():
         original = DialogueStateTracker.from_events(sender_id, events, corpus.domain().slots)
         full = asyncio.run(store.retrieve_full_tracker(sender_id))
@@ -64,14 +57,12 @@ def test_rasa_reads_what_our_postgres_tracker_store_wrote(
         assert latest is not None
         assert latest.current_state(EventVerbosity.ALL) == original.current_state(EventVerbosity.ALL)
         asyncio.run(reference.save(original))
-        ours = fresh_database.query(f"SELECT {ROW_COLUMNS} FROM events WHERE sender_id = %s ORDER BY id", sender_id)
-        with reference.engine.connect() as connection:
-            theirs = [
-                tuple(row)
-                for row in connection.exec_driver_sql(
-                    f"SELECT {ROW_COLUMNS} FROM events WHERE sender_id = ? ORDER BY id", (sender_id,)
-                )
-            ]
-        assert ours == theirs, f"rows of {sender_id} as Rasa writes them"
+        ours = rows(fresh_database, sender_id)
+        assert [row[2] for row in ours] == [json.loads(row[5])["timestamp"] for row in ours], "exact timestamps"
+        assert as_in_rasas_table(fresh_database, ours) == rows(reference_database, sender_id), (
+            f"rows of {sender_id} as Rasa writes them"
+        )
         for row in ours:
             assert "sender_id" not in json.loads(row[5])
+    store.engine.dispose()
+    reference.engine.dispose()

@@ -128,7 +128,8 @@ def test_colloquy_exports_what_rasa_saved(amqp_names: AmqpNames, key_prefix) -> 
     by_sender: Dict[str, List[str]] = {}
     for sender_id, events in expected.items():
         asyncio.run(store.save(DialogueStateTracker.from_events(sender_id, events, corpus.domain().slots)))
-        by_sender[sender_id] = [rasa_body(sender_id, event.as_dict()) for event in events]
+        # `rasa export`'s form: the event's dict with `sender_id` appended last (`Exporter`).
+        by_sender[sender_id] = [json.dumps({**event.as_dict(), "sender_id": sender_id}) for event in events]
     total = sum(len(bodies) for bodies in by_sender.values())
 
     def export() -> None:
@@ -146,4 +147,4 @@ def test_colloquy_exports_what_rasa_saved(amqp_names: AmqpNames, key_prefix) -> 
         sender_id = json.loads(body)["sender_id"]
         assert message.headers["colloquy-seq"] == len(seen.get(sender_id, []))
         seen.setdefault(sender_id, []).append(body)
-    assert seen == by_sender, "every event Rasa saved, once, in order, as Rasa publishes it"
+    assert seen == by_sender, "every event Rasa saved, once, in order, as `rasa export` publishes it"

@@ -1,10 +1,12 @@
 //! `cargo bench -p colloquy-consumer` (or `cargo xtask bench consumer`): the consumer draining a full queue into
-//! PostgreSQL, against a minimal raw lapin + UNNEST consumer measured in the same run; then the end-to-end
-//! latency (publish to commit) at half the measured maximum rate.
+//! each SQL dialect — PostgreSQL, MariaDB/MySQL, SQLite — against a minimal raw lapin + sqlx consumer that
+//! inserts the same rows with one multi-row statement per batch into the same dialect, measured in the same run
+//! (baseline before and after ours, to show drift); then the end-to-end latency (publish to commit, PostgreSQL)
+//! at half the measured maximum rate.
 //!
-//! Environment: `BENCH_EVENTS` (default 200000), `BENCH_LATENCY_SECS` (default 10), `BENCH_LATENCY_RATE`
-//! (default: half of the measured drain rate), `BENCH_DEBUG` (print the consumer's metrics), `AMQP_URL`,
-//! `DATABASE_URL`.
+//! Environment: `BENCH_EVENTS` (default 200000), `BENCH_DIALECTS` (default `postgres,mysql,sqlite`),
+//! `BENCH_LATENCY_SECS` (default 10; 0 skips), `BENCH_LATENCY_RATE` (default: half of the measured PostgreSQL
+//! drain rate), `BENCH_DEBUG` (print the consumer's metrics), `AMQP_URL`, `DATABASE_URL`, `MYSQL_URL`.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,7 +17,7 @@ use colloquy_broker::{AmqpConfig, AmqpSubscription};
 use colloquy_consumer::{Consumer, ConsumerOptions, EventSink};
 use colloquy_storage::{ConnectOptions, Database, Schema};
 use colloquy_storage::{DeadLetterRow, EventRow};
-use colloquy_testkit::{TestDatabase, fresh_database, unique_name, wait_until};
+use colloquy_testkit::{TestDatabase, TestDialect, fresh_database, unique_name, wait_until};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -25,6 +27,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{MySql, QueryBuilder, Sqlite};
 
 const BATCH: usize = 1000;
 const BATCH_WAIT: Duration = Duration::from_millis(50);
@@ -38,6 +41,16 @@ fn main() -> Result<()> {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(10);
+    let dialects: Vec<TestDialect> = std::env::var("BENCH_DIALECTS")
+        .unwrap_or_else(|_| "postgres,mysql,sqlite".to_owned())
+        .split(',')
+        .map(|name| match name.trim() {
+            "postgres" => Ok(TestDialect::Postgres),
+            "mysql" | "mariadb" => Ok(TestDialect::MySql),
+            "sqlite" => Ok(TestDialect::Sqlite),
+            other => Err(anyhow::anyhow!("BENCH_DIALECTS: unknown dialect {other:?}")),
+        })
+        .collect::<Result<_>>()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -47,15 +60,39 @@ fn main() -> Result<()> {
         let mean = bodies.iter().map(Vec::len).sum::<usize>() / bodies.len();
         println!("consumer drain: {events} events of {mean} bytes on average");
 
-        let raw = raw_drain(&amqp_url, &bodies).await?;
-        let ours = our_drain(&amqp_url, &bodies).await?;
-        println!("raw lapin + UNNEST baseline: {raw:>8.0} events/s");
-        println!("colloquy consume:            {ours:>8.0} events/s");
-        println!("ratio ours / raw:            {:>8.2}", ours / raw);
+        let mut postgres_rate = None;
+        let mut summary = Vec::new();
+        for dialect in dialects {
+            let name = dialect_name(dialect);
+            let raw = raw_drain(&amqp_url, &bodies, dialect).await?;
+            println!("{name}: raw lapin + multi-row insert baseline: {raw:>8.0} events/s");
+            let ours = our_drain(&amqp_url, &bodies, dialect).await?;
+            println!("{name}: colloquy consume:                     {ours:>8.0} events/s");
+            let raw_again = raw_drain(&amqp_url, &bodies, dialect).await?;
+            println!("{name}: baseline again (drift check):         {raw_again:>8.0} events/s");
+            let ratio = ours / ((raw + raw_again) / 2.0);
+            println!("{name}: ratio ours / mean baseline:           {ratio:>8.2}");
+            summary.push(format!(
+                "{name}: baseline {raw:.0} / {raw_again:.0}, ours {ours:.0} events/s, ratio {ratio:.2}"
+            ));
+            if dialect == TestDialect::Postgres {
+                postgres_rate = Some(ours);
+            }
+        }
+        println!("summary:");
+        for line in &summary {
+            println!("  {line}");
+        }
 
         if latency_secs > 0 {
-            // Half of our measured maximum, unless BENCH_LATENCY_RATE names a rate.
-            let rate = std::env::var("BENCH_LATENCY_RATE").ok().and_then(|r| r.parse().ok()).unwrap_or(ours / 2.0);
+            // Half of our measured PostgreSQL maximum, unless BENCH_LATENCY_RATE names a rate.
+            let rate = match std::env::var("BENCH_LATENCY_RATE").ok().and_then(|r| r.parse().ok()) {
+                Some(rate) => rate,
+                None => match postgres_rate {
+                    Some(ours) => ours / 2.0,
+                    None => our_drain(&amqp_url, &bodies, TestDialect::Postgres).await? / 2.0,
+                },
+            };
             let (p50, p99, max) = raw_latency(&amqp_url, rate, Duration::from_secs(latency_secs)).await?;
             println!("latency at {rate:.0} events/s, raw baseline (5 ms batch wait), publish to commit: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms");
             let (p50, p99, max) = latency(&amqp_url, rate, Duration::from_secs(latency_secs)).await?;
@@ -63,6 +100,14 @@ fn main() -> Result<()> {
         }
         Ok(())
     })
+}
+
+fn dialect_name(dialect: TestDialect) -> &'static str {
+    match dialect {
+        TestDialect::Postgres => "PostgreSQL",
+        TestDialect::MySql => "MariaDB",
+        TestDialect::Sqlite => "SQLite",
+    }
 }
 
 /// Rasa-shaped bodies (~500 bytes): 1000 conversations interleaved.
@@ -168,23 +213,19 @@ async fn fill(topology: &Topology, bodies: &[Vec<u8>]) -> Result<()> {
     Ok(())
 }
 
-async fn count(database: &TestDatabase) -> Result<i64> {
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&database.url)
-        .await?;
-    let count = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-        .fetch_one(&pool)
-        .await?;
-    pool.close().await;
-    Ok(count)
+/// The rows in `events`, read through the storage layer (any dialect).
+async fn count(database: &TestDatabase) -> Result<u64> {
+    let db = Database::connect_lazy(&database.url, &ConnectOptions::default())?;
+    let (events, _dead_letters) = db.table_counts().await?;
+    db.close().await;
+    Ok(events)
 }
 
-/// Our consumer draining a full queue: events per second.
-async fn our_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
+/// Our consumer draining a full queue into `dialect`: events per second.
+async fn our_drain(amqp_url: &str, bodies: &[Vec<u8>], dialect: TestDialect) -> Result<f64> {
     let topology = topology(amqp_url).await?;
     fill(&topology, bodies).await?;
-    let database = fresh_database().await;
+    let database = dialect.fresh_database().await;
     let sink = Database::connect_lazy(&database.url, &ConnectOptions::default())?;
     sink.migrate(Schema::Events).await?;
     let config = AmqpConfig::from_url(amqp_url)?
@@ -219,16 +260,17 @@ async fn our_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
     let elapsed = started.elapsed();
     let _ = stop.send(());
     running.await??;
-    anyhow::ensure!(count(&database).await? == bodies.len() as i64, "row count");
     sink.close().await;
+    anyhow::ensure!(count(&database).await? == bodies.len() as u64, "row count");
     database.drop_database().await;
     topology.delete().await?;
     Ok(bodies.len() as f64 / elapsed.as_secs_f64())
 }
 
-/// The baseline: a minimal raw lapin consumer that inserts batches of up to 1000 (or 50 ms) with UNNEST +
-/// ON CONFLICT DO NOTHING, commits, then sends one multiple-ack.
-async fn raw_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
+/// The baseline: a minimal raw lapin consumer that inserts batches of up to 1000 (or 50 ms) with one
+/// multi-row statement (PostgreSQL: UNNEST + ON CONFLICT DO NOTHING; MariaDB: INSERT ... VALUES; SQLite:
+/// INSERT ... VALUES + ON CONFLICT DO NOTHING), commits, then sends one multiple-ack.
+async fn raw_drain(amqp_url: &str, bodies: &[Vec<u8>], dialect: TestDialect) -> Result<f64> {
     let topology = topology(amqp_url).await?;
     fill(&topology, bodies).await?;
     let RawConsumer {
@@ -237,7 +279,7 @@ async fn raw_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
         connection,
         channel,
         mut consumer,
-    } = raw_consumer(amqp_url, &topology.queue).await?;
+    } = raw_consumer(amqp_url, &topology.queue, dialect).await?;
     let started = Instant::now();
     raw_consume(
         &pool,
@@ -251,30 +293,134 @@ async fn raw_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
     let elapsed = started.elapsed();
     connection.close(200, "done".into()).await?;
     pool.close().await;
+    anyhow::ensure!(count(&database).await? == bodies.len() as u64, "row count");
     database.drop_database().await;
     topology.delete().await?;
     Ok(bodies.len() as f64 / elapsed.as_secs_f64())
 }
 
+/// The baseline's connection: one, to the database of the dialect under test.
+enum RawPool {
+    Postgres(sqlx::PgPool),
+    MySql(sqlx::MySqlPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+impl RawPool {
+    async fn close(&self) {
+        match self {
+            Self::Postgres(pool) => pool.close().await,
+            Self::MySql(pool) => pool.close().await,
+            Self::Sqlite(pool) => pool.close().await,
+        }
+    }
+
+    /// One transaction: the batch in one multi-row statement, then COMMIT.
+    async fn insert(&self, batch: &[RawRow]) -> Result<()> {
+        match self {
+            Self::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query(
+                    r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, data, event_id)
+                       SELECT * FROM UNNEST($1::varchar[], $2::varchar[], $3::float8[], $4::varchar[], $5::text[], $6::text[])
+                       ON CONFLICT (event_id) DO NOTHING"#,
+                )
+                .bind(batch.iter().map(|row| row.0.as_str()).collect::<Vec<_>>())
+                .bind(batch.iter().map(|row| row.1.as_str()).collect::<Vec<_>>())
+                .bind(batch.iter().map(|row| row.2).collect::<Vec<_>>())
+                .bind(batch.iter().map(|row| row.3.as_deref()).collect::<Vec<_>>())
+                .bind(batch.iter().map(|row| row.4.as_str()).collect::<Vec<_>>())
+                .bind(batch.iter().map(|row| row.5.as_str()).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+            }
+            Self::MySql(pool) => {
+                let mut tx = pool.begin().await?;
+                let mut insert: QueryBuilder<MySql> = QueryBuilder::new(
+                    "INSERT INTO events (sender_id, type_name, `timestamp`, intent_name, data, event_id) ",
+                );
+                insert.push_values(batch, |mut values, row| {
+                    values
+                        .push_bind(row.0.as_str())
+                        .push_bind(row.1.as_str())
+                        .push_bind(row.2)
+                        .push_bind(row.3.as_deref())
+                        .push_bind(row.4.as_str())
+                        .push_bind(row.5.as_str());
+                });
+                insert.build().execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+            Self::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, data, event_id) "#,
+                );
+                insert.push_values(batch, |mut values, row| {
+                    values
+                        .push_bind(row.0.as_str())
+                        .push_bind(row.1.as_str())
+                        .push_bind(row.2)
+                        .push_bind(row.3.as_deref())
+                        .push_bind(row.4.as_str())
+                        .push_bind(row.5.as_str());
+                });
+                insert.push(" ON CONFLICT (event_id) DO NOTHING");
+                insert.build().execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A baseline row: sender_id, type_name, timestamp, intent_name, data, event_id.
+type RawRow = (String, String, f64, Option<String>, String, String);
+
 /// What the raw baseline consumer runs on: a fresh migrated database, one pool connection, and a lapin
 /// consumer of `queue` with the same prefetch as ours.
 struct RawConsumer {
     database: TestDatabase,
-    pool: sqlx::PgPool,
+    pool: RawPool,
     connection: Connection,
     channel: Channel,
     consumer: lapin::Consumer,
 }
 
-async fn raw_consumer(amqp_url: &str, queue: &str) -> Result<RawConsumer> {
-    let database = fresh_database().await;
+async fn raw_consumer(amqp_url: &str, queue: &str, dialect: TestDialect) -> Result<RawConsumer> {
+    let database = dialect.fresh_database().await;
     let migrate = Database::connect_lazy(&database.url, &ConnectOptions::default())?;
     migrate.migrate(Schema::Events).await?;
     migrate.close().await;
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&database.url)
-        .await?;
+    let pool = match dialect {
+        TestDialect::Postgres => RawPool::Postgres(
+            PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&database.url)
+                .await?,
+        ),
+        TestDialect::MySql => RawPool::MySql(
+            sqlx::mysql::MySqlPoolOptions::new()
+                .max_connections(1)
+                .connect(&database.url)
+                .await?,
+        ),
+        TestDialect::Sqlite => {
+            // The same durability as ours: WAL, a commit synced before it returns.
+            let options = database
+                .url
+                .parse::<sqlx::sqlite::SqliteConnectOptions>()?
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Full);
+            RawPool::Sqlite(
+                sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await?,
+            )
+        }
+    };
     let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
     channel
@@ -297,11 +443,11 @@ async fn raw_consumer(amqp_url: &str, queue: &str) -> Result<RawConsumer> {
     })
 }
 
-/// The baseline consumer: batches of up to 1000 or `batch_wait`, one UNNEST insert with ON CONFLICT DO NOTHING
-/// in a transaction, commit, one multiple-ack; until `total` events are stored. With `latencies`, records
-/// publish-to-commit times (the event timestamps are the publish times).
+/// The baseline consumer: batches of up to 1000 or `batch_wait`, one multi-row insert in a transaction,
+/// commit, one multiple-ack; until `total` events are stored. With `latencies`, records publish-to-commit
+/// times (the event timestamps are the publish times).
 async fn raw_consume(
-    pool: &sqlx::PgPool,
+    pool: &RawPool,
     channel: &Channel,
     consumer: &mut lapin::Consumer,
     batch_wait: Duration,
@@ -310,8 +456,7 @@ async fn raw_consume(
 ) -> Result<()> {
     let mut stored = 0usize;
     while stored < total {
-        let mut batch: Vec<(String, String, f64, Option<String>, String, String)> =
-            Vec::with_capacity(BATCH);
+        let mut batch: Vec<RawRow> = Vec::with_capacity(BATCH);
         let mut last_tag = None;
         let batch_deadline = tokio::time::Instant::now() + batch_wait;
         while batch.len() < BATCH {
@@ -337,21 +482,7 @@ async fn raw_consume(
             last_tag = Some(delivery.delivery_tag);
         }
         let Some(last_tag) = last_tag else { continue };
-        let mut tx = pool.begin().await?;
-        sqlx::query(
-            r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, data, event_id)
-               SELECT * FROM UNNEST($1::varchar[], $2::varchar[], $3::float8[], $4::varchar[], $5::text[], $6::text[])
-               ON CONFLICT (event_id) DO NOTHING"#,
-        )
-        .bind(batch.iter().map(|row| row.0.as_str()).collect::<Vec<_>>())
-        .bind(batch.iter().map(|row| row.1.as_str()).collect::<Vec<_>>())
-        .bind(batch.iter().map(|row| row.2).collect::<Vec<_>>())
-        .bind(batch.iter().map(|row| row.3.as_deref()).collect::<Vec<_>>())
-        .bind(batch.iter().map(|row| row.4.as_str()).collect::<Vec<_>>())
-        .bind(batch.iter().map(|row| row.5.as_str()).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        pool.insert(&batch).await?;
         if let Some(latencies) = latencies.as_deref_mut() {
             let now = unix_now();
             latencies.extend(batch.iter().map(|row| (now - row.2) * 1000.0));
@@ -478,7 +609,7 @@ async fn raw_latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f
         connection,
         channel,
         mut consumer,
-    } = raw_consumer(amqp_url, &topology.queue).await?;
+    } = raw_consumer(amqp_url, &topology.queue, TestDialect::Postgres).await?;
     let expected = (rate * duration.as_secs_f64()) as usize;
     let draining = tokio::spawn(async move {
         let mut latencies = Vec::with_capacity(expected);

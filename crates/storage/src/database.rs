@@ -18,7 +18,7 @@ pub(crate) enum Pool {
     #[cfg(feature = "sqlite")]
     Sqlite(sqlx::SqlitePool),
     #[cfg(feature = "mysql")]
-    MySql(sqlx::MySqlPool),
+    MySql(crate::mysql::Handle),
     /// Built without any dialect feature: this variant cannot be made (so neither can a `Database`); it
     /// keeps the matches below exhaustive so that the crate still compiles.
     #[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "mysql")))]

@@ -15,9 +15,18 @@
 //!   conversation ids byte for byte as well ([`same_sender!`]), and Colloquy's `event_id` column is
 //!   `utf8mb4_bin`, so that two ids differing in case are two events.
 //! - The outbox relay locks one row of `outbox_relay_lock` with `FOR UPDATE SKIP LOCKED` for its transaction.
+//! - Ids on MariaDB come from Rasa's sequence. SQLAlchemy gives Rasa's `id` column a `Sequence("events_seq")`,
+//!   which it creates on MariaDB (10.3+ has sequences, MySQL has not) and draws every id from, explicitly —
+//!   it does not use the column's AUTO_INCREMENT. A writer that relied on AUTO_INCREMENT would take ids the
+//!   sequence hands Rasa later, and Rasa's next save would fail (`Duplicate entry for key 'PRIMARY'`). So the
+//!   migration creates `events_seq` on MariaDB when it is missing (starting after the last id), moves it past
+//!   ids taken without it, and every insert into a database that has it takes its ids from it
+//!   (`NEXTVAL(events_seq)`), whoever created it. On MySQL ids stay AUTO_INCREMENT, as Rasa's are there.
 
 use std::collections::HashSet;
+use std::ops::Deref;
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 
 use sqlx::migrate::Migrator;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlRow};
@@ -97,9 +106,51 @@ fn options(url: &str) -> Result<MySqlConnectOptions> {
     MySqlConnectOptions::from_str(&url).map_err(|error| bad_url(&url, &error))
 }
 
-pub(crate) fn pool(url: &str, settings: &ConnectOptions) -> Result<MySqlPool> {
+/// A MySQL/MariaDB pool, and where the `events` table's ids come from (see the module doc). Dereferences to
+/// the pool, so every operation that needs only the pool takes it as it is.
+#[derive(Debug, Clone)]
+pub(crate) struct Handle {
+    pool: MySqlPool,
+    /// Whether the database has Rasa's sequence `events_seq`: known after the migration, or after the first
+    /// look of an insert into a database this handle did not migrate.
+    sequence: Arc<OnceLock<bool>>,
+}
+
+impl Deref for Handle {
+    type Target = MySqlPool;
+
+    fn deref(&self) -> &MySqlPool {
+        &self.pool
+    }
+}
+
+impl Handle {
+    /// Whether inserts take their ids from `events_seq` (looked up once).
+    async fn ids_from_sequence(&self, target: &str) -> Result<bool> {
+        if let Some(known) = self.sequence.get() {
+            return Ok(*known);
+        }
+        let found = has_sequence(&self.pool)
+            .await
+            .map_err(db("look for the sequence of the events ids", target))?;
+        Ok(*self.sequence.get_or_init(|| found))
+    }
+}
+
+/// Whether the current database has a sequence named `events_seq`.
+async fn has_sequence(pool: &MySqlPool) -> Result<bool, sqlx::Error> {
+    let found: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables
+         WHERE table_schema = DATABASE() AND table_name = 'events_seq' AND table_type = 'SEQUENCE'",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(found > 0)
+}
+
+pub(crate) fn pool(url: &str, settings: &ConnectOptions) -> Result<Handle> {
     let read_only = settings.read_only;
-    Ok(MySqlPoolOptions::new()
+    let pool = MySqlPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.connect_timeout)
         .after_connect(move |conn, _meta| {
@@ -113,7 +164,11 @@ pub(crate) fn pool(url: &str, settings: &ConnectOptions) -> Result<MySqlPool> {
                 Ok(())
             })
         })
-        .connect_lazy_with(options(url)?))
+        .connect_lazy_with(options(url)?);
+    Ok(Handle {
+        pool,
+        sequence: Arc::new(OnceLock::new()),
+    })
 }
 
 pub(crate) async fn create_if_absent(
@@ -174,13 +229,18 @@ const SEQ_STEPS: [(&str, &str); 3] = [
     ),
 ];
 
-pub(crate) async fn migrate(pool: &MySqlPool, target: &str, schema: Schema) -> Result<()> {
+pub(crate) async fn migrate(handle: &Handle, target: &str, schema: Schema) -> Result<()> {
+    let pool = &handle.pool;
     let mut migrators = migrators(schema).into_iter();
     let events = migrators.next();
     if let Some(migrator) = events {
         run(&migrator, pool, target).await?;
     }
     adopt(pool, target, &EVENT_ID_STEPS).await?;
+    let sequence = ensure_sequence(pool)
+        .await
+        .map_err(db("create the sequence of the events ids", target))?;
+    let _ = handle.sequence.set(sequence);
     if schema == Schema::TrackerStore {
         adopt(pool, target, &SEQ_STEPS).await?;
     }
@@ -188,6 +248,45 @@ pub(crate) async fn migrate(pool: &MySqlPool, target: &str, schema: Schema) -> R
         run(&migrator, pool, target).await?;
     }
     Ok(())
+}
+
+/// On MariaDB, makes sure `events_seq` exists (as SQLAlchemy creates it for Rasa's model) and will not hand
+/// out an id the table holds already; returns whether the database has it (never on MySQL).
+async fn ensure_sequence(pool: &MySqlPool) -> Result<bool, sqlx::Error> {
+    let version: String = sqlx::query_scalar("SELECT VERSION()")
+        .fetch_one(pool)
+        .await?;
+    if !version.contains("MariaDB") {
+        return Ok(false);
+    }
+    let last_id: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(MAX(id), 0) AS SIGNED) FROM events")
+            .fetch_one(pool)
+            .await?;
+    if !has_sequence(pool).await? {
+        tracing::info!(
+            "Creating the sequence events_seq that Rasa's SQLTrackerStore draws ids from on MariaDB."
+        );
+        // Rasa's definition (SQLAlchemy's defaults on MariaDB), starting after the ids taken already.
+        let statement = format!(
+            "CREATE SEQUENCE IF NOT EXISTS events_seq START WITH {} MINVALUE 1 \
+             MAXVALUE 9223372036854775806 INCREMENT BY 1 CACHE 1000 NOCYCLE ENGINE=InnoDB",
+            last_id + 1
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(pool)
+            .await?;
+    }
+    // Ids taken without the sequence (AUTO_INCREMENT) must not come out of it again; SETVAL never moves it
+    // backwards, so a concurrent Rasa is safe.
+    if last_id > 0 {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SELECT SETVAL(events_seq, {last_id})"
+        )))
+        .execute(pool)
+        .await?;
+    }
+    Ok(true)
 }
 
 async fn run(migrator: &Migrator, pool: &MySqlPool, target: &str) -> Result<()> {
@@ -253,19 +352,26 @@ fn statement_chunks<'a, 'r>(rows: &'a [&'r EventRow]) -> impl Iterator<Item = &'
     })
 }
 
+/// Inserts `rows` in order; with `sequence`, each row's id is the next value of `events_seq`.
 async fn insert_rows(
     conn: &mut MySqlConnection,
     rows: &[&EventRow],
     first_seq: Option<i64>,
+    sequence: bool,
 ) -> Result<u64, sqlx::Error> {
     let mut inserted = 0;
     let mut position = 0;
     for chunk in statement_chunks(rows) {
-        let mut insert: QueryBuilder<MySql> = QueryBuilder::new(
-            "INSERT INTO events (sender_id, type_name, `timestamp`, intent_name, action_name, data, event_id",
-        );
+        let mut insert: QueryBuilder<MySql> = QueryBuilder::new(if sequence {
+            "INSERT INTO events (id, sender_id, type_name, `timestamp`, intent_name, action_name, data, event_id"
+        } else {
+            "INSERT INTO events (sender_id, type_name, `timestamp`, intent_name, action_name, data, event_id"
+        });
         insert.push(if first_seq.is_some() { ", seq) " } else { ") " });
         insert.push_values(chunk, |mut values, row| {
+            if sequence {
+                values.push("NEXTVAL(events_seq)");
+            }
             values
                 .push_bind(row.sender_id.as_str())
                 .push_bind(row.type_name.as_str())
@@ -312,11 +418,13 @@ async fn stored_ids(
 }
 
 pub(crate) async fn store_batch(
-    pool: &MySqlPool,
+    handle: &Handle,
     target: &str,
     events: &[EventRow],
     dead_letters: &[DeadLetterRow],
 ) -> Result<u64> {
+    let sequence = handle.ids_from_sequence(target).await?;
+    let pool = &handle.pool;
     let events = first_of_each_id(events);
     let mut attempt = 0;
     loop {
@@ -332,7 +440,7 @@ pub(crate) async fn store_batch(
                         .is_none_or(|id| !stored.contains(id))
                 })
                 .collect();
-            let inserted = insert_rows(conn, &new, None).await?;
+            let inserted = insert_rows(conn, &new, None, sequence).await?;
             for chunk in dead_letters.chunks(ROWS_PER_STATEMENT) {
                 let mut insert: QueryBuilder<MySql> = QueryBuilder::new(
                     "INSERT INTO dead_letters (source, body, properties, error) ",
@@ -351,14 +459,44 @@ pub(crate) async fn store_batch(
         .await
         .map_err(db("insert a batch of events", target));
         match outcome {
-            Err(error) if error.is_unique_violation() && attempt <= RACE_RETRIES => continue,
+            Err(error) if error.is_unique_violation() && attempt <= RACE_RETRIES => {
+                if sequence && clashes_on_primary_key(&error) {
+                    resync_sequence(pool, target).await?;
+                }
+                continue;
+            }
             outcome => return outcome,
         }
     }
 }
 
+/// Whether a unique violation is on the primary key (an id the sequence handed out was taken by a writer that
+/// used AUTO_INCREMENT), not on `event_id` or the tracker store's positions.
+fn clashes_on_primary_key(error: &Error) -> bool {
+    // MariaDB: "Duplicate entry '9' for key 'PRIMARY'"; MySQL 8: "... for key 'events.PRIMARY'".
+    error.to_string().contains("PRIMARY'")
+}
+
+/// Moves `events_seq` past the largest id in the table (never backwards).
+async fn resync_sequence(pool: &MySqlPool, target: &str) -> Result<()> {
+    tracing::warn!(target = %target, "An id from events_seq was taken by another writer; moving the sequence on.");
+    let last_id: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(MAX(id), 0) AS SIGNED) FROM events")
+            .fetch_one(pool)
+            .await
+            .map_err(db("read the largest event id", target))?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SELECT SETVAL(events_seq, {})",
+        last_id.max(1)
+    )))
+    .execute(pool)
+    .await
+    .map_err(db("move the sequence of the events ids", target))?;
+    Ok(())
+}
+
 pub(crate) async fn insert_tracked(
-    pool: &MySqlPool,
+    handle: &Handle,
     target: &str,
     sender_id: &str,
     first_seq: u64,
@@ -368,12 +506,22 @@ pub(crate) async fn insert_tracked(
     if rows.is_empty() {
         return Ok(0);
     }
+    let sequence = handle.ids_from_sequence(target).await?;
     let rows: Vec<&EventRow> = rows.iter().collect();
     let first_seq = i64::try_from(first_seq).unwrap_or(i64::MAX);
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match save_tracked(pool, sender_id, first_seq, &rows, with_outbox).await {
+        match save_tracked(
+            &handle.pool,
+            sender_id,
+            first_seq,
+            &rows,
+            with_outbox,
+            sequence,
+        )
+        .await
+        {
             Ok(inserted) => return Ok(inserted),
             // Two saves of one conversation can deadlock (each holds the row the other's outbox insert or
             // unique check waits for) and InnoDB rolls one back: run it again, its count guard then sees the
@@ -385,6 +533,14 @@ pub(crate) async fn insert_tracked(
             }
             Err(error) => {
                 return match db("insert the new events", target)(error) {
+                    error
+                        if sequence
+                            && clashes_on_primary_key(&error)
+                            && attempt <= RACE_RETRIES =>
+                    {
+                        resync_sequence(&handle.pool, target).await?;
+                        continue;
+                    }
                     error if error.kind() == ErrorKind::UniqueViolation => Ok(0),
                     error => Err(error),
                 };
@@ -400,6 +556,7 @@ async fn save_tracked(
     first_seq: i64,
     rows: &[&EventRow],
     with_outbox: bool,
+    sequence: bool,
 ) -> Result<u64, sqlx::Error> {
     transaction::write(pool, "BEGIN", async |conn| {
         let stored: i64 = sqlx::query_scalar(concat!(
@@ -413,7 +570,7 @@ async fn save_tracked(
         if stored != first_seq {
             return Ok(0);
         }
-        let inserted = insert_rows(conn, rows, Some(first_seq)).await?;
+        let inserted = insert_rows(conn, rows, Some(first_seq), sequence).await?;
         if with_outbox {
             sqlx::query(concat!(
                 "INSERT INTO outbox (event_row_id) SELECT id FROM events WHERE ",

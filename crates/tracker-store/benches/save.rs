@@ -1,10 +1,12 @@
 //! Saves per second and events per second of the stores: many conversations of ~40 events saved turn by turn
-//! in parallel, against a plain multi-row INSERT of the same rows (PostgreSQL baseline) and a plain `SET` of
-//! the same serialised trackers (Redis baseline) in the same run.
+//! in parallel, against a plain multi-row INSERT of the same rows into the same database (each SQL dialect:
+//! PostgreSQL, SQLite, MariaDB/MySQL) and a plain `SET` of the same serialised trackers (Redis baseline) in the
+//! same run.
 //!
-//! `cargo bench -p colloquy-tracker-store --bench save` (PostgreSQL from `DATABASE_URL` or the local default;
-//! a fresh database is created and dropped; Redis from `REDIS_URL` or the local default, under a key prefix of
-//! its own that is deleted afterwards).
+//! `cargo bench -p colloquy-tracker-store --bench save` (PostgreSQL from `DATABASE_URL`, MariaDB from
+//! `MYSQL_URL`, else the local defaults; SQLite in a temporary file; a fresh database per dialect is created
+//! and dropped; Redis from `REDIS_URL` or the local default, under a key prefix of its own that is deleted
+//! afterwards). `BENCH_DIALECTS` (default `postgres,sqlite,mysql,redis`) picks the stores.
 
 #![allow(missing_docs)]
 
@@ -14,11 +16,12 @@ use std::time::{Duration, Instant};
 use colloquy_broker::{EventBroker, Subscription};
 use colloquy_events::{Event, Tracker};
 use colloquy_storage::EventRow;
+use colloquy_testkit::{TestDatabase, TestDialect};
 use colloquy_tracker_store::{
     InMemoryStore, RedisConfig, RedisStore, SqlConfig, SqlStore, TrackerStore,
 };
 use serde_json::json;
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{MySql, Postgres, QueryBuilder, Sqlite};
 
 const CONVERSATIONS: usize = 400;
 const TURNS: usize = 9;
@@ -122,9 +125,98 @@ fn count(all: &[Vec<Vec<Event>>]) -> (usize, usize) {
     (saves, events)
 }
 
+/// The baseline's pool: the same database as the store's.
+#[derive(Clone)]
+enum BaselinePool {
+    Postgres(sqlx::PgPool),
+    MySql(sqlx::MySqlPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+impl BaselinePool {
+    async fn connect(database: &TestDatabase) -> Self {
+        let connections = PARALLEL as u32;
+        match database.dialect {
+            TestDialect::Postgres => Self::Postgres(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(connections)
+                    .connect(&database.url)
+                    .await
+                    .expect("a baseline pool"),
+            ),
+            TestDialect::MySql => Self::MySql(
+                sqlx::mysql::MySqlPoolOptions::new()
+                    .max_connections(connections)
+                    .connect(&database.url)
+                    .await
+                    .expect("a baseline pool"),
+            ),
+            TestDialect::Sqlite => {
+                // The store's durability: WAL, a commit synced before it returns.
+                let options = database
+                    .url
+                    .parse::<sqlx::sqlite::SqliteConnectOptions>()
+                    .expect("a SQLite URL")
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(30));
+                Self::Sqlite(
+                    sqlx::sqlite::SqlitePoolOptions::new()
+                        .max_connections(connections)
+                        .connect_with(options)
+                        .await
+                        .expect("a baseline pool"),
+                )
+            }
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Self::Postgres(pool) => pool.close().await,
+            Self::MySql(pool) => pool.close().await,
+            Self::Sqlite(pool) => pool.close().await,
+        }
+    }
+
+    /// One plain multi-row `INSERT ... VALUES` of `rows` (autocommit).
+    async fn insert(&self, rows: &[EventRow]) {
+        const COLUMNS: &str =
+            "sender_id, type_name, timestamp, intent_name, action_name, data, event_id";
+        macro_rules! insert {
+            ($db:ty, $pool:expr, $columns:expr) => {{
+                let mut insert: QueryBuilder<$db> =
+                    QueryBuilder::new(format!("INSERT INTO events ({}) ", $columns));
+                insert.push_values(rows, |mut values, row| {
+                    values
+                        .push_bind(&row.sender_id)
+                        .push_bind(&row.type_name)
+                        .push_bind(row.timestamp)
+                        .push_bind(&row.intent_name)
+                        .push_bind(&row.action_name)
+                        .push_bind(&row.data)
+                        .push_bind(&row.event_id);
+                });
+                insert.build().execute($pool).await.expect("insert");
+            }};
+        }
+        match self {
+            Self::Postgres(pool) => insert!(
+                Postgres,
+                pool,
+                COLUMNS.replace("timestamp", "\"timestamp\"")
+            ),
+            Self::MySql(pool) => insert!(MySql, pool, COLUMNS.replace("timestamp", "`timestamp`")),
+            Self::Sqlite(pool) => {
+                insert!(Sqlite, pool, COLUMNS.replace("timestamp", "\"timestamp\""))
+            }
+        }
+    }
+}
+
 /// The baseline: the same rows, one plain multi-row `INSERT ... VALUES` per turn (autocommit), same
 /// parallelism. Rows are built before the clock starts.
-async fn run_baseline(pool: sqlx::PgPool, prefix: &str) -> Figures {
+async fn run_baseline(pool: BaselinePool, prefix: &str) -> Figures {
     let mut all_rows: Vec<Vec<Vec<EventRow>>> = Vec::new();
     for c in 0..CONVERSATIONS {
         let mut tracker = Tracker::new(format!("{prefix}-{c}"));
@@ -151,22 +243,11 @@ async fn run_baseline(pool: sqlx::PgPool, prefix: &str) -> Figures {
         let queue = queue.clone();
         tasks.spawn(async move {
             loop {
-                let Some(steps) = queue.lock().unwrap().pop() else { break };
+                let Some(steps) = queue.lock().unwrap().pop() else {
+                    break;
+                };
                 for rows in steps {
-                    let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(
-                        r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, action_name, data, event_id) "#,
-                    );
-                    insert.push_values(&rows, |mut values, row| {
-                        values
-                            .push_bind(&row.sender_id)
-                            .push_bind(&row.type_name)
-                            .push_bind(row.timestamp)
-                            .push_bind(&row.intent_name)
-                            .push_bind(&row.action_name)
-                            .push_bind(&row.data)
-                            .push_bind(&row.event_id);
-                    });
-                    insert.build().execute(&pool).await.expect("insert");
+                    pool.insert(&rows).await;
                 }
             }
         });
@@ -322,6 +403,59 @@ async fn run_redis() {
     delete_redis_keys(&url, &prefix);
 }
 
+/// One SQL dialect: baseline, store without and with the outbox, baseline again; returns the summary line.
+async fn run_sql(dialect: TestDialect) -> String {
+    let name = match dialect {
+        TestDialect::Postgres => "PostgreSQL",
+        TestDialect::Sqlite => "SQLite",
+        TestDialect::MySql => "MariaDB",
+    };
+    let db = dialect.fresh_database().await.guard();
+    let mut config = SqlConfig::from_url(&db.url).expect("a URL");
+    config.max_connections = PARALLEL as u32;
+    // The store creates (and migrates) the database; the baseline then inserts into the same table.
+    let store = SqlStore::connect(&config, None).await.expect("connecting");
+    let pool = BaselinePool::connect(&db).await;
+    // Warm both paths up (connections, statement caches).
+    run_store(Arc::new(InMemoryStore::new()), "warm").await;
+    let baseline = run_baseline(pool.clone(), "baseline").await;
+    baseline.print(&format!("{name} baseline: multi-row INSERT per turn"));
+    let plain = run_store(Arc::new(store), "sql").await;
+    plain.print(&format!("{name} store, no broker"));
+    let store = SqlStore::connect(&config, Some(drained_in_process_broker()))
+        .await
+        .expect("connecting");
+    let store = Arc::new(store);
+    let outboxed = run_store(store.clone(), "sql-outbox").await;
+    let drained = Instant::now();
+    colloquy_testkit::wait_until("the outbox to drain", Duration::from_secs(120), || async {
+        store.outbox_len().await.expect("outbox") == 0
+    })
+    .await;
+    outboxed.print(&format!("{name} store + outbox -> in-process"));
+    println!(
+        "{name} outbox drained {:.2} s after the last save",
+        drained.elapsed().as_secs_f64()
+    );
+    let baseline_again = run_baseline(pool.clone(), "baseline-again").await;
+    baseline_again.print(&format!("{name} baseline again (drift check)"));
+    let base = (baseline.saves_per_second() + baseline_again.saves_per_second()) / 2.0;
+    let line = format!(
+        "{name}: baseline {:.0} / {:.0} saves/s, store {:.0}, store + outbox {:.0}; ratio to the baseline (saves/s): store {:.2}, store + outbox {:.2}",
+        baseline.saves_per_second(),
+        baseline_again.saves_per_second(),
+        plain.saves_per_second(),
+        outboxed.saves_per_second(),
+        plain.saves_per_second() / base,
+        outboxed.saves_per_second() / base
+    );
+    println!("{line}");
+    store.close().await.expect("closing the store");
+    pool.close().await;
+    drop(db);
+    line
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -343,47 +477,25 @@ fn main() {
         .await
         .print("memory store -> in-process broker");
 
-        let db = colloquy_testkit::fresh_database().await;
-        let mut config = SqlConfig::from_url(&db.url).expect("a URL");
-        config.max_connections = PARALLEL as u32;
-        let store = SqlStore::connect(&config, None).await.expect("connecting");
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(PARALLEL as u32)
-            .connect(&db.url)
-            .await
-            .expect("a baseline pool");
-        // Warm both paths up (connections, statement caches).
-        run_store(Arc::new(InMemoryStore::new()), "warm").await;
-        let baseline = run_baseline(pool.clone(), "baseline").await;
-        baseline.print("baseline: multi-row INSERT per turn");
-        let plain = run_store(Arc::new(store), "pg").await;
-        plain.print("PostgreSQL store, no broker");
-        let store = SqlStore::connect(&config, Some(drained_in_process_broker()))
-            .await
-            .expect("connecting");
-        let store = Arc::new(store);
-        let outboxed = run_store(store.clone(), "pg-outbox").await;
-        let drained = Instant::now();
-        colloquy_testkit::wait_until("the outbox to drain", Duration::from_secs(120), || async {
-            store.outbox_len().await.expect("outbox") == 0
-        })
-        .await;
-        outboxed.print("PostgreSQL store + outbox -> in-process");
-        println!(
-            "outbox drained {:.2} s after the last save",
-            drained.elapsed().as_secs_f64()
-        );
-        let baseline_again = run_baseline(pool.clone(), "baseline-again").await;
-        baseline_again.print("baseline again (drift check)");
-        let base = (baseline.saves_per_second() + baseline_again.saves_per_second()) / 2.0;
-        println!(
-            "ratio to the baseline (saves/s): store {:.2}, store + outbox {:.2}",
-            plain.saves_per_second() / base,
-            outboxed.saves_per_second() / base
-        );
-        store.close().await.expect("closing the store");
-        pool.close().await;
-        db.drop_database().await;
+        let wanted = std::env::var("BENCH_DIALECTS")
+            .unwrap_or_else(|_| "postgres,sqlite,mysql,redis".to_owned());
+        let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
+        let mut summary = Vec::new();
+        for (name, dialect) in [
+            ("postgres", TestDialect::Postgres),
+            ("sqlite", TestDialect::Sqlite),
+            ("mysql", TestDialect::MySql),
+        ] {
+            if wanted.contains(&name) {
+                summary.push(run_sql(dialect).await);
+            }
+        }
+        for line in &summary {
+            println!("{line}");
+        }
+        if !wanted.contains(&"redis") {
+            return;
+        }
         run_redis().await;
     });
 }

@@ -324,31 +324,37 @@ impl Export<'_> {
                     skip,
                 )
             })?;
-            // Positions are stored positions, whatever the publishing order.
-            let mut rows: Vec<(u64, StoredEvent)> = rows
+            // Positions are stored positions, whatever the publishing order. Each row's event is read first:
+            // ordering and the time bounds use the event's own `timestamp`, as Rasa's exporter does, not the
+            // column (which a table Rasa created on MySQL holds as a 4-byte FLOAT, rounded to 128 s).
+            let mut rows: Vec<(u64, StoredEvent, Result<Event, String>)> = rows
                 .into_iter()
                 .enumerate()
-                .map(|(seq, row)| (seq as u64, row))
+                .map(|(seq, row)| {
+                    let event = Event::from_json(row.data.as_bytes()).map_err(|e| e.to_string());
+                    (seq as u64, row, event)
+                })
                 .collect();
+            let timestamp_of = |row: &StoredEvent, event: &Result<Event, String>| match event {
+                Ok(event) => event.timestamp(),
+                Err(_) => row.timestamp,
+            };
             if order == ExportOrder::Timestamp {
                 // Rasa sorts with Python's stable sort on the timestamp.
-                rows.sort_by(|(_, a), (_, b)| {
-                    a.timestamp
+                rows.sort_by(|(_, a, a_event), (_, b, b_event)| {
+                    timestamp_of(a, a_event)
                         .unwrap_or(f64::NEG_INFINITY)
-                        .total_cmp(&b.timestamp.unwrap_or(f64::NEG_INFINITY))
+                        .total_cmp(&timestamp_of(b, b_event).unwrap_or(f64::NEG_INFINITY))
                 });
             }
-            for (seq, row) in rows {
-                if seq < skip || !filter.selection.selects(row.timestamp) {
+            for (seq, row, event) in rows {
+                if seq < skip || !filter.selection.selects(timestamp_of(&row, &event)) {
                     continue;
                 }
                 let StoredEvent {
-                    row_id,
-                    data,
-                    event_id,
-                    ..
+                    row_id, event_id, ..
                 } = row;
-                let event = Event::from_json(data.as_bytes()).map_err(|error| {
+                let event = event.map_err(|error| {
                     self.failure(
                         anyhow!(
                             "row {row_id} of conversation `{sender_id}` is not a readable event: {error}"
