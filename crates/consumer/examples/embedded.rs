@@ -22,6 +22,11 @@ use colloquy_storage::{ConnectOptions, Database};
 use tokio::sync::oneshot;
 
 const EVENTS: u64 = 20;
+/// How often the host looks at the consumer's counters while it waits: often enough not to slow the
+/// example down, rarely enough to cost nothing.
+const METRICS_POLL: Duration = Duration::from_millis(20);
+/// The longest the host waits for its events to be stored before it gives up.
+const STORE_DEADLINE: Duration = Duration::from_secs(30);
 
 async fn host_service(
     database_url: &str,
@@ -58,12 +63,13 @@ async fn host_service(
     broker.close().await?;
 
     // The host decides when to stop: here, once its events are stored (a bounded wait on the metrics).
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + STORE_DEADLINE;
     while metrics.events_stored() < EVENTS {
         if Instant::now() > deadline {
-            return Err(format!("only {} events stored in 30 s", metrics.events_stored()).into());
+            let stored = metrics.events_stored();
+            return Err(format!("only {stored} events stored in {STORE_DEADLINE:?}").into());
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(METRICS_POLL).await;
     }
     let _ = stop.send(());
     let summary = consumer.await??;

@@ -11,15 +11,16 @@
 //! before it is published.
 //!
 //! This crate knows nothing about AMQP (it talks to an [`EventBroker`]), writes no
-//! SQL (the [`colloquy_storage`] layer does) and never reads the environment or files by itself ([`config`]
-//! takes the YAML text and an env-lookup closure).
+//! SQL (the [`colloquy_storage`] layer does) and never reads the environment or files by itself (`Endpoints`
+//! takes the text of `endpoints.yml` and an env-lookup closure).
 //!
 //! # Modules
 //! - [`store`]: the [`TrackerStore`] trait, what "new since the last save" means, the concurrency rule, and
 //!   Rasa's latest-session selection ([`latest_session`]).
 //! - [`memory`]: [`InMemoryStore`]. [`sql`]: [`SqlStore`]. `redis` (feature `redis`, on by default):
 //!   `RedisStore`, sharing Rasa's `RedisTrackerStore` keys. [`outbox`]: how committed events reach the broker.
-//!   [`config`]: [`SqlConfig`] from a URL or Rasa's `endpoints.yml`. [`error`]: [`Error`].
+//!   [`config`]: [`SqlConfig`] from a URL. `endpoints` (feature `endpoints-yaml`, on by default): `Endpoints`,
+//!   the one reader of Rasa's `endpoints.yml`, for the broker's and the stores' settings. [`error`]: [`Error`].
 //!
 //! # Where to start
 //! One dependency covers the common case: this crate re-exports the event types its API takes
