@@ -11,7 +11,7 @@
 //!
 //! A line may be exempted with a comment `tidy: allow(<rule>)` on it or on the line before, saying why (e.g. a
 //! user-facing hint that shows a query). Comments (`//`, `//!`, `///`) are not checked, and neither is what
-//! follows a file's first `#[cfg(test)]` (the unit tests at the end of a file).
+//! follows a file's first `#[cfg(test)]` or `#[cfg(all(test, ...))]` (the unit tests at the end of a file).
 
 use std::path::{Path, PathBuf};
 
@@ -105,7 +105,7 @@ fn find(path: &Path, rule: &str, breaks: impl Fn(&str) -> bool) -> Vec<Finding> 
     let mut previous = "";
     for (index, line) in text.lines().enumerate() {
         let code = line.trim_start();
-        if code.starts_with("#[cfg(test)]") {
+        if code.starts_with("#[cfg(test)]") || code.starts_with("#[cfg(all(test,") {
             break;
         }
         let exempt = line.contains(&allow) || previous.contains(&allow);
