@@ -8,56 +8,23 @@
 use colloquy_testkit::consumer as support;
 use colloquy_testkit::on_every_dialect;
 
-use std::process::Command;
 use std::time::Duration;
 
 use colloquy_testkit::TestDialect;
+use colloquy_testkit::faults::{Action, LocalServer};
 use colloquy_testkit::{data_of, interleave, rasa_conversation};
 use colloquy_testkit::{rabbitmqctl, wait_until};
 use support::{Harness, TestStore};
 
 static ONE_FAULT_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Restarts RabbitMQ's application when dropped, so that a failing test leaves the broker running.
-struct BrokerRestorer;
-
-impl Drop for BrokerRestorer {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl").arg("start_app").status();
+/// The shared server behind `dialect`, for fault injection (SQLite has none).
+fn server_of(dialect: TestDialect) -> Option<LocalServer> {
+    match dialect {
+        TestDialect::Postgres => Some(LocalServer::Postgres),
+        TestDialect::MySql => Some(LocalServer::MariaDb),
+        TestDialect::Sqlite => None,
     }
-}
-
-/// Starts the database server when dropped, so that a failing test leaves it running.
-struct DatabaseRestorer(TestDialect);
-
-impl Drop for DatabaseRestorer {
-    fn drop(&mut self) {
-        let _ = database_server(self.0, "start");
-    }
-}
-
-/// Runs `action` (`start`, `restart`) on the local server of `dialect`.
-fn database_server(
-    dialect: TestDialect,
-    action: &str,
-) -> std::io::Result<std::process::ExitStatus> {
-    let command = match dialect {
-        TestDialect::Postgres => format!(
-            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | head -n1) main {action}"
-        ),
-        // The Debian init script cannot stop a server it did not start; the server's own tools can.
-        TestDialect::MySql => {
-            let start = "if ! mariadb-admin -uroot ping >/dev/null 2>&1; then \
-                         (setsid mariadbd-safe --user=mysql >/dev/null 2>&1 &); \
-                         for i in $(seq 300); do mariadb-admin -uroot ping >/dev/null 2>&1 && break; sleep 0.1; done; fi";
-            match action {
-                "restart" => format!("mariadb-admin -uroot shutdown && {start}"),
-                _ => start.to_owned(),
-            }
-        }
-        TestDialect::Sqlite => return Ok(std::process::ExitStatus::default()),
-    };
-    Command::new("sh").arg("-c").arg(command).status()
 }
 
 /// 200 conversations of 25 turns: 20600 events, consumed in small batches so that the fault lands mid-stream.
@@ -135,8 +102,8 @@ async fn broker_restarted_mid_stream() {
     harness.publish_like_rasa(&bodies).await;
     wait_for_progress(&harness, 500, bodies.len()).await;
     {
-        let _restorer = BrokerRestorer;
-        rabbitmqctl(&["stop_app"]);
+        let _restorer = LocalServer::RabbitMq.restorer();
+        LocalServer::RabbitMq.run(Action::Stop);
         // The consumer notices the broker is gone.
         let metrics = harness.metrics();
         wait_until(
@@ -148,9 +115,8 @@ async fn broker_restarted_mid_stream() {
             },
         )
         .await;
-        rabbitmqctl(&["start_app"]);
+        LocalServer::RabbitMq.run(Action::Start);
     }
-    rabbitmqctl(&["await_startup"]);
     assert_all_stored_once_in_order(&harness, &bodies).await;
     harness.cleanup().await;
 }
@@ -162,14 +128,9 @@ async fn database_restarted_mid_stream(dialect: TestDialect) {
     let bodies = workload();
     harness.publish_like_rasa(&bodies).await;
     wait_for_progress(&harness, 500, bodies.len()).await;
-    {
-        let _restorer = DatabaseRestorer(dialect);
-        assert!(
-            database_server(dialect, "restart")
-                .expect("running the service script")
-                .success(),
-            "restarting the {dialect:?} server"
-        );
+    if let Some(server) = server_of(dialect) {
+        let _restorer = server.restorer();
+        server.run(Action::Restart);
     }
     assert_all_stored_once_in_order(&harness, &bodies).await;
     harness.cleanup().await;

@@ -22,9 +22,12 @@
 pub mod broker;
 #[cfg(feature = "consumer")]
 pub mod consumer;
+pub mod faults;
 mod private_postgres;
 mod rabbitmq_node;
 mod rasa;
+#[cfg(feature = "tracker-store")]
+pub mod tracker_store;
 
 pub use private_postgres::PrivatePostgres;
 pub use rabbitmq_node::PrivateRabbitMq;

@@ -1,6 +1,6 @@
 //! The in-memory store against the shared conformance cases.
 
-mod common;
+use colloquy_testkit::tracker_store as common;
 
 use std::sync::Arc;
 

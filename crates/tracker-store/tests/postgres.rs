@@ -2,7 +2,7 @@
 //! inside the server, the outbox under a killed process, and start-up errors. The conformance cases run on
 //! every dialect in `sql.rs`.
 
-mod common;
+use colloquy_testkit::tracker_store as common;
 
 use std::future::Future;
 use std::str::FromStr;

@@ -2,7 +2,7 @@
 //! published in order (duplicates only as same-id re-sends). The server is shared: the test is short and
 //! starts the server again even when it fails.
 
-mod common;
+use colloquy_testkit::tracker_store as common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,42 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use colloquy_events::Tracker;
+use colloquy_testkit::faults::{Action, LocalServer};
 use colloquy_testkit::{fresh_database, wait_until};
 use colloquy_tracker_store::{SqlConfig, SqlStore, TrackerStore};
 use common::{in_process_broker, session_start, turn};
-
-fn cluster_version() -> String {
-    std::fs::read_dir("/etc/postgresql")
-        .expect("a Debian PostgreSQL cluster under /etc/postgresql")
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .max()
-        .expect("a cluster version")
-}
-
-fn pg_ctlcluster(action: &str) -> std::process::Output {
-    std::process::Command::new("pg_ctlcluster")
-        .args([
-            "--skip-systemctl-redirect",
-            &cluster_version(),
-            "main",
-            action,
-        ])
-        .output()
-        .expect("running pg_ctlcluster")
-}
-
-/// Starts the server again if it is down when the test ends, however it ends.
-struct RestartGuard;
-
-impl Drop for RestartGuard {
-    fn drop(&mut self) {
-        let status = pg_ctlcluster("status");
-        if !status.status.success() {
-            let started = pg_ctlcluster("start");
-            eprintln!("restarted PostgreSQL after the test: {:?}", started.status);
-        }
-    }
-}
 
 /// The pause between attempts of [`save_with_retry`] while PostgreSQL restarts.
 const SAVE_RETRY_PAUSE: Duration = Duration::from_millis(100);
@@ -101,14 +69,9 @@ async fn postgresql_restarted_in_a_stream_of_saves() -> Result<()> {
             saved_turns.load(Ordering::SeqCst) >= 5
         })
         .await;
-        let guard = RestartGuard;
-        let restarted = tokio::task::spawn_blocking(|| pg_ctlcluster("restart")).await?;
-        ensure!(
-            restarted.status.success(),
-            "pg_ctlcluster restart: {}",
-            String::from_utf8_lossy(&restarted.stderr)
-        );
-        drop(guard);
+        let restorer = LocalServer::Postgres.restorer();
+        tokio::task::spawn_blocking(|| LocalServer::Postgres.run(Action::Restart)).await?;
+        drop(restorer);
         let after_restart = saved_turns.load(Ordering::SeqCst);
         wait_until(
             "saves after the restart",

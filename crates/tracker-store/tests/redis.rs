@@ -2,8 +2,8 @@
 //! the conformance cases, Rasa's keys and values both ways, keys that do not hold a tracker, the outbox under
 //! a killed process and at `close`, and start-up errors.
 
-mod common;
-mod redis_support;
+use colloquy_testkit::tracker_store as common;
+use colloquy_testkit::tracker_store::redis as redis_support;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -2,8 +2,8 @@
 //! stream of saves: no event lost, none stored twice, every event published in order (duplicates only as
 //! same-id re-sends).
 
-mod common;
-mod redis_support;
+use colloquy_testkit::tracker_store as common;
+use colloquy_testkit::tracker_store::redis as redis_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

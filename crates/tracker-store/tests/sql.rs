@@ -1,7 +1,7 @@
 //! The SQL store on every dialect (PostgreSQL, MySQL/MariaDB, SQLite): the shared conformance cases, Rasa's own
 //! rows read and continued, and `close` publishing everything saved before it.
 
-mod common;
+use colloquy_testkit::tracker_store as common;
 
 use std::future::Future;
 use std::sync::Arc;

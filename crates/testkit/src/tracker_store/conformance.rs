@@ -14,7 +14,7 @@ use super::{Recorder, event, session_start, turn};
 pub const STREAM_TIMEOUT: Duration = Duration::from_secs(20);
 
 async fn wait_for_published(received: &Recorder, count: usize) {
-    colloquy_testkit::wait_until(
+    crate::wait_until(
         "the saved events to be published",
         STREAM_TIMEOUT,
         || async { received.count() >= count },

@@ -1,5 +1,6 @@
-//! Shared test support: Rasa-shaped events and a recording broker.
-#![allow(dead_code, missing_docs)]
+//! The tracker stores' integration-test helpers (feature `tracker-store`): Rasa-shaped events, a recording
+//! broker, the conformance suite every store passes, Redis key prefixes and a private `redis-server`.
+#![allow(missing_docs)]
 
 use std::sync::{Arc, Mutex};
 
@@ -11,6 +12,7 @@ use colloquy_events::{Envelope, Event, EventId, StampedEnvelope};
 use serde_json::json;
 
 pub mod conformance;
+pub mod redis;
 
 /// One Rasa event from its JSON.
 pub fn event(value: serde_json::Value) -> Event {
@@ -110,11 +112,11 @@ pub fn in_process_broker() -> (Arc<dyn EventBroker>, Arc<Recorder>) {
 /// The real RabbitMQ broker on a queue and exchange of its own, with a recorder on the queue. Call
 /// [`delete_queue`] at the end.
 pub async fn amqp_broker() -> (Arc<AmqpBroker>, Arc<Recorder>, String) {
-    let url = colloquy_testkit::amqp_url().await;
-    let queue = colloquy_testkit::unique_name("tracker-store-queue");
+    let url = crate::amqp_url().await;
+    let queue = crate::unique_name("tracker-store-queue");
     let config = AmqpConfig::from_url(&url)
         .unwrap()
-        .with_exchange(&colloquy_testkit::unique_name("tracker-store-exchange"))
+        .with_exchange(&crate::unique_name("tracker-store-exchange"))
         .unwrap()
         .with_queues([queue.as_str()])
         .unwrap();
@@ -129,7 +131,7 @@ pub async fn amqp_broker() -> (Arc<AmqpBroker>, Arc<Recorder>, String) {
 
 /// Deletes a test queue (drained already by its recorder).
 pub fn delete_queue(queue: &str) {
-    colloquy_testkit::rabbitmqctl(&["delete_queue", queue]);
+    crate::rabbitmqctl(&["delete_queue", queue]);
 }
 
 /// A broker that takes events but never confirms them (`flush` never returns): a process stuck between

@@ -1,6 +1,6 @@
 //! Redis test support: a key prefix of its own per test, whose keys are deleted when the guard drops (also
 //! when the test fails), and a private `redis-server` for the tests that break it.
-#![allow(dead_code, missing_docs)]
+#![allow(missing_docs)]
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -18,15 +18,21 @@ pub struct Prefix {
     pub name: String,
 }
 
+impl Default for Prefix {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Prefix {
     /// A fresh prefix on the shared test Redis.
     pub fn new() -> Self {
-        Self::on(&colloquy_testkit::redis_url())
+        Self::on(&crate::redis_url())
     }
 
     /// A fresh prefix on the Redis at `url`.
     pub fn on(url: &str) -> Self {
-        let name = colloquy_testkit::unique_name("t").replace('-', "");
+        let name = crate::unique_name("t").replace('-', "");
         Self {
             url: url.to_owned(),
             name,
@@ -90,8 +96,8 @@ pub struct PrivateRedis {
 
 impl PrivateRedis {
     pub fn start() -> Self {
-        let port = colloquy_testkit::free_port();
-        let dir = std::env::temp_dir().join(colloquy_testkit::unique_name("colloquy-redis"));
+        let port = crate::free_port();
+        let dir = std::env::temp_dir().join(crate::unique_name("colloquy-redis"));
         std::fs::create_dir_all(&dir).expect("a directory for the private Redis");
         let mut server = Self {
             port,
