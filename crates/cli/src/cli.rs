@@ -74,6 +74,41 @@ pub enum Command {
     /// conversations through RabbitMQ, waits until they are stored and prints a summary. Starts a local
     /// RabbitMQ when none answers and `rabbitmq-server` is installed.
     Demo(DemoArgs),
+    /// Rasa Pro's analytics tables (`rasa_sender`, `rasa_session`, `rasa_event`, ...) and metric views.
+    #[command(subcommand)]
+    Analytics(AnalyticsCommand),
+}
+
+/// `colloquy analytics ...`.
+#[derive(Debug, Subcommand)]
+pub enum AnalyticsCommand {
+    /// Derive the analytics tables from the events a database holds already (a database Rasa wrote
+    /// included), creating them when missing. Idempotent and resumable: each conversation continues after
+    /// the last event derived, so running it again, or after an interruption, derives only what is missing,
+    /// and the tables equal what `colloquy consume --analytics` keeps.
+    Rebuild(AnalyticsRebuildArgs),
+}
+
+/// `colloquy analytics rebuild`.
+#[derive(Debug, Clone, Args)]
+pub struct AnalyticsRebuildArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseArgs,
+
+    /// Empty the analytics tables first and derive everything again (the metric names are kept).
+    #[arg(long)]
+    pub from_scratch: bool,
+
+    /// Conversations derived per transaction.
+    #[arg(long, value_name = "N", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub conversations_per_transaction: u32,
+
+    /// Progress display: `auto` draws a bar when standard error is a terminal and logs a line every few
+    /// seconds otherwise; `bar` and `log` force one; `none` shows neither.
+    #[arg(long, env = "COLLOQUY_PROGRESS", value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
 }
 
 const IMPORT_HELP: &str = "Input formats (detected from the first record):
@@ -214,6 +249,11 @@ pub struct ConsumeArgs {
         value_parser = at_least_one
     )]
     pub shutdown_grace_secs: u64,
+
+    /// Also keep Rasa Pro's analytics tables (`rasa_sender`, `rasa_session`, `rasa_turn`, `rasa_event`, ...) and
+    /// the metric views, derived from each batch's new events in the same transaction. Creates them on start.
+    #[arg(long, env = "COLLOQUY_ANALYTICS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub analytics: bool,
 }
 
 /// Parses a size, count or duration that cannot be meant as 0 (a body limit of 0 would dead-letter every

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod analytics;
 pub mod consume;
 pub mod dead_letters;
 pub mod demo;
