@@ -45,13 +45,13 @@ mod sqlite;
 mod transaction;
 mod url;
 
+pub use analytics::AnalyticsProgress;
+/// What the analytics derivation takes besides the events (re-exported from `colloquy-analytics`).
+pub use colloquy_analytics::Settings as AnalyticsSettings;
 pub use database::{
     ConnectOptions, ConversationRows, Database, ExportSelection, OutboxEntry, RelayError,
     RelayPass, Schema, StoredDeadLetter, StoredEvent,
 };
-pub use analytics::AnalyticsProgress;
-/// What the analytics derivation takes besides the events (re-exported from `colloquy-analytics`).
-pub use colloquy_analytics::Settings as AnalyticsSettings;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use rows::{DeadLetterRow, EventRow, MAX_NAME_CHARS, RowError};
 pub use url::{Dialect, redact, target};

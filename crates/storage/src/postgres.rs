@@ -211,7 +211,8 @@ pub(crate) async fn store_batch(
         }
         insert_dead_letters(conn, dead_letters).await?;
         if let Some(settings) = analytics {
-            let senders = crate::analytics::senders_of(events.iter().map(|row| row.sender_id.as_str()));
+            let senders =
+                crate::analytics::senders_of(events.iter().map(|row| row.sender_id.as_str()));
             crate::analytics::postgres::catch_up(conn, &senders, settings).await?;
         }
         Ok(inserted)

@@ -158,7 +158,8 @@ pub(crate) async fn store_batch(
             insert.build().execute(&mut *conn).await?;
         }
         if let Some(settings) = analytics {
-            let senders = crate::analytics::senders_of(events.iter().map(|row| row.sender_id.as_str()));
+            let senders =
+                crate::analytics::senders_of(events.iter().map(|row| row.sender_id.as_str()));
             crate::analytics::sqlite::catch_up(conn, &senders, settings).await?;
         }
         Ok(inserted)

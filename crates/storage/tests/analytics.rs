@@ -92,7 +92,12 @@ fn data_set() -> Vec<(&'static str, Vec<Event>)> {
 
 /// The event row of `sender`'s event at `position`, with a stable event id.
 fn row(sender: &str, position: usize, event: &Event) -> EventRow {
-    EventRow::new(sender, event, &EventId::from(format!("{sender}-{position}"))).unwrap()
+    EventRow::new(
+        sender,
+        event,
+        &EventId::from(format!("{sender}-{position}")),
+    )
+    .unwrap()
 }
 
 /// Every table's rows as text (each column rendered by the database), sorted: to compare two states.
@@ -169,11 +174,13 @@ async fn table_exists(dialect: TestDialect, url: &str, table: &str) -> bool {
     let count: i64 = match dialect {
         TestDialect::Postgres => {
             let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_name = $1")
-                .bind(table)
-                .fetch_one(&mut conn)
-                .await
-                .unwrap()
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = $1",
+            )
+            .bind(table)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
         }
         TestDialect::Sqlite => {
             let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
@@ -228,7 +235,11 @@ async fn paths_agree_and_views_answer(dialect: TestDialect) {
         let third = events.len() / 3;
         for (b, batch) in batches.iter_mut().enumerate() {
             let start = (b * third).saturating_sub(if b == 0 { 0 } else { 2 });
-            let end = if b == 2 { events.len() } else { (b + 1) * third };
+            let end = if b == 2 {
+                events.len()
+            } else {
+                (b + 1) * third
+            };
             batch.extend((start..end).map(|i| row(sender, i, &events[i])));
         }
     }
@@ -256,7 +267,11 @@ async fn paths_agree_and_views_answer(dialect: TestDialect) {
             .unwrap(),
         0
     );
-    assert_eq!(dump(dialect, &url).await, incremental, "{dialect:?}: replay");
+    assert_eq!(
+        dump(dialect, &url).await,
+        incremental,
+        "{dialect:?}: replay"
+    );
 
     // The rebuild path: from scratch, twice (idempotent).
     let senders = db.sender_ids().await.unwrap();
@@ -265,8 +280,15 @@ async fn paths_agree_and_views_answer(dialect: TestDialect) {
     let progress = db.derive_analytics(&senders, &settings).await.unwrap();
     assert_eq!((progress.conversations, progress.events), (2, 18));
     let progress = db.derive_analytics(&senders, &settings).await.unwrap();
-    assert_eq!(progress.events, 0, "{dialect:?}: a second rebuild derives nothing");
-    assert_eq!(dump(dialect, &url).await, incremental, "{dialect:?}: rebuild");
+    assert_eq!(
+        progress.events, 0,
+        "{dialect:?}: a second rebuild derives nothing"
+    );
+    assert_eq!(
+        dump(dialect, &url).await,
+        incremental,
+        "{dialect:?}: rebuild"
+    );
 
     // A one-go derivation written over it changes nothing (same ids, same values).
     let mut rows = Rows::default();
@@ -274,7 +296,11 @@ async fn paths_agree_and_views_answer(dialect: TestDialect) {
         rows.extend(derive_conversation(&settings, sender, events));
     }
     db.write_analytics_rows(&rows).await.unwrap();
-    assert_eq!(dump(dialect, &url).await, incremental, "{dialect:?}: one go");
+    assert_eq!(
+        dump(dialect, &url).await,
+        incremental,
+        "{dialect:?}: one go"
+    );
 
     check_views(dialect, &url).await;
     db.close().await;
@@ -427,13 +453,20 @@ fn arbitrary_event() -> impl Strategy<Value = Event> {
             .prop_map(|(name, value)| EventKind::slot(name, value)),
         1 => Just(EventKind::Restart),
     ];
-    (kind, 1_600_000_000.0..1_700_000_000.0f64, prop::option::of(Just("m1")))
+    (
+        kind,
+        1_600_000_000.0..1_700_000_000.0f64,
+        prop::option::of(Just("m1")),
+    )
         .prop_map(|(kind, timestamp, model)| {
             let mut metadata: Map<String, Value> = Map::new();
             if let Some(model) = model {
                 metadata.insert("model_id".into(), model.into());
             }
-            Event::new(kind).with_metadata(metadata).with_timestamp(timestamp).unwrap()
+            Event::new(kind)
+                .with_metadata(metadata)
+                .with_timestamp(timestamp)
+                .unwrap()
         })
 }
 

@@ -31,7 +31,8 @@ where
 }
 
 async fn rebuild(args: AnalyticsRebuildArgs, endpoints: Option<&Endpoints>) -> Result<()> {
-    let (database, url) = super::open_database(&args.database, endpoints, &ConnectOptions::default())?;
+    let (database, url) =
+        super::open_database(&args.database, endpoints, &ConnectOptions::default())?;
     let outcome = rebuild_on(&database, &args).await;
     database.close().await;
     outcome.with_context(|| format!("analytics rebuild of {}", redact(&url)))

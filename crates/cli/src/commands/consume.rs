@@ -48,7 +48,10 @@ pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()>
         http: args.http,
     };
     let sink: Arc<dyn EventSink> = if args.analytics {
-        Arc::new(AnalyticsSink::new(database.clone(), AnalyticsSettings::default()))
+        Arc::new(AnalyticsSink::new(
+            database.clone(),
+            AnalyticsSettings::default(),
+        ))
     } else {
         Arc::new(database.clone())
     };

@@ -92,6 +92,8 @@ pub struct Harness {
     pub database: Database,
     pub options: ConsumerOptions,
     pub prefetch: u16,
+    /// Run the consumer with `--analytics` (an `AnalyticsSink`).
+    pub analytics: bool,
     running: Option<(
         oneshot::Sender<()>,
         JoinHandle<colloquy_consumer::Result<RunSummary>>,
@@ -126,6 +128,7 @@ impl Harness {
                 ..ConsumerOptions::default()
             },
             prefetch: 400,
+            analytics: false,
             running: None,
         }
     }
@@ -147,7 +150,15 @@ impl Harness {
         let subscription = AmqpSubscription::connect(self.amqp_config())
             .await
             .expect("subscribing");
-        let consumer = Consumer::new(Arc::new(self.database.clone()), self.options.clone());
+        let sink: Arc<dyn colloquy_consumer::EventSink> = if self.analytics {
+            Arc::new(colloquy_consumer::AnalyticsSink::new(
+                self.database.clone(),
+                colloquy_storage::AnalyticsSettings::default(),
+            ))
+        } else {
+            Arc::new(self.database.clone())
+        };
+        let consumer = Consumer::new(sink, self.options.clone());
         let metrics = consumer.metrics();
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(consumer.run(Box::new(subscription), async move {

@@ -112,7 +112,9 @@ impl State {
 /// The distinct conversations of a batch, in first-seen order.
 pub(crate) fn senders_of<'a>(rows: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     let mut seen = std::collections::HashSet::new();
-    rows.into_iter().filter(|sender| seen.insert(*sender)).collect()
+    rows.into_iter()
+        .filter(|sender| seen.insert(*sender))
+        .collect()
 }
 
 /// What one catch-up did.
@@ -256,6 +258,74 @@ impl Database {
         })
     }
 
+    /// Every row of the nine Rasa Pro tables as one line of text (`table: values`, each value rendered by
+    /// the database), sorted: to compare two states of a database, e.g. what the consumer kept with what a
+    /// rebuild computes.
+    pub async fn analytics_dump(&self) -> Result<Vec<String>> {
+        let tables = &DERIVED_TABLES[..9];
+        let outcome: Result<Vec<String>, sqlx::Error> = async { match &self.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(pool) => {
+                let mut all = Vec::new();
+                for table in tables {
+                    let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT t::text FROM {table} t ORDER BY 1"
+                    )))
+                    .fetch_all(pool)
+                    .await?;
+                    all.extend(rows.into_iter().map(|row| format!("{table}: {row}")));
+                }
+                Ok(all)
+            }
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(pool) => {
+                let mut all = Vec::new();
+                for table in tables {
+                    let columns: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT group_concat('quote(' || name || ')', ' || '','' || ') FROM pragma_table_info('{table}')"
+                    )))
+                    .fetch_one(pool)
+                    .await?;
+                    let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT {columns} FROM {table} ORDER BY id"
+                    )))
+                    .fetch_all(pool)
+                    .await?;
+                    all.extend(rows.into_iter().map(|row| format!("{table}: {row}")));
+                }
+                Ok(all)
+            }
+            #[cfg(feature = "mysql")]
+            Pool::MySql(pool) => {
+                let mut all = Vec::new();
+                for table in tables {
+                    let columns: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT GROUP_CONCAT(CONCAT('QUOTE(', column_name, ')') ORDER BY ordinal_position \
+                         SEPARATOR ', \\',\\', ') FROM information_schema.columns \
+                         WHERE table_schema = DATABASE() AND table_name = '{table}'"
+                    )))
+                    .fetch_one(pool)
+                    .await?;
+                    let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT CONCAT({columns}) FROM {table} ORDER BY id"
+                    )))
+                    .fetch_all(pool)
+                    .await?;
+                    all.extend(rows.into_iter().map(|row| format!("{table}: {row}")));
+                }
+                Ok(all)
+            }
+        } }.await;
+        outcome.map_err(|error| {
+            Error::database(
+                "read the analytics tables",
+                &self.target,
+                self.dialect(),
+                error,
+            )
+        })
+    }
+
     /// Empties the derived analytics tables and every conversation's derivation state in one transaction
     /// (the metric names stay): the next derivation starts from each conversation's first event.
     pub async fn reset_analytics(&self) -> Result<()> {
@@ -287,7 +357,12 @@ impl Database {
             Pool::MySql(pool) => delete_all(pool, "BEGIN").await,
         };
         outcome.map_err(|error| {
-            Error::database("reset the analytics tables", &self.target, self.dialect(), error)
+            Error::database(
+                "reset the analytics tables",
+                &self.target,
+                self.dialect(),
+                error,
+            )
         })
     }
 }

@@ -76,29 +76,41 @@ macro_rules! per_row_dialect {
                     .await?;
             }
             for r in &rows.user_messages {
-                event_columns(sqlx::query(statement!("insert_rasa_user_message")), &r.id, &r.event)
-                    .bind(r.intent.as_deref())
-                    .bind(r.retrieval_intent.as_deref())
-                    .bind(r.confidence)
-                    .bind(r.text.as_deref())
-                    .bind(r.message_id.as_deref())
-                    .execute(&mut *conn)
-                    .await?;
+                event_columns(
+                    sqlx::query(statement!("insert_rasa_user_message")),
+                    &r.id,
+                    &r.event,
+                )
+                .bind(r.intent.as_deref())
+                .bind(r.retrieval_intent.as_deref())
+                .bind(r.confidence)
+                .bind(r.text.as_deref())
+                .bind(r.message_id.as_deref())
+                .execute(&mut *conn)
+                .await?;
             }
             for r in &rows.bot_messages {
-                event_columns(sqlx::query(statement!("insert_rasa_bot_message")), &r.id, &r.event)
-                    .bind(r.template_name.as_deref())
-                    .bind(r.text.as_deref())
-                    .execute(&mut *conn)
-                    .await?;
+                event_columns(
+                    sqlx::query(statement!("insert_rasa_bot_message")),
+                    &r.id,
+                    &r.event,
+                )
+                .bind(r.template_name.as_deref())
+                .bind(r.text.as_deref())
+                .execute(&mut *conn)
+                .await?;
             }
             for r in &rows.actions {
-                event_columns(sqlx::query(statement!("insert_rasa_action")), &r.id, &r.event)
-                    .bind(r.name.as_deref())
-                    .bind(r.confidence)
-                    .bind(r.policy.as_deref())
-                    .execute(&mut *conn)
-                    .await?;
+                event_columns(
+                    sqlx::query(statement!("insert_rasa_action")),
+                    &r.id,
+                    &r.event,
+                )
+                .bind(r.name.as_deref())
+                .bind(r.confidence)
+                .bind(r.policy.as_deref())
+                .execute(&mut *conn)
+                .await?;
             }
             for r in &rows.slots {
                 event_columns(sqlx::query(statement!("insert_rasa_slot")), &r.id, &r.event)
@@ -138,14 +150,15 @@ macro_rules! per_row_dialect {
                     .await?
                     .map(|row| (row.get(0), row.get(1)));
                 let mut state = State::read(sender, stored)?;
-                let events: Vec<(i64, Option<String>)> = sqlx::query(statement!("select_new_events"))
-                    .bind(*sender)
-                    .bind(state.last_row_id)
-                    .fetch_all(&mut *conn)
-                    .await?
-                    .into_iter()
-                    .map(|row| (row.get(0), row.get(1)))
-                    .collect();
+                let events: Vec<(i64, Option<String>)> =
+                    sqlx::query(statement!("select_new_events"))
+                        .bind(*sender)
+                        .bind(state.last_row_id)
+                        .fetch_all(&mut *conn)
+                        .await?
+                        .into_iter()
+                        .map(|row| (row.get(0), row.get(1)))
+                        .collect();
                 if events.is_empty() {
                     continue;
                 }

@@ -98,9 +98,11 @@ pub(crate) async fn write_rows(conn: &mut PgConnection, rows: &Rows) -> Result<(
     }
     if !rows.user_messages.is_empty() {
         let r = &rows.user_messages;
-        event_columns(sqlx::query(statement!("insert_rasa_user_message")), r, |r| {
-            (&r.id, &r.event)
-        })
+        event_columns(
+            sqlx::query(statement!("insert_rasa_user_message")),
+            r,
+            |r| (&r.id, &r.event),
+        )
         .bind(opt_texts(r, |r| r.intent.as_deref()))
         .bind(opt_texts(r, |r| r.retrieval_intent.as_deref()))
         .bind(floats(r, |r| r.confidence))
