@@ -1,6 +1,7 @@
 //! `cargo bench -p colloquy-consumer` (or `cargo xtask bench consumer`): the consumer draining a full queue into
 //! PostgreSQL, against a minimal raw lapin + UNNEST consumer measured in the same run; then the end-to-end
-//! latency (publish to commit) at half the measured maximum rate.
+//! latency (publish to commit) at half the measured maximum rate. The drain runs a second time with
+//! `--analytics` (ratio to the plain drain of the same run), then `analytics rebuild` is timed on that database.
 //!
 //! Environment: `BENCH_EVENTS` (default 200000), `BENCH_LATENCY_SECS` (default 10), `BENCH_LATENCY_RATE`
 //! (default: half of the measured drain rate), `BENCH_DEBUG` (print the consumer's metrics), `AMQP_URL`,
@@ -12,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use colloquy_broker::{AmqpConfig, AmqpSubscription};
-use colloquy_consumer::{Consumer, ConsumerOptions, EventSink};
-use colloquy_storage::{ConnectOptions, Database, Schema};
+use colloquy_consumer::{AnalyticsSink, Consumer, ConsumerOptions, EventSink};
+use colloquy_storage::{AnalyticsSettings, ConnectOptions, Database, Schema};
 use colloquy_storage::{DeadLetterRow, EventRow};
 use colloquy_testkit::{TestDatabase, fresh_database, unique_name, wait_until};
 use futures_util::StreamExt;
@@ -48,10 +49,16 @@ fn main() -> Result<()> {
         println!("consumer drain: {events} events of {mean} bytes on average");
 
         let raw = raw_drain(&amqp_url, &bodies).await?;
-        let ours = our_drain(&amqp_url, &bodies).await?;
+        let (ours, _) = our_drain(&amqp_url, &bodies, false).await?;
+        let (analytics, rebuild) = our_drain(&amqp_url, &bodies, true).await?;
         println!("raw lapin + UNNEST baseline: {raw:>8.0} events/s");
         println!("colloquy consume:            {ours:>8.0} events/s");
         println!("ratio ours / raw:            {:>8.2}", ours / raw);
+        println!("colloquy consume --analytics: {analytics:>7.0} events/s");
+        println!("ratio analytics / ours:      {:>8.2}", analytics / ours);
+        if let Some(rebuild) = rebuild {
+            println!("analytics rebuild (from scratch, {} events): {rebuild:.1} s per million events", bodies.len());
+        }
 
         if latency_secs > 0 {
             // Half of our measured maximum, unless BENCH_LATENCY_RATE names a rate.
@@ -180,13 +187,21 @@ async fn count(database: &TestDatabase) -> Result<i64> {
     Ok(count)
 }
 
-/// Our consumer draining a full queue: events per second.
-async fn our_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
+/// Our consumer draining a full queue: events per second; with `analytics` (`colloquy consume --analytics`),
+/// also the seconds `analytics rebuild` takes per million events, timed from scratch on the drained database.
+async fn our_drain(
+    amqp_url: &str,
+    bodies: &[Vec<u8>],
+    analytics: bool,
+) -> Result<(f64, Option<f64>)> {
     let topology = topology(amqp_url).await?;
     fill(&topology, bodies).await?;
     let database = fresh_database().await;
     let sink = Database::connect_lazy(&database.url, &ConnectOptions::default())?;
     sink.migrate(Schema::Events).await?;
+    if analytics {
+        sink.migrate_analytics().await?;
+    }
     let config = AmqpConfig::from_url(amqp_url)?
         .with_exchange(&topology.exchange)?
         .with_queues([topology.queue.as_str()])?
@@ -195,6 +210,8 @@ async fn our_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
         inner: sink.clone(),
         stored: Default::default(),
         latencies: None,
+        analytics: analytics
+            .then(|| AnalyticsSink::new(sink.clone(), AnalyticsSettings::default())),
     });
     let consumer = Consumer::new(
         counting.clone(),
@@ -220,10 +237,30 @@ async fn our_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
     let _ = stop.send(());
     running.await??;
     anyhow::ensure!(count(&database).await? == bodies.len() as i64, "row count");
+    let rebuild = if analytics {
+        // `colloquy analytics rebuild --from-scratch`: what the command runs, 200 conversations a transaction.
+        sink.reset_analytics().await?;
+        let started = Instant::now();
+        let senders = sink.sender_ids().await?;
+        let mut derived = 0;
+        for chunk in senders.chunks(200) {
+            derived += sink
+                .derive_analytics(chunk, &AnalyticsSettings::default())
+                .await?
+                .events;
+        }
+        anyhow::ensure!(
+            derived == bodies.len() as u64,
+            "rebuild derived {derived} events"
+        );
+        Some(started.elapsed().as_secs_f64() * 1e6 / bodies.len() as f64)
+    } else {
+        None
+    };
     sink.close().await;
     database.drop_database().await;
     topology.delete().await?;
-    Ok(bodies.len() as f64 / elapsed.as_secs_f64())
+    Ok((bodies.len() as f64 / elapsed.as_secs_f64(), rebuild))
 }
 
 /// The baseline: a minimal raw lapin consumer that inserts batches of up to 1000 (or 50 ms) with UNNEST +
@@ -370,6 +407,8 @@ struct CountingSink {
     inner: Database,
     stored: std::sync::atomic::AtomicUsize,
     latencies: Option<Mutex<Vec<f64>>>,
+    /// With `--analytics`: store through this sink instead.
+    analytics: Option<AnalyticsSink>,
 }
 
 impl CountingSink {
@@ -385,7 +424,10 @@ impl EventSink for CountingSink {
         events: &[EventRow],
         dead_letters: &[DeadLetterRow],
     ) -> colloquy_consumer::Result<u64> {
-        let inserted = self.inner.store(events, dead_letters).await?;
+        let inserted = match &self.analytics {
+            Some(sink) => sink.store(events, dead_letters).await?,
+            None => self.inner.store(events, dead_letters).await?,
+        };
         if let Some(latencies) = &self.latencies {
             let now = unix_now();
             let mut latencies = latencies.lock().expect("latency lock");
@@ -517,6 +559,7 @@ async fn latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f64, 
         inner: sink.clone(),
         stored: Default::default(),
         latencies: Some(Mutex::new(Vec::new())),
+        analytics: None,
     });
     let consumer = Consumer::new(
         counting.clone(),
