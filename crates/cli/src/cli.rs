@@ -77,6 +77,39 @@ pub enum Command {
     /// Rasa Pro's analytics tables (`rasa_sender`, `rasa_session`, `rasa_event`, ...) and metric views.
     #[command(subcommand)]
     Analytics(AnalyticsCommand),
+    /// Rasa's conversation markers (`rasa evaluate markers`), evaluated on the events a database holds.
+    #[command(subcommand)]
+    Markers(MarkersCommand),
+}
+
+/// `colloquy markers ...`.
+#[derive(Debug, Subcommand)]
+pub enum MarkersCommand {
+    /// Evaluate markers on every conversation of a database (one Rasa wrote included; read only) and write
+    /// the files Rasa 3.6's `rasa evaluate markers all` writes: the markers CSV and, with
+    /// `--stats-file-prefix P`, `P-overall.csv` and `P-per-session.csv`. Conversations in byte order of
+    /// their ids, each one's events in stored order.
+    Evaluate(MarkersEvaluateArgs),
+}
+
+/// `colloquy markers evaluate`.
+#[derive(Debug, Clone, Args)]
+pub struct MarkersEvaluateArgs {
+    /// The marker configuration (Rasa's YAML: marker name -> condition).
+    #[arg(long, value_name = "FILE")]
+    pub config: std::path::PathBuf,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseArgs,
+
+    /// Where to write the markers CSV (`sender_id,session_idx,marker,event_idx,num_preceding_user_turns`).
+    #[arg(long, value_name = "FILE")]
+    pub output_file: std::path::PathBuf,
+
+    /// Also write the statistics: `<P>-overall.csv` and `<P>-per-session.csv`.
+    #[arg(long, value_name = "P")]
+    pub stats_file_prefix: Option<String>,
 }
 
 /// `colloquy analytics ...`.

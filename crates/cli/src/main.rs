@@ -60,6 +60,7 @@ fn main() -> ExitCode {
             Command::Analytics(command) => {
                 commands::analytics::run(command, endpoints.as_ref()).await
             }
+            Command::Markers(command) => commands::markers::run(command, endpoints.as_ref()).await,
         }
     });
     match result {

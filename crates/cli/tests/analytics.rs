@@ -179,3 +179,107 @@ async fn rebuild_creates_and_fills_the_tables_of_a_plain_database() {
     database.close().await;
     drop(guard);
 }
+
+/// `colloquy markers evaluate` reads the conversations through the storage layer (byte order of their ids,
+/// events in stored order) and writes what the marker library writes for them (the library's output is
+/// compared with Rasa 3.6.21's own in the compat suite, `compat/rasa/tests/test_markers.py`).
+#[tokio::test]
+async fn markers_evaluate_writes_rasas_files_from_a_database() {
+    use colloquy_analytics::markers::{
+        Evaluator, MarkerConfig, TagNegation, write_markers_csv, write_overall_statistics,
+        write_per_session_statistics,
+    };
+    let guard = colloquy_testkit::TestDialect::Sqlite
+        .fresh_database()
+        .await
+        .guard();
+    let url = guard.url.clone();
+    let database = Database::connect_lazy(&url, &ConnectOptions::default()).unwrap();
+    database
+        .migrate(colloquy_storage::Schema::Events)
+        .await
+        .unwrap();
+    let bodies = interleave(
+        ["zoe", "adam", "mia, \"quoted\""]
+            .iter()
+            .enumerate()
+            .map(|(n, sender)| rasa_conversation(sender, 1 + n))
+            .collect(),
+    );
+    let envelopes: Vec<colloquy_events::Envelope> = bodies
+        .iter()
+        .map(|body| colloquy_events::Envelope::from_json(body).unwrap())
+        .collect();
+    let rows: Vec<colloquy_storage::EventRow> = envelopes
+        .iter()
+        .enumerate()
+        .map(|(i, envelope)| {
+            colloquy_storage::EventRow::new(
+                &envelope.sender_id,
+                &envelope.event,
+                &colloquy_events::EventId::from(format!("m-{i}")),
+            )
+            .unwrap()
+        })
+        .collect();
+    database.store_batch(&rows, &[]).await.unwrap();
+    database.close().await;
+
+    let dir = std::env::temp_dir().join(unique_name("markers-cli"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let yaml = "asked:\n  intent: request_restaurant\nacked_after_ask:\n  seq:\n    - intent: request_restaurant\n    - action: utter_ack\ncuisine:\n  slot_was_set: cuisine\n";
+    std::fs::write(dir.join("markers.yml"), yaml).unwrap();
+    let output = Command::new(BINARY)
+        .args(["markers", "evaluate", "--config"])
+        .arg(dir.join("markers.yml"))
+        .args(["--database-url", &url, "--output-file"])
+        .arg(dir.join("out.csv"))
+        .arg("--stats-file-prefix")
+        .arg(dir.join("stats"))
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let config = MarkerConfig::from_yaml(yaml, TagNegation::AsRasa3_6).unwrap();
+    let mut evaluator = Evaluator::new(&config);
+    let mut senders: Vec<&str> = envelopes.iter().map(|e| e.sender_id.as_str()).collect();
+    senders.sort_unstable();
+    senders.dedup();
+    let results: Vec<_> = senders
+        .iter()
+        .map(|sender| {
+            let events: Vec<&colloquy_events::Event> = envelopes
+                .iter()
+                .filter(|e| e.sender_id == *sender)
+                .map(|e| &e.event)
+                .collect();
+            evaluator.evaluate(sender, events)
+        })
+        .collect();
+    let (mut csv, mut overall, mut per_session) = (Vec::new(), Vec::new(), Vec::new());
+    write_markers_csv(&mut csv, &results).unwrap();
+    write_overall_statistics(&mut overall, &results).unwrap();
+    write_per_session_statistics(&mut per_session, &results).unwrap();
+    assert_eq!(std::fs::read(dir.join("out.csv")).unwrap(), csv);
+    assert_eq!(
+        std::fs::read(dir.join("stats-overall.csv")).unwrap(),
+        overall
+    );
+    assert_eq!(
+        std::fs::read(dir.join("stats-per-session.csv")).unwrap(),
+        per_session
+    );
+    let text = String::from_utf8(csv).unwrap();
+    assert!(
+        text.lines().nth(1).unwrap().starts_with("adam,0,"),
+        "byte order: {text}"
+    );
+    assert!(text.lines().count() > 6, "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    drop(guard);
+}

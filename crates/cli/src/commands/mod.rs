@@ -6,6 +6,7 @@ pub mod dead_letters;
 pub mod demo;
 pub mod export;
 pub mod import;
+pub mod markers;
 pub mod migrate;
 
 use std::time::Duration;
