@@ -90,6 +90,23 @@ pub enum MarkersCommand {
     /// `--stats-file-prefix P`, `P-overall.csv` and `P-per-session.csv`. Conversations in byte order of
     /// their ids, each one's events in stored order.
     Evaluate(MarkersEvaluateArgs),
+    /// Store the markers of a configuration as Rasa Pro's `rasa_pattern` rows (active; patterns not in the
+    /// file become inactive). `colloquy consume --analytics` evaluates the active patterns as events arrive
+    /// and writes each hit to `rasa_marker` once; `analytics rebuild --from-scratch` evaluates them on
+    /// everything stored.
+    Upload(MarkersUploadArgs),
+}
+
+/// `colloquy markers upload`.
+#[derive(Debug, Clone, Args)]
+pub struct MarkersUploadArgs {
+    /// The marker configuration (Rasa's YAML: marker name -> condition).
+    #[arg(long, value_name = "FILE")]
+    pub config: std::path::PathBuf,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseArgs,
 }
 
 /// `colloquy markers evaluate`.

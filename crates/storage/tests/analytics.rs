@@ -512,3 +512,93 @@ proptest! {
         });
     }
 }
+
+/// Real-time markers: uploaded patterns are evaluated as batches arrive (split, redelivered, replayed); each
+/// hit is written to `rasa_marker` once, the hits are those `markers evaluate` finds (one conversation at a
+/// time), and a rebuild from scratch gives the same rows.
+async fn markers_are_written_once_as_events_arrive(dialect: TestDialect) {
+    use colloquy_analytics::markers::{Evaluator, MarkerConfig, TagNegation, patterns_of};
+    let guard = dialect.fresh_database().await.guard();
+    let url = guard.url.clone();
+    let db = Database::connect_lazy(&url, &ConnectOptions::default()).unwrap();
+    db.migrate(Schema::Events).await.unwrap();
+    db.migrate_analytics().await.unwrap();
+    let yaml = "greeted:\n  description: said hi\n  intent: greet\nfell_back:\n  action: action_default_fallback\ngreet_then_utter:\n  seq:\n    - intent: greet\n    - action: action_listen\nold:\n  intent: inform\n";
+    db.upload_patterns(&patterns_of("stale:\n  intent: greet\n", TagNegation::AsRasa3_6).unwrap())
+        .await
+        .unwrap();
+    // The second upload leaves `stale` out: it becomes inactive and finds nothing (the count below).
+    db.upload_patterns(&patterns_of(yaml, TagNegation::AsRasa3_6).unwrap())
+        .await
+        .unwrap();
+    let settings = Settings::default();
+    let conversations = data_set();
+    let config = MarkerConfig::from_yaml(yaml, TagNegation::AsRasa3_6).unwrap();
+    let mut expected = 0;
+    for (sender, events) in &conversations {
+        let result = Evaluator::new(&config).evaluate(sender, events);
+        expected += result
+            .sessions
+            .iter()
+            .flat_map(|session| session.iter().map(|(_, hits)| hits.len()))
+            .sum::<usize>();
+    }
+    assert!(
+        expected >= 5,
+        "the data set exercises the markers ({expected})"
+    );
+    for (sender, events) in &conversations {
+        for (start, end) in [(0, 3), (1, 7), (5, events.len())] {
+            let batch: Vec<EventRow> = (start..end.min(events.len()))
+                .map(|i| row(sender, i, &events[i]))
+                .collect();
+            db.store_batch_with_analytics(&batch, &[], &settings)
+                .await
+                .unwrap();
+        }
+    }
+    let kept = db.analytics_dump().await.unwrap();
+    let markers: Vec<&String> = kept
+        .iter()
+        .filter(|r| r.starts_with("rasa_marker:"))
+        .collect();
+    assert_eq!(markers.len(), expected, "{dialect:?}: {markers:#?}");
+    let all: Vec<EventRow> = conversations
+        .iter()
+        .flat_map(|(sender, events)| events.iter().enumerate().map(|(i, e)| row(sender, i, e)))
+        .collect();
+    db.store_batch_with_analytics(&all, &[], &settings)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.analytics_dump().await.unwrap(),
+        kept,
+        "{dialect:?}: replay"
+    );
+    db.reset_analytics().await.unwrap();
+    db.derive_analytics(&db.sender_ids().await.unwrap(), &settings)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.analytics_dump().await.unwrap(),
+        kept,
+        "{dialect:?}: rebuild"
+    );
+    db.close().await;
+    drop(guard);
+}
+
+#[tokio::test]
+async fn markers_are_written_once_on_postgresql() {
+    markers_are_written_once_as_events_arrive(TestDialect::Postgres).await;
+}
+
+#[tokio::test]
+async fn markers_are_written_once_on_sqlite() {
+    markers_are_written_once_as_events_arrive(TestDialect::Sqlite).await;
+}
+
+#[tokio::test]
+async fn markers_are_written_once_on_mysql() {
+    markers_are_written_once_as_events_arrive(TestDialect::MySql).await;
+}

@@ -6,19 +6,20 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 use colloquy_analytics::markers::{
-    Evaluator, MarkerConfig, TagNegation, write_markers_csv, write_overall_statistics,
+    Evaluator, MarkerConfig, TagNegation, patterns_of, write_markers_csv, write_overall_statistics,
     write_per_session_statistics,
 };
 use colloquy_events::Event;
 use colloquy_storage::{ConnectOptions, Database, redact};
 
-use crate::cli::{MarkersCommand, MarkersEvaluateArgs};
+use crate::cli::{MarkersCommand, MarkersEvaluateArgs, MarkersUploadArgs};
 use crate::settings::Endpoints;
 
 /// Runs a `markers` subcommand.
 pub async fn run(command: MarkersCommand, endpoints: Option<&Endpoints>) -> Result<()> {
     match command {
         MarkersCommand::Evaluate(args) => evaluate(args, endpoints).await,
+        MarkersCommand::Upload(args) => upload(args, endpoints).await,
     }
 }
 
@@ -95,5 +96,34 @@ async fn evaluate_on(
         markers = config.markers.len(),
         "Markers evaluated."
     );
+    Ok(())
+}
+
+async fn upload(args: MarkersUploadArgs, endpoints: Option<&Endpoints>) -> Result<()> {
+    let yaml = std::fs::read_to_string(&args.config).map_err(|error| {
+        super::ConfigError(format!("cannot read {}: {error}", args.config.display()))
+    })?;
+    let patterns = patterns_of(&yaml, TagNegation::AsRasa3_6)
+        .map_err(|error| super::ConfigError(format!("{}: {error}", args.config.display())))?;
+    let (database, url) =
+        super::open_database(&args.database, endpoints, &ConnectOptions::default())?;
+    let outcome = async {
+        database
+            .require_events_table()
+            .await
+            .map_err(super::storage_error)?;
+        database
+            .migrate_analytics()
+            .await
+            .map_err(super::storage_error)?;
+        database
+            .upload_patterns(&patterns)
+            .await
+            .map_err(super::storage_error)
+    }
+    .await;
+    database.close().await;
+    outcome.with_context(|| format!("markers upload to {}", redact(&url)))?;
+    eprintln!("Uploaded {} active patterns.", patterns.len());
     Ok(())
 }

@@ -109,6 +109,106 @@ impl State {
     }
 }
 
+/// The active patterns (`rasa_pattern` rows with `is_active`), as one marker configuration: marker `i` is
+/// pattern `ids[i]`.
+pub(crate) struct ActivePatterns {
+    ids: Vec<String>,
+    config: colloquy_analytics::markers::MarkerConfig,
+}
+
+impl ActivePatterns {
+    /// From `(id, config)` rows; `None` when there is no active pattern.
+    pub(crate) fn of(rows: Vec<(String, String)>) -> Result<Option<Self>, DeriveError> {
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let config = colloquy_analytics::markers::config_of_patterns(
+            rows.iter().map(|(_, config)| config.as_str()),
+            colloquy_analytics::markers::TagNegation::AsRasa3_6,
+        )?;
+        Ok(Some(Self {
+            ids: rows.into_iter().map(|(id, _)| id).collect(),
+            config,
+        }))
+    }
+}
+
+/// A row of `rasa_marker`: where an active pattern applied.
+pub(crate) struct MarkerRow {
+    pub(crate) id: String,
+    pub(crate) pattern_id: String,
+    pub(crate) sender_id: String,
+    pub(crate) session_id: String,
+    pub(crate) event_id: String,
+    pub(crate) num_preceding_user_turns: i64,
+    pub(crate) created_at: Option<f64>,
+}
+
+/// The marker hits of `patterns` on a conversation (`events`: all its rows, `(id, data)` in id order) at
+/// positions `first_new ..`. Markers are evaluated per session over the whole conversation, as
+/// `rasa evaluate markers` does (one conversation at a time, from a fresh evaluator); whether a marker applies
+/// at an event depends only on the events up to it, so hits found once stay hits, and each is written once
+/// (its id is derived from the pattern, the conversation and the position).
+pub(crate) fn marker_rows(
+    patterns: &ActivePatterns,
+    sender_key: &str,
+    events: &[(i64, Option<String>)],
+    first_new: u64,
+) -> Result<Vec<MarkerRow>, DeriveError> {
+    let parsed = events
+        .iter()
+        .map(|(row_id, data)| {
+            Event::from_json(data.as_deref().unwrap_or_default().as_bytes()).map_err(|error| {
+                DeriveError::Unreadable {
+                    row_id: *row_id,
+                    sender_id: sender_key.to_owned(),
+                    cause: error.to_string(),
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let derived =
+        colloquy_analytics::derive_conversation(&Settings::default(), sender_key, &parsed);
+    // The evaluator drops legacy `topic` events (as Rasa does when it reads a tracker): map its indices back.
+    let kept: Vec<usize> = parsed
+        .iter()
+        .enumerate()
+        .filter(|(_, event)| {
+            !matches!(&event.kind, colloquy_events::EventKind::Other(name) if name == "topic")
+        })
+        .map(|(position, _)| position)
+        .collect();
+    let mut evaluator = colloquy_analytics::markers::Evaluator::new(&patterns.config);
+    let result = evaluator.evaluate(sender_key, kept.iter().map(|&position| &parsed[position]));
+    let mut rows = Vec::new();
+    for session in &result.sessions {
+        for ((_, hits), pattern_id) in session.iter().zip(&patterns.ids) {
+            for hit in hits {
+                let position = kept[hit.idx];
+                if (position as u64) < first_new {
+                    continue;
+                }
+                let event = &derived.events[position];
+                rows.push(MarkerRow {
+                    id: colloquy_analytics::ids::uuid_of(&[
+                        "rasa_marker",
+                        pattern_id,
+                        sender_key,
+                        &position.to_string(),
+                    ]),
+                    pattern_id: pattern_id.clone(),
+                    sender_id: event.sender_id.clone(),
+                    session_id: event.session_id.clone(),
+                    event_id: event.id.clone(),
+                    num_preceding_user_turns: hit.preceding_user_turns as i64,
+                    created_at: event.timestamp,
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
 /// The distinct conversations of a batch, in first-seen order.
 pub(crate) fn senders_of<'a>(rows: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     let mut seen = std::collections::HashSet::new();
@@ -132,9 +232,9 @@ use crate::rows::{DeadLetterRow, EventRow};
 use crate::transaction;
 use crate::url::Dialect;
 
-/// Every table the analytics migrations create and `Database::reset_analytics` empties (the metric names
-/// excepted: they are configuration).
-const DERIVED_TABLES: [&str; 10] = [
+/// The tables the derivation writes: Rasa Pro's nine, `rasa_marker`, and each conversation's state
+/// (`Database::reset_analytics` empties them; the patterns and metric names are configuration and stay).
+const DERIVED_TABLES: [&str; 11] = [
     "rasa_sender",
     "rasa_session",
     "rasa_turn",
@@ -144,6 +244,7 @@ const DERIVED_TABLES: [&str; 10] = [
     "rasa_action",
     "rasa_slot",
     "rasa_session_slot_state",
+    "rasa_marker",
     "colloquy_analytics_state",
 ];
 
@@ -227,6 +328,46 @@ impl Database {
         })
     }
 
+    /// Stores the markers of an upload (`colloquy markers upload`) as `rasa_pattern` rows in one transaction:
+    /// each of `patterns` inserted or updated (same name, same id) and active, every other pattern inactive.
+    /// From the next batch on, the consumer with analytics evaluates the active patterns on the new events.
+    pub async fn upload_patterns(
+        &self,
+        patterns: &[colloquy_analytics::markers::Pattern],
+    ) -> Result<()> {
+        let outcome = match &self.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(pool) => {
+                transaction::write(pool, "BEGIN", async |conn| {
+                    postgres::upload_patterns(conn, patterns).await
+                })
+                .await
+            }
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(pool) => {
+                transaction::write(pool, "BEGIN IMMEDIATE", async |conn| {
+                    sqlite::upload_patterns(conn, patterns).await
+                })
+                .await
+            }
+            #[cfg(feature = "mysql")]
+            Pool::MySql(pool) => {
+                transaction::write(pool, "BEGIN", async |conn| {
+                    mysql::upload_patterns(conn, patterns).await
+                })
+                .await
+            }
+        };
+        outcome.map_err(|error| {
+            Error::database(
+                "upload marker patterns",
+                &self.target,
+                self.dialect(),
+                error,
+            )
+        })
+    }
+
     /// Writes `rows` into the analytics tables in one transaction (insert, or replace the row with the same
     /// id, as [`Rows`] says). Rows of one conversation must come from one `Conversation::apply`.
     pub async fn write_analytics_rows(&self, rows: &Rows) -> Result<()> {
@@ -258,11 +399,11 @@ impl Database {
         })
     }
 
-    /// Every row of the nine Rasa Pro tables as one line of text (`table: values`, each value rendered by
+    /// Every row of the nine Rasa Pro tables and `rasa_marker` as one line of text (`table: values`, each value rendered by
     /// the database), sorted: to compare two states of a database, e.g. what the consumer kept with what a
     /// rebuild computes.
     pub async fn analytics_dump(&self) -> Result<Vec<String>> {
-        let tables = &DERIVED_TABLES[..9];
+        let tables = &DERIVED_TABLES[..10];
         let outcome: Result<Vec<String>, sqlx::Error> = async { match &self.pool {
             #[cfg(feature = "postgres")]
             Pool::Postgres(pool) => {

@@ -9,7 +9,7 @@ macro_rules! per_row_dialect {
         use sqlx::Row;
         use sqlx::query::Query;
 
-        use super::{AnalyticsProgress, State};
+        use super::{ActivePatterns, AnalyticsProgress, MarkerRow, State, marker_rows};
 
         macro_rules! statement {
             ($name:literal) => {
@@ -134,6 +134,42 @@ macro_rules! per_row_dialect {
             Ok(())
         }
 
+        /// Writes one `rasa_marker` row (once).
+        async fn write_marker(conn: &mut $conn, row: &MarkerRow) -> Result<(), sqlx::Error> {
+            sqlx::query(statement!("insert_rasa_marker"))
+                .bind(row.id.as_str())
+                .bind(row.pattern_id.as_str())
+                .bind(row.sender_id.as_str())
+                .bind(row.session_id.as_str())
+                .bind(row.event_id.as_str())
+                .bind(row.num_preceding_user_turns)
+                .bind(row.created_at)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
+        /// Writes the patterns of an upload in the caller's transaction: every pattern inactive, then each of
+        /// `patterns` inserted or updated, active.
+        pub(crate) async fn upload_patterns(
+            conn: &mut $conn,
+            patterns: &[colloquy_analytics::markers::Pattern],
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(statement!("deactivate_patterns"))
+                .execute(&mut *conn)
+                .await?;
+            for pattern in patterns {
+                sqlx::query(statement!("upsert_rasa_pattern"))
+                    .bind(pattern.id.as_str())
+                    .bind(pattern.name.as_str())
+                    .bind(pattern.description.as_deref())
+                    .bind(pattern.config.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(())
+        }
+
         /// Brings the analytics tables of `senders` up to date with their events, in the caller's
         /// transaction, one conversation after the other.
         pub(crate) async fn catch_up(
@@ -142,6 +178,13 @@ macro_rules! per_row_dialect {
             settings: &Settings,
         ) -> Result<AnalyticsProgress, sqlx::Error> {
             let mut progress = AnalyticsProgress::default();
+            let patterns: Vec<(String, String)> = sqlx::query(statement!("select_active_patterns"))
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .map(|row| (row.get(0), row.get(2)))
+                .collect();
+            let patterns = ActivePatterns::of(patterns)?;
             for sender in senders {
                 progress.conversations += 1;
                 let stored: Option<(String, i64)> = sqlx::query(statement!("select_state"))
@@ -162,9 +205,23 @@ macro_rules! per_row_dialect {
                 if events.is_empty() {
                     continue;
                 }
+                let first_new = state.conversation.next_position();
                 let rows = state.apply(settings, &events)?;
                 progress.events += rows.events.len() as u64;
                 write_rows(conn, &rows).await?;
+                if let Some(patterns) = &patterns {
+                    let all: Vec<(i64, Option<String>)> =
+                        sqlx::query(statement!("select_conversation_events"))
+                            .bind(*sender)
+                            .fetch_all(&mut *conn)
+                            .await?
+                            .into_iter()
+                            .map(|row| (row.get(0), row.get(1)))
+                            .collect();
+                    for marker in marker_rows(patterns, sender, &all, first_new)? {
+                        write_marker(conn, &marker).await?;
+                    }
+                }
                 sqlx::query(statement!("upsert_state"))
                     .bind(*sender)
                     .bind(state.conversation.to_json())

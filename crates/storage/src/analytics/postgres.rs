@@ -8,7 +8,7 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgConnection, Postgres, Row};
 
-use super::{AnalyticsProgress, State};
+use super::{ActivePatterns, AnalyticsProgress, MarkerRow, State, marker_rows};
 
 macro_rules! statement {
     ($name:literal) => {
@@ -196,6 +196,14 @@ pub(crate) async fn catch_up(
             .or_default()
             .push((row.get::<i64, _>(0), row.get(2)));
     }
+    let patterns: Vec<(String, String)> = sqlx::query(statement!("select_active_patterns"))
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|row| (row.get(0), row.get(2)))
+        .collect();
+    let patterns = ActivePatterns::of(patterns)?;
+    let mut markers: Vec<MarkerRow> = Vec::new();
     let mut rows = Rows::default();
     let mut progress = AnalyticsProgress {
         conversations: senders.len() as u64,
@@ -206,7 +214,19 @@ pub(crate) async fn catch_up(
         let Some(events) = new.get(*sender) else {
             continue;
         };
+        let first_new = state.conversation.next_position();
         let derived = state.apply(settings, events)?;
+        if let Some(patterns) = &patterns {
+            let all: Vec<(i64, Option<String>)> =
+                sqlx::query(statement!("select_conversation_events"))
+                    .bind(*sender)
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .into_iter()
+                    .map(|row| (row.get(0), row.get(1)))
+                    .collect();
+            markers.extend(marker_rows(patterns, sender, &all, first_new)?);
+        }
         progress.events += derived.events.len() as u64;
         rows.extend(derived);
         keys.push(*sender);
@@ -214,6 +234,18 @@ pub(crate) async fn catch_up(
         last_ids.push(state.last_row_id);
     }
     write_rows(conn, &rows).await?;
+    for row in &markers {
+        sqlx::query(statement!("insert_rasa_marker"))
+            .bind(&row.id)
+            .bind(&row.pattern_id)
+            .bind(&row.sender_id)
+            .bind(&row.session_id)
+            .bind(&row.event_id)
+            .bind(row.num_preceding_user_turns)
+            .bind(row.created_at)
+            .execute(&mut *conn)
+            .await?;
+    }
     if !keys.is_empty() {
         sqlx::query(statement!("upsert_state"))
             .bind(keys)
@@ -223,4 +255,25 @@ pub(crate) async fn catch_up(
             .await?;
     }
     Ok(progress)
+}
+
+/// Writes the patterns of an upload in the caller's transaction: every pattern inactive, then each of
+/// `patterns` inserted or updated, active.
+pub(crate) async fn upload_patterns(
+    conn: &mut PgConnection,
+    patterns: &[colloquy_analytics::markers::Pattern],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(statement!("deactivate_patterns"))
+        .execute(&mut *conn)
+        .await?;
+    for pattern in patterns {
+        sqlx::query(statement!("upsert_rasa_pattern"))
+            .bind(&pattern.id)
+            .bind(&pattern.name)
+            .bind(pattern.description.as_deref())
+            .bind(&pattern.config)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
