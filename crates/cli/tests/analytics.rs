@@ -1,6 +1,7 @@
 //! `colloquy consume --analytics` and `colloquy analytics rebuild` as an operator runs them, against the real
 //! RabbitMQ and PostgreSQL: the consumer (switched on by `COLLOQUY_ANALYTICS`) keeps the tables in small
-//! batches; a rebuild from scratch gives exactly the same tables; a second rebuild derives nothing; a rebuild
+//! batches, with the markers `colloquy markers upload` stored, hit once per event; a rebuild from scratch
+//! gives exactly the same tables; a second rebuild derives nothing; a rebuild
 //! of a database that never had analytics creates and fills them.
 
 use std::process::{Command, Stdio};
@@ -34,6 +35,25 @@ async fn consume_with_analytics_equals_rebuild_on_postgresql() {
     let queue = unique_name("cli-analytics-queue");
     let guard = colloquy_testkit::fresh_database().await.guard();
     let url = guard.url.clone();
+    // Markers uploaded before the consumer starts are evaluated as events arrive.
+    let config = std::env::temp_dir().join(format!("{queue}.yml"));
+    std::fs::write(
+        &config,
+        "asked:\n  description: a restaurant request\n  intent: request_restaurant\n",
+    )
+    .unwrap();
+    let upload = Command::new(BINARY)
+        .args(["markers", "upload", "--config"])
+        .arg(&config)
+        .args(["--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(
+        upload.status.success(),
+        "{}",
+        String::from_utf8_lossy(&upload.stderr)
+    );
+    std::fs::remove_file(&config).unwrap();
     let mut child = Command::new(BINARY)
         .args(["consume", "--amqp-url", &amqp_url, "--exchange", &exchange])
         .args([
@@ -108,6 +128,13 @@ async fn consume_with_analytics_equals_rebuild_on_postgresql() {
             .success()
     );
     let kept = database.analytics_dump().await.unwrap();
+    assert_eq!(
+        kept.iter()
+            .filter(|r| r.starts_with("rasa_marker:"))
+            .count(),
+        (2..8).sum::<usize>(),
+        "one marker per user message"
+    );
 
     let summary = rebuild(&url, &["--from-scratch"]);
     assert!(

@@ -109,10 +109,6 @@ async fn upload(args: MarkersUploadArgs, endpoints: Option<&Endpoints>) -> Resul
         super::open_database(&args.database, endpoints, &ConnectOptions::default())?;
     let outcome = async {
         database
-            .require_events_table()
-            .await
-            .map_err(super::storage_error)?;
-        database
             .migrate_analytics()
             .await
             .map_err(super::storage_error)?;
