@@ -1,5 +1,7 @@
 """Markers: Rasa 3.6.21's own `Marker.from_path` + `evaluate_trackers` (what `rasa evaluate markers all`
-runs) and our `markers` example write the same three files, byte for byte, for the same conversations.
+runs) and our `markers` example write the same three files, byte for byte, for the same conversations; and
+`colloquy markers evaluate` on a database Rasa's `SQLTrackerStore` wrote writes what Rasa's own
+`rasa evaluate markers all` (its `_run_markers`, the CLI minus argument parsing) writes from that database.
 
 The conversations are built with Rasa's event classes: several sessions (with and without the
 `session_started_metadata` slot), events before the first session start, restarts, slots set and reset to
@@ -33,7 +35,7 @@ from rasa.shared.core.events import (  # noqa: E402
 )
 from rasa.shared.core.trackers import DialogueStateTracker  # noqa: E402
 
-from conftest import REPO, binary, rasa_body  # noqa: E402
+from conftest import REPO, binary, rasa_body, run_colloquy  # noqa: E402
 
 MARKERS_BIN = Path(os.environ.get("MARKERS_BIN", REPO / "target" / "release" / "examples" / "markers"))
 
@@ -258,3 +260,38 @@ def test_rasa_3_6_drops_the_negation_of_negated_tags(tmp_path: Path) -> None:
     assert our_files(conversations, config, tmp_path / "ours")["markers.csv"] == theirs["markers.csv"]
     honoured = our_files(conversations, config, tmp_path / "honoured", "--honour-negated-tags")
     assert honoured["markers.csv"].decode().splitlines()[1:] == ["alice,0,m_never,0,0", "alice,0,m_once,3,0"]
+
+
+def test_colloquy_markers_evaluate_is_rasa_evaluate_markers_all(tmp_path: Path) -> None:
+    """Both read the conversations from the same SQLite database, written by Rasa's SQLTrackerStore."""
+    from rasa.cli.evaluate import _run_markers
+    from rasa.core.tracker_store import SQLTrackerStore
+
+    import corpus
+
+    conversations = {**handmade(), **randomised(3, 60)}
+    db = tmp_path / "rasa.db"
+    store = SQLTrackerStore(corpus.domain(), dialect="sqlite", db=str(db))
+    for sender_id, events in conversations.items():
+        asyncio.run(store.save(DialogueStateTracker.from_events(sender_id, events)))
+    store.engine.dispose()
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text(f"tracker_store:\n  type: sql\n  dialect: sqlite\n  db: {db}\n", encoding="utf-8")
+    config = tmp_path / "markers.yml"
+    config.write_text(CONFIG, encoding="utf-8")
+    (tmp_path / "rasa").mkdir()
+    (tmp_path / "ours").mkdir()
+    _run_markers(None, None, endpoints, None, "all", config, tmp_path / "rasa" / "markers.csv", tmp_path / "rasa" / "stats")
+    done = run_colloquy(
+        "markers", "evaluate",
+        "--config", str(config),
+        "--database-url", f"sqlite://{db}",
+        "--output-file", str(tmp_path / "ours" / "markers.csv"),
+        "--stats-file-prefix", str(tmp_path / "ours" / "stats"),
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    for name in ["markers.csv", "stats-overall.csv", "stats-per-session.csv"]:
+        theirs = (tmp_path / "rasa" / name).read_text(encoding="utf-8")
+        ours = (tmp_path / "ours" / name).read_text(encoding="utf-8")
+        assert ours == theirs, f"{name} differs"
+    assert (tmp_path / "rasa" / "markers.csv").read_bytes().count(b"\r\n") > 10

@@ -5,9 +5,10 @@
 //! Rasa Pro's public schema (3.x) with the same table and column names, so that dashboards and queries
 //! written for it run unchanged: `rasa_sender`, `rasa_session`, `rasa_turn`, `rasa_event`,
 //! `rasa_user_message`, `rasa_bot_message`, `rasa_action`, `rasa_slot`, `rasa_session_slot_state` — one row
-//! type each in [`rows`]. The SQL (tables, upserts, metric views; PostgreSQL, SQLite, MySQL) is in
-//! `sql/<dialect>/` of this crate, pending its move to the storage crate (its `README.md` says what the
-//! storage layer must provide); this crate itself runs no SQL.
+//! type each in [`rows`]. The SQL (tables, upserts, metric views; PostgreSQL, SQLite, MySQL) lives in the
+//! storage crate (`crates/storage/migrations/<dialect>/analytics`, `crates/storage/sql/analytics`), which
+//! applies [`Rows`] and keeps each [`Conversation`]'s state in the consumer's batch transaction; this crate
+//! itself runs no SQL.
 //!
 //! # The rules (Rasa's, written down here)
 //! Positions are 0-based indices of the events in their conversation, in stored order (Rasa's

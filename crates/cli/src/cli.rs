@@ -74,6 +74,91 @@ pub enum Command {
     /// conversations through RabbitMQ, waits until they are stored and prints a summary. Starts a local
     /// RabbitMQ when none answers and `rabbitmq-server` is installed.
     Demo(DemoArgs),
+    /// Rasa Pro's analytics tables (`rasa_sender`, `rasa_session`, `rasa_event`, ...) and metric views.
+    #[command(subcommand)]
+    Analytics(AnalyticsCommand),
+    /// Rasa's conversation markers (`rasa evaluate markers`), evaluated on the events a database holds.
+    #[command(subcommand)]
+    Markers(MarkersCommand),
+}
+
+/// `colloquy markers ...`.
+#[derive(Debug, Subcommand)]
+pub enum MarkersCommand {
+    /// Evaluate markers on every conversation of a database (one Rasa wrote included; read only) and write
+    /// the files Rasa 3.6's `rasa evaluate markers all` writes: the markers CSV and, with
+    /// `--stats-file-prefix P`, `P-overall.csv` and `P-per-session.csv`. Conversations in byte order of
+    /// their ids, each one's events in stored order.
+    Evaluate(MarkersEvaluateArgs),
+    /// Store the markers of a configuration as Rasa Pro's `rasa_pattern` rows (active; patterns not in the
+    /// file become inactive). `colloquy consume --analytics` evaluates the active patterns as events arrive
+    /// and writes each hit to `rasa_marker` once; `analytics rebuild --from-scratch` evaluates them on
+    /// everything stored.
+    Upload(MarkersUploadArgs),
+}
+
+/// `colloquy markers upload`.
+#[derive(Debug, Clone, Args)]
+pub struct MarkersUploadArgs {
+    /// The marker configuration (Rasa's YAML: marker name -> condition).
+    #[arg(long, value_name = "FILE")]
+    pub config: std::path::PathBuf,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseArgs,
+}
+
+/// `colloquy markers evaluate`.
+#[derive(Debug, Clone, Args)]
+pub struct MarkersEvaluateArgs {
+    /// The marker configuration (Rasa's YAML: marker name -> condition).
+    #[arg(long, value_name = "FILE")]
+    pub config: std::path::PathBuf,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseArgs,
+
+    /// Where to write the markers CSV (`sender_id,session_idx,marker,event_idx,num_preceding_user_turns`).
+    #[arg(long, value_name = "FILE")]
+    pub output_file: std::path::PathBuf,
+
+    /// Also write the statistics: `<P>-overall.csv` and `<P>-per-session.csv`.
+    #[arg(long, value_name = "P")]
+    pub stats_file_prefix: Option<String>,
+}
+
+/// `colloquy analytics ...`.
+#[derive(Debug, Subcommand)]
+pub enum AnalyticsCommand {
+    /// Derive the analytics tables from the events a database holds already (a database Rasa wrote
+    /// included), creating them when missing. Idempotent and resumable: each conversation continues after
+    /// the last event derived, so running it again, or after an interruption, derives only what is missing,
+    /// and the tables equal what `colloquy consume --analytics` keeps.
+    Rebuild(AnalyticsRebuildArgs),
+}
+
+/// `colloquy analytics rebuild`.
+#[derive(Debug, Clone, Args)]
+pub struct AnalyticsRebuildArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseArgs,
+
+    /// Empty the analytics tables first and derive everything again (the metric names are kept).
+    #[arg(long)]
+    pub from_scratch: bool,
+
+    /// Conversations derived per transaction.
+    #[arg(long, value_name = "N", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub conversations_per_transaction: u32,
+
+    /// Progress display: `auto` draws a bar when standard error is a terminal and logs a line every few
+    /// seconds otherwise; `bar` and `log` force one; `none` shows neither.
+    #[arg(long, env = "COLLOQUY_PROGRESS", value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
 }
 
 const IMPORT_HELP: &str = "Input formats (detected from the first record):
@@ -214,6 +299,11 @@ pub struct ConsumeArgs {
         value_parser = at_least_one
     )]
     pub shutdown_grace_secs: u64,
+
+    /// Also keep Rasa Pro's analytics tables (`rasa_sender`, `rasa_session`, `rasa_turn`, `rasa_event`, ...) and
+    /// the metric views, derived from each batch's new events in the same transaction. Creates them on start.
+    #[arg(long, env = "COLLOQUY_ANALYTICS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub analytics: bool,
 }
 
 /// Parses a size, count or duration that cannot be meant as 0 (a body limit of 0 would dead-letter every

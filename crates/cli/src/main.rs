@@ -57,6 +57,10 @@ fn main() -> ExitCode {
             Command::Import(args) => commands::import::run(args, endpoints.as_ref()).await,
             Command::Export(args) => commands::export::run(args, endpoints.as_ref()).await,
             Command::Demo(args) => commands::demo::run(args).await,
+            Command::Analytics(command) => {
+                commands::analytics::run(command, endpoints.as_ref()).await
+            }
+            Command::Markers(command) => commands::markers::run(command, endpoints.as_ref()).await,
         }
     });
     match result {

@@ -19,6 +19,8 @@ pub enum Unit {
     Bytes,
     /// Events.
     Events,
+    /// Conversations (the position); events are shown in the message.
+    Conversations,
 }
 
 /// A progress display of one run.
@@ -60,6 +62,9 @@ impl Progress {
                 (Unit::Bytes, true) => {
                     "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}) {msg}"
                 }
+                (Unit::Conversations, true) => {
+                    "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} conversations (ETA {eta}) {msg}"
+                }
                 (Unit::Events, true) => {
                     "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} events ({per_sec}, ETA {eta}) {msg}"
                 }
@@ -88,7 +93,7 @@ impl Progress {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.events += events;
         state.position = match self.unit {
-            Unit::Bytes => position,
+            Unit::Bytes | Unit::Conversations => position,
             Unit::Events => state.events,
         };
         if let Some(bar) = &self.bar {

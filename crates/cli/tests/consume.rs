@@ -218,6 +218,8 @@ fn help_explains_every_flag() {
         "COLLOQUY_MAX_INFLIGHT_BYTES",
         "--max-body-bytes",
         "COLLOQUY_MAX_BODY_BYTES",
+        "--analytics",
+        "COLLOQUY_ANALYTICS",
     ] {
         assert!(
             help.contains(flag),
@@ -229,7 +231,7 @@ fn help_explains_every_flag() {
         .output()
         .expect("running --help");
     let top = String::from_utf8(top.stdout).unwrap();
-    for command in ["consume", "migrate", "dead-letters"] {
+    for command in ["consume", "migrate", "dead-letters", "analytics"] {
         assert!(
             top.contains(command),
             "`colloquy --help` should list {command}"

@@ -1,8 +1,9 @@
 //! `cargo bench -p colloquy-consumer` (or `cargo xtask bench consumer`): the consumer draining a full queue into
 //! each SQL dialect — PostgreSQL, MariaDB/MySQL, SQLite — against a minimal raw lapin + sqlx consumer that
 //! inserts the same rows with one multi-row statement per batch into the same dialect, measured in the same run
-//! (baseline before and after ours, to show drift); then the end-to-end latency (publish to commit, PostgreSQL)
-//! at half the measured maximum rate.
+//! (baseline before and after ours, to show drift); on PostgreSQL the drain runs a second time with
+//! `--analytics` (ratio to the plain drain of the same run), then `analytics rebuild` is timed on that
+//! database; then the end-to-end latency (publish to commit, PostgreSQL) at half the measured maximum rate.
 //!
 //! Environment: `BENCH_EVENTS` (default 200000), `BENCH_DIALECTS` (default `postgres,mysql,sqlite`),
 //! `BENCH_LATENCY_SECS` (default 10; 0 skips), `BENCH_LATENCY_RATE` (default: half of the measured PostgreSQL
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use colloquy_broker::{AmqpConfig, AmqpSubscription};
-use colloquy_consumer::{Consumer, ConsumerOptions, EventSink};
-use colloquy_storage::{ConnectOptions, Database, Schema};
+use colloquy_consumer::{AnalyticsSink, Consumer, ConsumerOptions, EventSink};
+use colloquy_storage::{AnalyticsSettings, ConnectOptions, Database, Schema};
 use colloquy_storage::{DeadLetterRow, EventRow};
 use colloquy_testkit::{TestDatabase, TestDialect, fresh_database, unique_name, wait_until};
 use futures_util::StreamExt;
@@ -66,7 +67,7 @@ fn main() -> Result<()> {
             let name = dialect_name(dialect);
             let raw = raw_drain(&amqp_url, &bodies, dialect).await?;
             println!("{name}: raw lapin + multi-row insert baseline: {raw:>8.0} events/s");
-            let ours = our_drain(&amqp_url, &bodies, dialect).await?;
+            let (ours, _) = our_drain(&amqp_url, &bodies, dialect, false).await?;
             println!("{name}: colloquy consume:                     {ours:>8.0} events/s");
             let raw_again = raw_drain(&amqp_url, &bodies, dialect).await?;
             println!("{name}: baseline again (drift check):         {raw_again:>8.0} events/s");
@@ -77,6 +78,15 @@ fn main() -> Result<()> {
             ));
             if dialect == TestDialect::Postgres {
                 postgres_rate = Some(ours);
+                let (analytics, rebuild) = our_drain(&amqp_url, &bodies, dialect, true).await?;
+                let ratio = analytics / ours;
+                println!("{name}: colloquy consume --analytics:         {analytics:>8.0} events/s");
+                println!("{name}: ratio analytics / ours:               {ratio:>8.2}");
+                summary.push(format!("{name}: --analytics {analytics:.0} events/s, ratio to ours {ratio:.2}"));
+                if let Some(rebuild) = rebuild {
+                    println!("{name}: analytics rebuild (from scratch, {} events): {rebuild:.1} s per million events", bodies.len());
+                    summary.push(format!("{name}: analytics rebuild {rebuild:.1} s per million events"));
+                }
             }
         }
         println!("summary:");
@@ -90,7 +100,7 @@ fn main() -> Result<()> {
                 Some(rate) => rate,
                 None => match postgres_rate {
                     Some(ours) => ours / 2.0,
-                    None => our_drain(&amqp_url, &bodies, TestDialect::Postgres).await? / 2.0,
+                    None => our_drain(&amqp_url, &bodies, TestDialect::Postgres, false).await?.0 / 2.0,
                 },
             };
             let (p50, p99, max) = raw_latency(&amqp_url, rate, Duration::from_secs(latency_secs)).await?;
@@ -221,13 +231,23 @@ async fn count(database: &TestDatabase) -> Result<u64> {
     Ok(events)
 }
 
-/// Our consumer draining a full queue into `dialect`: events per second.
-async fn our_drain(amqp_url: &str, bodies: &[Vec<u8>], dialect: TestDialect) -> Result<f64> {
+/// Our consumer draining a full queue into `dialect`: events per second; with `analytics` (`colloquy consume
+/// --analytics`), also the seconds `analytics rebuild` takes per million events, timed from scratch on the
+/// drained database.
+async fn our_drain(
+    amqp_url: &str,
+    bodies: &[Vec<u8>],
+    dialect: TestDialect,
+    analytics: bool,
+) -> Result<(f64, Option<f64>)> {
     let topology = topology(amqp_url).await?;
     fill(&topology, bodies).await?;
     let database = dialect.fresh_database().await;
     let sink = Database::connect_lazy(&database.url, &ConnectOptions::default())?;
     sink.migrate(Schema::Events).await?;
+    if analytics {
+        sink.migrate_analytics().await?;
+    }
     let config = AmqpConfig::from_url(amqp_url)?
         .with_exchange(&topology.exchange)?
         .with_queues([topology.queue.as_str()])?
@@ -236,6 +256,8 @@ async fn our_drain(amqp_url: &str, bodies: &[Vec<u8>], dialect: TestDialect) -> 
         inner: sink.clone(),
         stored: Default::default(),
         latencies: None,
+        analytics: analytics
+            .then(|| AnalyticsSink::new(sink.clone(), AnalyticsSettings::default())),
     });
     let consumer = Consumer::new(
         counting.clone(),
@@ -260,11 +282,31 @@ async fn our_drain(amqp_url: &str, bodies: &[Vec<u8>], dialect: TestDialect) -> 
     let elapsed = started.elapsed();
     let _ = stop.send(());
     running.await??;
+    let rebuild = if analytics {
+        // `colloquy analytics rebuild --from-scratch`: what the command runs, 200 conversations a transaction.
+        sink.reset_analytics().await?;
+        let started = Instant::now();
+        let senders = sink.sender_ids().await?;
+        let mut derived = 0;
+        for chunk in senders.chunks(200) {
+            derived += sink
+                .derive_analytics(chunk, &AnalyticsSettings::default())
+                .await?
+                .events;
+        }
+        anyhow::ensure!(
+            derived == bodies.len() as u64,
+            "rebuild derived {derived} events"
+        );
+        Some(started.elapsed().as_secs_f64() * 1e6 / bodies.len() as f64)
+    } else {
+        None
+    };
     sink.close().await;
     anyhow::ensure!(count(&database).await? == bodies.len() as u64, "row count");
     database.drop_database().await;
     topology.delete().await?;
-    Ok(bodies.len() as f64 / elapsed.as_secs_f64())
+    Ok((bodies.len() as f64 / elapsed.as_secs_f64(), rebuild))
 }
 
 /// The baseline: a minimal raw lapin consumer that inserts batches of up to 1000 (or 50 ms) with one
@@ -501,6 +543,8 @@ struct CountingSink {
     inner: Database,
     stored: std::sync::atomic::AtomicUsize,
     latencies: Option<Mutex<Vec<f64>>>,
+    /// With `--analytics`: store through this sink instead.
+    analytics: Option<AnalyticsSink>,
 }
 
 impl CountingSink {
@@ -516,7 +560,10 @@ impl EventSink for CountingSink {
         events: &[EventRow],
         dead_letters: &[DeadLetterRow],
     ) -> colloquy_consumer::Result<u64> {
-        let inserted = self.inner.store(events, dead_letters).await?;
+        let inserted = match &self.analytics {
+            Some(sink) => sink.store(events, dead_letters).await?,
+            None => self.inner.store(events, dead_letters).await?,
+        };
         if let Some(latencies) = &self.latencies {
             let now = unix_now();
             let mut latencies = latencies.lock().expect("latency lock");
@@ -648,6 +695,7 @@ async fn latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f64, 
         inner: sink.clone(),
         stored: Default::default(),
         latencies: Some(Mutex::new(Vec::new())),
+        analytics: None,
     });
     let consumer = Consumer::new(
         counting.clone(),

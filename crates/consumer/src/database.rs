@@ -2,7 +2,7 @@
 //! [`colloquy_storage::Database`] for every dialect.
 
 use async_trait::async_trait;
-use colloquy_storage::{Database, DeadLetterRow, EventRow};
+use colloquy_storage::{AnalyticsSettings, Database, DeadLetterRow, EventRow};
 
 use crate::error::Result;
 
@@ -33,5 +33,43 @@ impl EventSink for Database {
 
     async fn ping(&self) -> Result<()> {
         Ok(Database::ping(self).await?)
+    }
+}
+
+/// A [`Database`] whose batches also keep Rasa Pro's analytics tables (`colloquy consume --analytics`): each
+/// batch's conversations are brought up to date in the same transaction as its events
+/// ([`Database::store_batch_with_analytics`]), and [`EventSink::prepare`] applies the analytics migrations
+/// besides the events schema.
+#[derive(Debug, Clone)]
+pub struct AnalyticsSink {
+    database: Database,
+    settings: AnalyticsSettings,
+}
+
+impl AnalyticsSink {
+    /// Stores into `database`, deriving the analytics rows with `settings`.
+    pub fn new(database: Database, settings: AnalyticsSettings) -> Self {
+        Self { database, settings }
+    }
+}
+
+#[async_trait]
+impl EventSink for AnalyticsSink {
+    async fn store(&self, events: &[EventRow], dead_letters: &[DeadLetterRow]) -> Result<u64> {
+        Ok(self
+            .database
+            .store_batch_with_analytics(events, dead_letters, &self.settings)
+            .await?)
+    }
+
+    async fn prepare(&self) -> Result<()> {
+        self.database
+            .migrate(colloquy_storage::Schema::Events)
+            .await?;
+        Ok(self.database.migrate_analytics().await?)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(self.database.ping().await?)
     }
 }

@@ -64,7 +64,7 @@ mod http;
 mod metrics;
 mod service;
 
-pub use database::EventSink;
+pub use database::{AnalyticsSink, EventSink};
 pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use service::{Consumer, ConsumerOptions, RunSummary};

@@ -354,6 +354,17 @@ impl Database {
         events: &[EventRow],
         dead_letters: &[DeadLetterRow],
     ) -> Result<u64> {
+        self.store_batch_with(events, dead_letters, None).await
+    }
+
+    /// [`Database::store_batch`], and with `analytics`, the analytics tables of the batch's conversations
+    /// brought up to date in the same transaction (see [`Database::store_batch_with_analytics`]).
+    pub(crate) async fn store_batch_with(
+        &self,
+        events: &[EventRow],
+        dead_letters: &[DeadLetterRow],
+        analytics: Option<&colloquy_analytics::Settings>,
+    ) -> Result<u64> {
         self.check_fit(events)?;
         if let Some(limit) = self.dialect.max_dead_letter_bytes()
             && let Some(letter) = dead_letters.iter().find(|letter| letter.body.len() > limit)
@@ -369,7 +380,7 @@ impl Database {
                 },
             });
         }
-        dispatch!(self, pool, dialect => dialect::store_batch(pool, &self.target, events, dead_letters).await)
+        dispatch!(self, pool, dialect => dialect::store_batch(pool, &self.target, events, dead_letters, analytics).await)
     }
 
     /// Inserts the new events of one conversation (`rows`, all of `sender_id`) at positions `first_seq ..`,

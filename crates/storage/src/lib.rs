@@ -39,6 +39,7 @@
     allow(unused_variables, unused_mut, unreachable_code, dead_code)
 )]
 
+mod analytics;
 mod database;
 mod error;
 #[cfg(feature = "mysql")]
@@ -51,6 +52,9 @@ mod sqlite;
 mod transaction;
 mod url;
 
+pub use analytics::AnalyticsProgress;
+/// What the analytics derivation takes besides the events (re-exported from `colloquy-analytics`).
+pub use colloquy_analytics::Settings as AnalyticsSettings;
 pub use database::{
     ConnectOptions, ConversationRows, Database, ExportSelection, OutboxEntry, RelayError,
     RelayPass, Schema, StoredDeadLetter, StoredEvent,

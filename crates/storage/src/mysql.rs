@@ -110,7 +110,8 @@ fn options(url: &str) -> Result<MySqlConnectOptions> {
 /// the pool, so every operation that needs only the pool takes it as it is.
 #[derive(Debug, Clone)]
 pub(crate) struct Handle {
-    pool: MySqlPool,
+    /// The pool itself, for what does not insert into `events` (analytics, reads, migrations).
+    pub(crate) pool: MySqlPool,
     /// Whether the database has Rasa's sequence `events_seq`: known after the migration, or after the first
     /// look of an insert into a database this handle did not migrate.
     sequence: Arc<OnceLock<bool>>,
@@ -422,6 +423,7 @@ pub(crate) async fn store_batch(
     target: &str,
     events: &[EventRow],
     dead_letters: &[DeadLetterRow],
+    analytics: Option<&colloquy_analytics::Settings>,
 ) -> Result<u64> {
     let sequence = handle.ids_from_sequence(target).await?;
     let pool = &handle.pool;
@@ -453,6 +455,11 @@ pub(crate) async fn store_batch(
                         .push_bind(row.error.as_str());
                 });
                 insert.build().execute(&mut *conn).await?;
+            }
+            if let Some(settings) = analytics {
+                let senders =
+                    crate::analytics::senders_of(events.iter().map(|row| row.sender_id.as_str()));
+                crate::analytics::mysql::catch_up(conn, &senders, settings).await?;
             }
             Ok(inserted)
         })

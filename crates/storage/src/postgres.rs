@@ -193,11 +193,12 @@ pub(crate) async fn store_batch(
     target: &str,
     events: &[EventRow],
     dead_letters: &[DeadLetterRow],
+    analytics: Option<&colloquy_analytics::Settings>,
 ) -> Result<u64> {
     let events = first_of_each_id(events);
     let fits_one_segment =
         events.iter().map(|row| row.data.len()).sum::<usize>() <= STATEMENT_DATA_BYTES;
-    if dead_letters.is_empty() && fits_one_segment {
+    if dead_letters.is_empty() && fits_one_segment && analytics.is_none() {
         // One statement is atomic on its own: a small batch needs one round trip, not BEGIN + INSERT + COMMIT.
         return transaction::single(pool, async |conn| insert_events(conn, &events).await)
             .await
@@ -209,6 +210,11 @@ pub(crate) async fn store_batch(
             inserted += insert_events(conn, chunk).await?;
         }
         insert_dead_letters(conn, dead_letters).await?;
+        if let Some(settings) = analytics {
+            let senders =
+                crate::analytics::senders_of(events.iter().map(|row| row.sender_id.as_str()));
+            crate::analytics::postgres::catch_up(conn, &senders, settings).await?;
+        }
         Ok(inserted)
     })
     .await

@@ -140,6 +140,7 @@ pub(crate) async fn store_batch(
     target: &str,
     events: &[EventRow],
     dead_letters: &[DeadLetterRow],
+    analytics: Option<&colloquy_analytics::Settings>,
 ) -> Result<u64> {
     let events = first_of_each_id(events);
     transaction::write(pool, "BEGIN IMMEDIATE", async |conn| {
@@ -155,6 +156,11 @@ pub(crate) async fn store_batch(
                     .push_bind(row.error.as_str());
             });
             insert.build().execute(&mut *conn).await?;
+        }
+        if let Some(settings) = analytics {
+            let senders =
+                crate::analytics::senders_of(events.iter().map(|row| row.sender_id.as_str()));
+            crate::analytics::sqlite::catch_up(conn, &senders, settings).await?;
         }
         Ok(inserted)
     })

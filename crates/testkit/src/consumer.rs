@@ -104,6 +104,8 @@ pub struct Harness {
     pub prefetch: u16,
     /// The subscription's count of bodies received and not yet acknowledged, once started.
     pub unacked: Option<colloquy_broker::UnackedBytes>,
+    /// Run the consumer with `--analytics` (an `AnalyticsSink`).
+    pub analytics: bool,
     running: Option<(
         oneshot::Sender<()>,
         JoinHandle<colloquy_consumer::Result<RunSummary>>,
@@ -139,6 +141,7 @@ impl Harness {
             },
             prefetch: 400,
             unacked: None,
+            analytics: false,
             running: None,
         }
     }
@@ -166,7 +169,15 @@ impl Harness {
         .await
         .expect("subscribing");
         self.unacked = Some(subscription.unacked_bytes());
-        let consumer = Consumer::new(Arc::new(self.database.clone()), self.options.clone());
+        let sink: Arc<dyn colloquy_consumer::EventSink> = if self.analytics {
+            Arc::new(colloquy_consumer::AnalyticsSink::new(
+                self.database.clone(),
+                colloquy_storage::AnalyticsSettings::default(),
+            ))
+        } else {
+            Arc::new(self.database.clone())
+        };
+        let consumer = Consumer::new(sink, self.options.clone());
         let metrics = consumer.metrics();
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(consumer.run(Box::new(subscription), async move {

@@ -25,7 +25,9 @@
 mod config;
 mod eval;
 mod output;
+mod pattern;
 
 pub use config::{Condition, Marker, MarkerConfig, Node, NodeKind, Operator, TagNegation};
 pub use eval::{ConversationResult, Evaluator, EventMeta, SessionResult};
 pub use output::{write_markers_csv, write_overall_statistics, write_per_session_statistics};
+pub use pattern::{Pattern, config_of_patterns, patterns_of};

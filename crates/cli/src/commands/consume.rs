@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use colloquy_consumer::{Consumer, ConsumerOptions};
-use colloquy_storage::{ConnectOptions, redact};
+use colloquy_consumer::{AnalyticsSink, Consumer, ConsumerOptions, EventSink};
+use colloquy_storage::{AnalyticsSettings, ConnectOptions, redact};
 
 use crate::cli::ConsumeArgs;
 use crate::settings::{Endpoints, amqp_config, prefetch_for};
@@ -35,6 +35,7 @@ pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()>
         batch_size = args.batch_size,
         prefetch = amqp.prefetch().get(),
         max_inflight_bytes,
+        analytics = args.analytics,
         "Starting the consumer."
     );
     // The same bound for what RabbitMQ may have sent as for what the consumer takes.
@@ -49,7 +50,15 @@ pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()>
         shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
         http: args.http,
     };
-    let consumer = Consumer::new(Arc::new(database.clone()), options);
+    let sink: Arc<dyn EventSink> = if args.analytics {
+        Arc::new(AnalyticsSink::new(
+            database.clone(),
+            AnalyticsSettings::default(),
+        ))
+    } else {
+        Arc::new(database.clone())
+    };
+    let consumer = Consumer::new(sink, options);
     let outcome = consumer
         .run(Box::new(subscription), super::shutdown_signal())
         .await;

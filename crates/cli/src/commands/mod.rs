@@ -1,10 +1,12 @@
 //! One module per subcommand.
 
+pub mod analytics;
 pub mod consume;
 pub mod dead_letters;
 pub mod demo;
 pub mod export;
 pub mod import;
+pub mod markers;
 pub mod migrate;
 
 use std::time::Duration;

@@ -114,10 +114,12 @@ CREATE TABLE IF NOT EXISTS rasa_session_slot_state (
 );
 
 -- Colloquy's own: the resumable derivation state of each conversation (colloquy_analytics::Conversation as
--- JSON), written in the same transaction as the rows derived with it.
+-- JSON) and the `events.id` of the last event it has seen, written in the same transaction as the rows derived
+-- with it.
 CREATE TABLE IF NOT EXISTS colloquy_analytics_state (
     sender_key VARCHAR(255) PRIMARY KEY,
-    state LONGTEXT NOT NULL
+    state LONGTEXT NOT NULL,
+    last_row_id BIGINT NOT NULL DEFAULT 0
 );
 
 -- Colloquy's own: the names the metric views look for. metric: escalation | abandonment | fallback;

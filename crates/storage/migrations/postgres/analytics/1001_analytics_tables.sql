@@ -15,8 +15,8 @@ CREATE TABLE IF NOT EXISTS rasa_session (
     id VARCHAR(36) PRIMARY KEY,
     sender_id VARCHAR(36) NOT NULL,
     timestamp TIMESTAMP,
-    start_sequence_number INTEGER NOT NULL,
-    end_sequence_number INTEGER NOT NULL
+    start_sequence_number BIGINT NOT NULL,
+    end_sequence_number BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rasa_session_sender_id ON rasa_session (sender_id, start_sequence_number);
 CREATE INDEX IF NOT EXISTS rasa_session_timestamp ON rasa_session (timestamp);
@@ -25,8 +25,8 @@ CREATE TABLE IF NOT EXISTS rasa_turn (
     id VARCHAR(36) PRIMARY KEY,
     sender_id VARCHAR(36) NOT NULL,
     session_id VARCHAR(36) NOT NULL,
-    start_sequence_number INTEGER NOT NULL,
-    end_sequence_number INTEGER NOT NULL
+    start_sequence_number BIGINT NOT NULL,
+    end_sequence_number BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rasa_turn_session_id ON rasa_turn (session_id);
 
@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS rasa_event (
     timestamp TIMESTAMP,
     model_id TEXT,
     environment TEXT,
-    sequence_number INTEGER NOT NULL,
+    sequence_number BIGINT NOT NULL,
     event_type TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rasa_event_session_id ON rasa_event (session_id);
@@ -50,10 +50,10 @@ CREATE TABLE IF NOT EXISTS rasa_user_message (
     event_id VARCHAR(36) NOT NULL,
     timestamp TIMESTAMP,
     model_id TEXT,
-    sequence_number INTEGER NOT NULL,
+    sequence_number BIGINT NOT NULL,
     intent TEXT,
     retrieval_intent TEXT,
-    confidence REAL,
+    confidence DOUBLE PRECISION,
     text TEXT,
     message_id TEXT
 );
@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS rasa_bot_message (
     event_id VARCHAR(36) NOT NULL,
     timestamp TIMESTAMP,
     model_id TEXT,
-    sequence_number INTEGER NOT NULL,
+    sequence_number BIGINT NOT NULL,
     template_name TEXT,
     text TEXT
 );
@@ -81,9 +81,9 @@ CREATE TABLE IF NOT EXISTS rasa_action (
     event_id VARCHAR(36) NOT NULL,
     timestamp TIMESTAMP,
     model_id TEXT,
-    sequence_number INTEGER NOT NULL,
+    sequence_number BIGINT NOT NULL,
     name TEXT,
-    confidence REAL,
+    confidence DOUBLE PRECISION,
     policy TEXT
 );
 CREATE INDEX IF NOT EXISTS rasa_action_session_id ON rasa_action (session_id);
@@ -96,7 +96,7 @@ CREATE TABLE IF NOT EXISTS rasa_slot (
     event_id VARCHAR(36) NOT NULL,
     timestamp TIMESTAMP,
     model_id TEXT,
-    sequence_number INTEGER NOT NULL,
+    sequence_number BIGINT NOT NULL,
     slot_path TEXT NOT NULL,
     name TEXT NOT NULL,
     value TEXT NOT NULL
@@ -114,10 +114,12 @@ CREATE TABLE IF NOT EXISTS rasa_session_slot_state (
 CREATE INDEX IF NOT EXISTS rasa_session_slot_state_session_id ON rasa_session_slot_state (session_id);
 
 -- Colloquy's own: the resumable derivation state of each conversation (colloquy_analytics::Conversation as
--- JSON), written in the same transaction as the rows derived with it.
+-- JSON) and the `events.id` of the last event it has seen, written in the same transaction as the rows derived
+-- with it.
 CREATE TABLE IF NOT EXISTS colloquy_analytics_state (
     sender_key TEXT PRIMARY KEY,
-    state TEXT NOT NULL
+    state TEXT NOT NULL,
+    last_row_id BIGINT NOT NULL DEFAULT 0
 );
 
 -- Colloquy's own: the names the metric views look for. metric: escalation | abandonment | fallback;
