@@ -5,6 +5,15 @@
 //! Environment: `BENCH_EVENTS` (default 200000), `BENCH_LATENCY_SECS` (default 10), `BENCH_LATENCY_RATE`
 //! (default: half of the measured drain rate), `BENCH_DEBUG` (print the consumer's metrics), `AMQP_URL`,
 //! `DATABASE_URL`.
+//!
+//! The growth curve (`cargo xtask bench consumer --prefill N[,M...]`, which sets `BENCH_PREFILL`): the drain
+//! of `BENCH_EVENTS` (default 100000 here) queued events into a table that already holds 0, N, M, ... stored
+//! events, then into an empty one again, in one run (no baseline, no latency). The stored rows are generated
+//! inside PostgreSQL (`INSERT ... SELECT FROM generate_series`: Rasa-shaped user events of 1 conversation per
+//! 40 events, 64-hex `event_id`s, `event_key`s by the storage layer's formula), not published; secondary
+//! indexes are dropped for the fill and built again, then the table is vacuumed, analysed and checkpointed.
+//! `BENCH_SCHEMA=legacy` gives the table the indexes of a database that held rows before the compact key (a
+//! unique `event_id`, two indexes on `sender_id`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -41,14 +50,27 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let prefill: Option<Vec<u64>> = std::env::var("BENCH_PREFILL").ok().map(|list| {
+        list.split(',')
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| n.trim().parse().expect("BENCH_PREFILL: a comma-separated list of row counts"))
+            .collect()
+    });
     runtime.block_on(async move {
         let amqp_url = colloquy_testkit::amqp_url().await;
+        if let Some(sizes) = prefill {
+            let events: usize = std::env::var("BENCH_EVENTS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(100_000);
+            return growth_curve(&amqp_url, events, &sizes).await;
+        }
         let bodies = workload(events);
         let mean = bodies.iter().map(Vec::len).sum::<usize>() / bodies.len();
         println!("consumer drain: {events} events of {mean} bytes on average");
 
         let raw = raw_drain(&amqp_url, &bodies).await?;
-        let ours = our_drain(&amqp_url, &bodies).await?;
+        let ours = our_drain(&amqp_url, &bodies, 0).await?;
         println!("raw lapin + UNNEST baseline: {raw:>8.0} events/s");
         println!("colloquy consume:            {ours:>8.0} events/s");
         println!("ratio ours / raw:            {:>8.2}", ours / raw);
@@ -180,13 +202,109 @@ async fn count(database: &TestDatabase) -> Result<i64> {
     Ok(count)
 }
 
-/// Our consumer draining a full queue: events per second.
-async fn our_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
+/// The drain rate into tables holding 0, each of `sizes`, then 0 again stored events.
+async fn growth_curve(amqp_url: &str, events: usize, sizes: &[u64]) -> Result<()> {
+    let legacy = std::env::var("BENCH_SCHEMA").is_ok_and(|schema| schema == "legacy");
+    let bodies = workload(events);
+    let mean = bodies.iter().map(Vec::len).sum::<usize>() / bodies.len();
+    println!(
+        "consumer drain growth curve: {events} events of {mean} bytes on average, {} schema",
+        if legacy { "legacy (unique event_id, two sender_id indexes)" } else { "current" }
+    );
+    let mut points = vec![0];
+    points.extend_from_slice(sizes);
+    points.push(0);
+    let mut empty = None;
+    for stored in points {
+        let rate = our_drain(amqp_url, &bodies, stored).await?;
+        let base = *empty.get_or_insert(rate);
+        println!(
+            "stored {stored:>11}: {rate:>8.0} events/s  ratio to the first empty table {:>5.2}",
+            rate / base
+        );
+    }
+    Ok(())
+}
+
+/// Fills the `events` table of `database` with `rows` generated inside PostgreSQL (see the module's notes).
+async fn prefill(database: &TestDatabase, rows: u64, legacy: bool) -> Result<()> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&database.url)
+        .await?;
+    if legacy {
+        for statement in [
+            "DROP INDEX IF EXISTS events_event_key",
+            "CREATE UNIQUE INDEX IF NOT EXISTS events_event_id_key ON events (event_id)",
+            "CREATE INDEX IF NOT EXISTS events_sender_id_id ON events (sender_id, id)",
+        ] {
+            sqlx::query(statement).execute(&pool).await?;
+        }
+    }
+    let started = Instant::now();
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT indexname::text, indexdef FROM pg_indexes
+         WHERE schemaname = current_schema() AND tablename = 'events' AND indexname <> 'events_pkey'",
+    )
+    .fetch_all(&pool)
+    .await?;
+    for (name, _) in &indexes {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX {name}")))
+            .execute(&pool)
+            .await?;
+    }
+    const CHUNK: u64 = 1_000_000;
+    let mut from = 0;
+    while from < rows {
+        let to = (from + CHUNK).min(rows);
+        sqlx::query(
+            r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, data, event_id, event_key)
+               SELECT sender, 'user', ts, 'request_restaurant',
+                      format('{"event": "user", "timestamp": %s, "metadata": {"model_id": "m1", "assistant_id": "a1"}, "text": "I would like to book a table for two at an indian restaurant %s", "parse_data": {"intent": {"name": "request_restaurant", "confidence": 0.94}, "entities": [{"entity": "cuisine", "value": "indian", "start": 7, "end": 13}], "text": "I would like to book a table", "message_id": "m%s", "metadata": {}}, "input_channel": "rest", "message_id": "m%s"}', ts, g, g, g),
+                      id,
+                      int8send(floor(ts * 1000000)::int8) || substring(sha256(convert_to(id, 'UTF8')) FROM 1 FOR 8)
+               FROM (SELECT g, 'prefill-' || (g / 40) AS sender, 1690000000 + g * 0.001 AS ts,
+                            encode(sha256(convert_to('prefill' || g, 'UTF8')), 'hex') AS id
+                     FROM generate_series($1::int8, $2::int8 - 1) g) generated
+               ORDER BY g"#,
+        )
+        .bind(from as i64)
+        .bind(to as i64)
+        .execute(&pool)
+        .await?;
+        from = to;
+    }
+    for (_, definition) in &indexes {
+        sqlx::query(sqlx::AssertSqlSafe(definition.clone()))
+            .execute(&pool)
+            .await?;
+    }
+    sqlx::query("VACUUM (ANALYZE) events").execute(&pool).await?;
+    sqlx::query("CHECKPOINT").execute(&pool).await?;
+    let size: String =
+        sqlx::query_scalar("SELECT pg_size_pretty(pg_total_relation_size('events'))")
+            .fetch_one(&pool)
+            .await?;
+    println!(
+        "  prefilled {rows} rows in {:.0} s; table with indexes: {size}",
+        started.elapsed().as_secs_f64()
+    );
+    pool.close().await;
+    Ok(())
+}
+
+/// Our consumer draining a full queue into a table that holds `stored` events already: events per second.
+async fn our_drain(amqp_url: &str, bodies: &[Vec<u8>], stored: u64) -> Result<f64> {
     let topology = topology(amqp_url).await?;
     fill(&topology, bodies).await?;
-    let database = fresh_database().await;
+    // Dropped also when the run fails half-way: a prefilled table takes gigabytes.
+    let database = fresh_database().await.guard();
     let sink = Database::connect_lazy(&database.url, &ConnectOptions::default())?;
     sink.migrate(Schema::Events).await?;
+    let legacy = std::env::var("BENCH_SCHEMA").is_ok_and(|schema| schema == "legacy");
+    if stored > 0 || legacy {
+        prefill(&database, stored, legacy).await?;
+    }
     let config = AmqpConfig::from_url(amqp_url)?
         .with_exchange(&topology.exchange)?
         .with_queues([topology.queue.as_str()])?
@@ -219,9 +337,12 @@ async fn our_drain(amqp_url: &str, bodies: &[Vec<u8>]) -> Result<f64> {
     let elapsed = started.elapsed();
     let _ = stop.send(());
     running.await??;
-    anyhow::ensure!(count(&database).await? == bodies.len() as i64, "row count");
+    anyhow::ensure!(
+        count(&database).await? == bodies.len() as i64 + stored as i64,
+        "row count"
+    );
     sink.close().await;
-    database.drop_database().await;
+    drop(database);
     topology.delete().await?;
     Ok(bodies.len() as f64 / elapsed.as_secs_f64())
 }

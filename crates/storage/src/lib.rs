@@ -45,9 +45,11 @@ mod transaction;
 mod url;
 
 pub use database::{
-    ConnectOptions, ConversationRows, Database, ExportSelection, OutboxEntry, RelayError,
-    RelayPass, Schema, StoredDeadLetter, StoredEvent,
+    ConnectOptions, ConversationRows, ConversionStep, Database, EventsStatus, ExportSelection,
+    OutboxEntry, RelayError, RelayPass, Schema, StoredDeadLetter, StoredEvent,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use rows::{DeadLetterRow, EventRow, MAX_NAME_CHARS, RowError};
+pub use rows::{
+    DEDUPE_KEY_BYTES, DEDUPE_KEY_MAX_MICROS, DeadLetterRow, EventRow, MAX_NAME_CHARS, RowError,
+};
 pub use url::{Dialect, redact, target};
