@@ -65,14 +65,20 @@ fn bench(args: &[String]) -> Result<()> {
         if let Some(value) = arg.strip_prefix("--prefill=") {
             prefill = Some(value.to_owned());
         } else if arg == "--prefill" {
-            prefill = Some(rest.next().context("--prefill needs a row count, e.g. --prefill 10000000")?.clone());
+            prefill = Some(
+                rest.next()
+                    .context("--prefill needs a row count, e.g. --prefill 10000000")?
+                    .clone(),
+            );
         } else {
             names.push(arg.clone());
         }
     }
     if let Some(sizes) = &prefill {
         if sizes.split(',').any(|n| n.trim().parse::<u64>().is_err()) {
-            bail!("--prefill takes row counts separated by commas, e.g. 1000000,10000000: {sizes:?}");
+            bail!(
+                "--prefill takes row counts separated by commas, e.g. 1000000,10000000: {sizes:?}"
+            );
         }
         // The growth curve is the consumer's: `--prefill` alone means that bench.
         if names.is_empty() {

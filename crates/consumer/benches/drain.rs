@@ -53,7 +53,11 @@ fn main() -> Result<()> {
     let prefill: Option<Vec<u64>> = std::env::var("BENCH_PREFILL").ok().map(|list| {
         list.split(',')
             .filter(|n| !n.trim().is_empty())
-            .map(|n| n.trim().parse().expect("BENCH_PREFILL: a comma-separated list of row counts"))
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .expect("BENCH_PREFILL: a comma-separated list of row counts")
+            })
             .collect()
     });
     runtime.block_on(async move {
@@ -209,7 +213,11 @@ async fn growth_curve(amqp_url: &str, events: usize, sizes: &[u64]) -> Result<()
     let mean = bodies.iter().map(Vec::len).sum::<usize>() / bodies.len();
     println!(
         "consumer drain growth curve: {events} events of {mean} bytes on average, {} schema",
-        if legacy { "legacy (unique event_id, two sender_id indexes)" } else { "current" }
+        if legacy {
+            "legacy (unique event_id, two sender_id indexes)"
+        } else {
+            "current"
+        }
     );
     let mut points = vec![0];
     points.extend_from_slice(sizes);
@@ -279,7 +287,9 @@ async fn prefill(database: &TestDatabase, rows: u64, legacy: bool) -> Result<()>
             .execute(&pool)
             .await?;
     }
-    sqlx::query("VACUUM (ANALYZE) events").execute(&pool).await?;
+    sqlx::query("VACUUM (ANALYZE) events")
+        .execute(&pool)
+        .await?;
     sqlx::query("CHECKPOINT").execute(&pool).await?;
     let size: String =
         sqlx::query_scalar("SELECT pg_size_pretty(pg_total_relation_size('events'))")

@@ -24,8 +24,8 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlRow};
 use sqlx::{Connection, Executor, MySql, MySqlConnection, MySqlPool, QueryBuilder, Row};
 
 use crate::database::{
-    ConnectOptions, ConversationRows, ConversionStep, EventsStatus, ExportSelection, OutboxEntry, RelayError, RelayPass, Schema,
-    StoredDeadLetter, StoredEvent, bad_url, first_of_each_id,
+    ConnectOptions, ConversationRows, ConversionStep, EventsStatus, ExportSelection, OutboxEntry,
+    RelayError, RelayPass, Schema, StoredDeadLetter, StoredEvent, bad_url, first_of_each_id,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::rows::{DeadLetterRow, EventRow};
@@ -239,10 +239,11 @@ pub(crate) async fn events_status(pool: &MySqlPool, target: &str) -> Result<Even
     .fetch_one(pool)
     .await
     .map_err(db("read the state of the events table", target))?;
-    let last_id: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(max(id), 0) AS SIGNED) FROM events")
-        .fetch_one(pool)
-        .await
-        .map_err(db("read the largest id", target))?;
+    let last_id: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(max(id), 0) AS SIGNED) FROM events")
+            .fetch_one(pool)
+            .await
+            .map_err(db("read the largest id", target))?;
     Ok(EventsStatus {
         rows: rows.unwrap_or_default(),
         bytes,

@@ -12,8 +12,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use crate::database::{
-    ConnectOptions, ConversationRows, ConversionStep, EventsStatus, ExportSelection, OutboxEntry, RelayError, RelayPass, Schema,
-    StoredDeadLetter, StoredEvent, bad_url, first_of_each_id,
+    ConnectOptions, ConversationRows, ConversionStep, EventsStatus, ExportSelection, OutboxEntry,
+    RelayError, RelayPass, Schema, StoredDeadLetter, StoredEvent, bad_url, first_of_each_id,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::rows::{DeadLetterRow, EventRow};
@@ -289,10 +289,12 @@ pub(crate) async fn convert_event_key(
             .await
             .map_err(db("drop an unfinished event_key index", target))?;
     }
-    sqlx::query("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS events_event_key ON events (event_key)")
-        .execute(pool)
-        .await
-        .map_err(db("build the unique index on event_key", target))?;
+    sqlx::query(
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS events_event_key ON events (event_key)",
+    )
+    .execute(pool)
+    .await
+    .map_err(db("build the unique index on event_key", target))?;
     steps.push(ConversionStep {
         what: "built the unique index events_event_key (writes went on meanwhile)".into(),
         took: started.elapsed(),
@@ -439,16 +441,16 @@ async fn insert_events(
         dedupe.conflict_clause()
     );
     let result = sqlx::query(sqlx::AssertSqlSafe(statement))
-    .bind(columns.sender_ids)
-    .bind(columns.type_names)
-    .bind(columns.timestamps)
-    .bind(columns.intent_names)
-    .bind(columns.action_names)
-    .bind(columns.datas)
-    .bind(columns.event_ids)
-    .bind(columns.event_keys)
-    .execute(conn)
-    .await?;
+        .bind(columns.sender_ids)
+        .bind(columns.type_names)
+        .bind(columns.timestamps)
+        .bind(columns.intent_names)
+        .bind(columns.action_names)
+        .bind(columns.datas)
+        .bind(columns.event_ids)
+        .bind(columns.event_keys)
+        .execute(conn)
+        .await?;
     Ok(result.rows_affected())
 }
 
@@ -496,7 +498,9 @@ pub(crate) async fn store_batch(
                 .await
                 .map_err(db("look for the dedupe index", target))?;
             if found == dedupe {
-                return Err(db("insert a batch of events", target)(sqlx::Error::Database(error)));
+                return Err(db("insert a batch of events", target)(
+                    sqlx::Error::Database(error),
+                ));
             }
             store_batch_with(handle, &events, dead_letters, found).await
         }

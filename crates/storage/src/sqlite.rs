@@ -16,8 +16,8 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::database::{
-    ConnectOptions, ConversationRows, ConversionStep, EventsStatus, ExportSelection, OutboxEntry, RelayError, RelayPass, Schema,
-    StoredDeadLetter, StoredEvent, bad_url, first_of_each_id,
+    ConnectOptions, ConversationRows, ConversionStep, EventsStatus, ExportSelection, OutboxEntry,
+    RelayError, RelayPass, Schema, StoredDeadLetter, StoredEvent, bad_url, first_of_each_id,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::rows::{DeadLetterRow, EventRow};

@@ -7,4 +7,5 @@ mod adoption;
 mod cases;
 mod fixture;
 mod full_disk;
+mod scale;
 mod strict;
