@@ -9,8 +9,8 @@
 //! The growth curve (`cargo xtask bench consumer --prefill N[,M...]`, which sets `BENCH_PREFILL`): the drain
 //! of `BENCH_EVENTS` (default 100000 here) queued events into a table that already holds 0, N, M, ... stored
 //! events, then into an empty one again, in one run (no baseline, no latency). The stored rows are generated
-//! inside PostgreSQL (`INSERT ... SELECT FROM generate_series`: Rasa-shaped user events of 1 conversation per
-//! 40 events, 64-hex `event_id`s, `event_key`s by the storage layer's formula), not published; secondary
+//! inside PostgreSQL (`INSERT ... SELECT FROM generate_series`: Rasa-shaped events, user, action, bot and slot
+//! in rotation, 40 per conversation, 64-hex `event_id`s, `event_key`s by the storage layer's formula), not published; secondary
 //! indexes are dropped for the fill and built again, then the table is vacuumed, analysed and checkpointed.
 //! `BENCH_SCHEMA=legacy` gives the table the indexes of a database that held rows before the compact key (a
 //! unique `event_id`, two indexes on `sender_id`).
@@ -265,10 +265,20 @@ async fn prefill(database: &TestDatabase, rows: u64, legacy: bool) -> Result<()>
     let mut from = 0;
     while from < rows {
         let to = (from + CHUNK).min(rows);
+        // A turn of Rasa's events in rotation: user, action, bot, slot (about 240 bytes of data on
+        // average, as a real tracker's mix is).
         sqlx::query(
-            r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, data, event_id, event_key)
-               SELECT sender, 'user', ts, 'request_restaurant',
-                      format('{"event": "user", "timestamp": %s, "metadata": {"model_id": "m1", "assistant_id": "a1"}, "text": "I would like to book a table for two at an indian restaurant %s", "parse_data": {"intent": {"name": "request_restaurant", "confidence": 0.94}, "entities": [{"entity": "cuisine", "value": "indian", "start": 7, "end": 13}], "text": "I would like to book a table", "message_id": "m%s", "metadata": {}}, "input_channel": "rest", "message_id": "m%s"}', ts, g, g, g),
+            r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, action_name, data, event_id,
+                                   event_key)
+               SELECT sender, (ARRAY['user', 'action', 'bot', 'slot'])[g % 4 + 1], ts,
+                      CASE WHEN g % 4 = 0 THEN 'request_restaurant' END,
+                      CASE g % 4 WHEN 1 THEN 'utter_greet' WHEN 3 THEN 'cuisine' END,
+                      CASE g % 4
+                      WHEN 0 THEN format('{"event": "user", "timestamp": %s, "metadata": {"model_id": "m1", "assistant_id": "a1"}, "text": "I would like to book a table for two at an indian restaurant %s", "parse_data": {"intent": {"name": "request_restaurant", "confidence": 0.94}, "entities": [{"entity": "cuisine", "value": "indian", "start": 7, "end": 13}], "text": "I would like to book a table", "message_id": "m%s", "metadata": {}}, "input_channel": "rest", "message_id": "m%s"}', ts, g, g, g)
+                      WHEN 1 THEN format('{"event": "action", "timestamp": %s, "metadata": {"model_id": "m1", "assistant_id": "a1"}, "name": "utter_greet", "policy": "RulePolicy", "confidence": 1.0, "action_text": null, "hide_rule_turn": false}', ts)
+                      WHEN 2 THEN format('{"event": "bot", "timestamp": %s, "metadata": {"utter_action": "utter_greet", "model_id": "m1", "assistant_id": "a1"}, "text": "Sure, which day and time would suit you? (%s)", "data": {"elements": null, "quick_replies": null, "buttons": null, "attachment": null, "image": null, "custom": null}}', ts, g)
+                      ELSE format('{"event": "slot", "timestamp": %s, "name": "cuisine", "value": "indian"}', ts)
+                      END,
                       id,
                       int8send(floor(ts * 1000000)::int8) || substring(sha256(convert_to(id, 'UTF8')) FROM 1 FOR 8)
                FROM (SELECT g, 'prefill-' || (g / 40) AS sender, 1690000000 + g * 0.001 AS ts,
@@ -300,6 +310,31 @@ async fn prefill(database: &TestDatabase, rows: u64, legacy: bool) -> Result<()>
         started.elapsed().as_secs_f64()
     );
     pool.close().await;
+    Ok(())
+}
+
+/// What the SQL tracker store's `retrieve` and `keys()` cost on a table of `stored` events: the storage calls
+/// they make (`read_conversation` of the latest session; `sender_ids`), timed on prefilled conversations
+/// (40 events each) spread over the table.
+async fn tracker_store_reads(database: &Database, stored: u64) -> Result<()> {
+    let conversations = (stored / 40).max(1);
+    let mut times = Vec::new();
+    for n in 0..200u64 {
+        let sender = format!("prefill-{}", n * 7919 % conversations);
+        let started = Instant::now();
+        let read = database.read_conversation(&sender, true).await?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(read.is_some_and(|rows| !rows.rows.is_empty()), "conversation {sender}");
+    }
+    let (p50, p99, max) = percentiles(times);
+    println!("  retrieve (read_conversation, latest session) of 200 conversations: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms");
+    let started = Instant::now();
+    let keys = database.sender_ids().await?;
+    println!(
+        "  keys() (sender_ids): {} conversations in {:.2} s",
+        keys.len(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -351,6 +386,9 @@ async fn our_drain(amqp_url: &str, bodies: &[Vec<u8>], stored: u64) -> Result<f6
         count(&database).await? == bodies.len() as i64 + stored as i64,
         "row count"
     );
+    if stored > 0 {
+        tracker_store_reads(&sink, stored).await?;
+    }
     sink.close().await;
     drop(database);
     topology.delete().await?;
