@@ -324,10 +324,15 @@ async fn tracker_store_reads(database: &Database, stored: u64) -> Result<()> {
         let started = Instant::now();
         let read = database.read_conversation(&sender, true).await?;
         times.push(started.elapsed().as_secs_f64() * 1000.0);
-        anyhow::ensure!(read.is_some_and(|rows| !rows.rows.is_empty()), "conversation {sender}");
+        anyhow::ensure!(
+            read.is_some_and(|rows| !rows.rows.is_empty()),
+            "conversation {sender}"
+        );
     }
     let (p50, p99, max) = percentiles(times);
-    println!("  retrieve (read_conversation, latest session) of 200 conversations: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms");
+    println!(
+        "  retrieve (read_conversation, latest session) of 200 conversations: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"
+    );
     let started = Instant::now();
     let keys = database.sender_ids().await?;
     println!(
