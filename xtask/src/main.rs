@@ -6,7 +6,9 @@
 //!   `rasa-compat`.
 //! - `cargo xtask services` — makes sure the local RabbitMQ, PostgreSQL and Redis answer, starting them if
 //!   needed.
-//! - `cargo xtask bench [events|broker|tracker-store|consumer]...` — the benchmarks (all when none is named).
+//! - `cargo xtask bench [events|broker|tracker-store|consumer]... [--prefill N[,M...]]` — the benchmarks (all
+//!   when none is named); `--prefill` runs the consumer's growth curve instead of its usual bench: the drain
+//!   into a table that already holds 0, N, M... events, generated inside PostgreSQL (`BENCH_PREFILL`).
 //! - `cargo xtask demo` — the newcomer's tour: consume, import a sample, print a summary.
 //! - `cargo xtask rasa-compat [PYTEST ARGS]` — the suite that runs genuine Rasa 3.6.21 against us
 //!   (`compat/rasa/README.md`), in a venv under `target/rasa-venv`.
@@ -39,7 +41,7 @@ fn main() -> Result<()> {
                  tasks:\n  \
                  ci                 fmt check, clippy -D warnings, all tests (needs RabbitMQ, PostgreSQL, MariaDB, Redis)\n  \
                  services           start the local RabbitMQ, PostgreSQL, MariaDB and Redis if they do not answer\n  \
-                 bench [NAME]...    run benchmarks: events, broker, tracker-store, consumer (default: all)\n  \
+                 bench [NAME]... [--prefill N[,M...]]\n                    run benchmarks: events, broker, tracker-store, consumer (default: all);\n                    --prefill: the consumer's drain rate into tables already holding N, M... events\n  \
                  demo               run the consumer, import sample conversations, print a summary\n  \
                  rasa-compat [ARGS] run Rasa 3.6.21's own code against us (pytest compat/rasa; ARGS go to pytest)"
             );
@@ -141,8 +143,35 @@ fn check_feature_sets() -> Result<()> {
     Ok(())
 }
 
-fn bench(names: &[String]) -> Result<()> {
+fn bench(args: &[String]) -> Result<()> {
     const ALL: [&str; 4] = ["events", "broker", "tracker-store", "consumer"];
+    let mut names = Vec::new();
+    let mut prefill = None;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if let Some(value) = arg.strip_prefix("--prefill=") {
+            prefill = Some(value.to_owned());
+        } else if arg == "--prefill" {
+            prefill = Some(
+                rest.next()
+                    .context("--prefill needs a row count, e.g. --prefill 10000000")?
+                    .clone(),
+            );
+        } else {
+            names.push(arg.clone());
+        }
+    }
+    if let Some(sizes) = &prefill {
+        if sizes.split(',').any(|n| n.trim().parse::<u64>().is_err()) {
+            bail!(
+                "--prefill takes row counts separated by commas, e.g. 1000000,10000000: {sizes:?}"
+            );
+        }
+        // The growth curve is the consumer's: `--prefill` alone means that bench.
+        if names.is_empty() {
+            names.push("consumer".to_owned());
+        }
+    }
     let names: Vec<&str> = if names.is_empty() {
         ALL.to_vec()
     } else {
@@ -155,7 +184,13 @@ fn bench(names: &[String]) -> Result<()> {
         if name != "events" {
             services()?;
         }
-        cargo(&["bench", "--package", &format!("colloquy-{name}")])?;
+        let package = format!("colloquy-{name}");
+        match (&prefill, name) {
+            (Some(sizes), "consumer") => run(Command::new(cargo_program())
+                .args(["bench", "--package", &package, "--bench", "drain"])
+                .env("BENCH_PREFILL", sizes))?,
+            _ => cargo(&["bench", "--package", &package])?,
+        }
     }
     Ok(())
 }
@@ -345,8 +380,11 @@ fn port_answers(port: u16) -> bool {
 }
 
 fn cargo(args: &[&str]) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    run(Command::new(cargo).args(args))
+    run(Command::new(cargo_program()).args(args))
+}
+
+fn cargo_program() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
 fn run(command: &mut Command) -> Result<()> {

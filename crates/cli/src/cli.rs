@@ -56,8 +56,10 @@ pub enum Command {
     /// Consume events from RabbitMQ and store them in the database (the main job). Runs until SIGTERM or
     /// SIGINT, then stores and acknowledges the batch in hand and exits 0.
     Consume(ConsumeArgs),
-    /// Create or update the database schema (Rasa's `events` table, `event_id`, `dead_letters`), then exit.
-    Migrate(DatabaseArgs),
+    /// Create or update the database schema (Rasa's `events` table, `event_id`, `dead_letters`), report the
+    /// state of the `events` table (how far its `id` is from the limit of its type, which dedupe index it has),
+    /// then exit. Conversions of a table that holds rows run only when asked for.
+    Migrate(MigrateArgs),
     /// Inspect or requeue the messages that could not be stored as events.
     #[command(subcommand)]
     DeadLetters(DeadLettersCommand),
@@ -244,6 +246,28 @@ pub struct DatabaseArgs {
     /// Default: `sqlite://colloquy.db`.
     #[arg(long, env = "DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
+}
+
+/// `colloquy migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseArgs,
+
+    /// PostgreSQL: convert a table that held rows before the compact dedupe key existed: fill the 16-byte
+    /// `event_key` of the stored rows (in chunks, consumers keep running), build its unique index without
+    /// blocking writes, drop the unique index on `event_id` and the second index on `sender_id`. Takes about
+    /// as long as reading and rewriting the table once (see docs/SCALING.md for measured times); prints each
+    /// step's duration. Resumable: run it again after an interruption.
+    #[arg(long)]
+    pub convert_event_key: bool,
+
+    /// Widen an int4 `id` (Rasa's SERIAL, limit 2,147,483,647) to BIGINT. Rewrites the whole table under an
+    /// exclusive lock: writers (consumers, Rasa) wait until it is done; its duration grows with the table
+    /// (see docs/SCALING.md) and is printed.
+    #[arg(long)]
+    pub convert_ids: bool,
 }
 
 /// `colloquy consume`.

@@ -8,6 +8,15 @@
 //! Environment: `BENCH_EVENTS` (default 200000), `BENCH_DIALECTS` (default `postgres,mysql,sqlite`),
 //! `BENCH_LATENCY_SECS` (default 10; 0 skips), `BENCH_LATENCY_RATE` (default: half of the measured PostgreSQL
 //! drain rate), `BENCH_DEBUG` (print the consumer's metrics), `AMQP_URL`, `DATABASE_URL`, `MYSQL_URL`.
+//!
+//! The growth curve (`cargo xtask bench consumer --prefill N[,M...]`, which sets `BENCH_PREFILL`): the drain
+//! of `BENCH_EVENTS` (default 100000 here) queued events into a PostgreSQL table that already holds 0, N, M, ...
+//! stored events, then into an empty one again, in one run (no baseline, no latency). The stored rows are
+//! generated inside PostgreSQL (`INSERT ... SELECT FROM generate_series`: Rasa-shaped events, user, action, bot
+//! and slot in rotation, 40 per conversation, 64-hex `event_id`s, `event_key`s by the storage layer's formula),
+//! not published; secondary indexes are dropped for the fill and built again, then the table is vacuumed,
+//! analysed and checkpointed. `BENCH_SCHEMA=legacy` gives the table the indexes of a database that held rows
+//! before the compact key (a unique `event_id`, two indexes on `sender_id`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -55,8 +64,25 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let prefill: Option<Vec<u64>> = std::env::var("BENCH_PREFILL").ok().map(|list| {
+        list.split(',')
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .expect("BENCH_PREFILL: a comma-separated list of row counts")
+            })
+            .collect()
+    });
     runtime.block_on(async move {
         let amqp_url = colloquy_testkit::amqp_url().await;
+        if let Some(sizes) = prefill {
+            let events: usize = std::env::var("BENCH_EVENTS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(100_000);
+            return growth_curve(&amqp_url, events, &sizes).await;
+        }
         let bodies = workload(events);
         let mean = bodies.iter().map(Vec::len).sum::<usize>() / bodies.len();
         println!("consumer drain: {events} events of {mean} bytes on average");
@@ -67,7 +93,7 @@ fn main() -> Result<()> {
             let name = dialect_name(dialect);
             let raw = raw_drain(&amqp_url, &bodies, dialect).await?;
             println!("{name}: raw lapin + multi-row insert baseline: {raw:>8.0} events/s");
-            let (ours, _) = our_drain(&amqp_url, &bodies, dialect, false).await?;
+            let (ours, _) = our_drain(&amqp_url, &bodies, dialect, false, 0).await?;
             println!("{name}: colloquy consume:                     {ours:>8.0} events/s");
             let raw_again = raw_drain(&amqp_url, &bodies, dialect).await?;
             println!("{name}: baseline again (drift check):         {raw_again:>8.0} events/s");
@@ -78,7 +104,7 @@ fn main() -> Result<()> {
             ));
             if dialect == TestDialect::Postgres {
                 postgres_rate = Some(ours);
-                let (analytics, rebuild) = our_drain(&amqp_url, &bodies, dialect, true).await?;
+                let (analytics, rebuild) = our_drain(&amqp_url, &bodies, dialect, true, 0).await?;
                 let ratio = analytics / ours;
                 println!("{name}: colloquy consume --analytics:         {analytics:>8.0} events/s");
                 println!("{name}: ratio analytics / ours:               {ratio:>8.2}");
@@ -100,7 +126,7 @@ fn main() -> Result<()> {
                 Some(rate) => rate,
                 None => match postgres_rate {
                     Some(ours) => ours / 2.0,
-                    None => our_drain(&amqp_url, &bodies, TestDialect::Postgres, false).await?.0 / 2.0,
+                    None => our_drain(&amqp_url, &bodies, TestDialect::Postgres, false, 0).await?.0 / 2.0,
                 },
             };
             let (p50, p99, max) = raw_latency(&amqp_url, rate, Duration::from_secs(latency_secs)).await?;
@@ -231,6 +257,143 @@ async fn count(database: &TestDatabase) -> Result<u64> {
     Ok(events)
 }
 
+/// The drain rate into tables holding 0, each of `sizes`, then 0 again stored events.
+async fn growth_curve(amqp_url: &str, events: usize, sizes: &[u64]) -> Result<()> {
+    let legacy = std::env::var("BENCH_SCHEMA").is_ok_and(|schema| schema == "legacy");
+    let bodies = workload(events);
+    let mean = bodies.iter().map(Vec::len).sum::<usize>() / bodies.len();
+    println!(
+        "consumer drain growth curve: {events} events of {mean} bytes on average, {} schema",
+        if legacy {
+            "legacy (unique event_id, two sender_id indexes)"
+        } else {
+            "current"
+        }
+    );
+    let mut points = vec![0];
+    points.extend_from_slice(sizes);
+    points.push(0);
+    let mut empty = None;
+    for stored in points {
+        let (rate, _) = our_drain(amqp_url, &bodies, TestDialect::Postgres, false, stored).await?;
+        let base = *empty.get_or_insert(rate);
+        println!(
+            "stored {stored:>11}: {rate:>8.0} events/s  ratio to the first empty table {:>5.2}",
+            rate / base
+        );
+    }
+    Ok(())
+}
+
+/// Fills the `events` table of `database` with `rows` generated inside PostgreSQL (see the module's notes).
+async fn prefill(database: &TestDatabase, rows: u64, legacy: bool) -> Result<()> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&database.url)
+        .await?;
+    if legacy {
+        for statement in [
+            "DROP INDEX IF EXISTS events_event_key",
+            "CREATE UNIQUE INDEX IF NOT EXISTS events_event_id_key ON events (event_id)",
+            "CREATE INDEX IF NOT EXISTS events_sender_id_id ON events (sender_id, id)",
+        ] {
+            sqlx::query(statement).execute(&pool).await?;
+        }
+    }
+    let started = Instant::now();
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT indexname::text, indexdef FROM pg_indexes
+         WHERE schemaname = current_schema() AND tablename = 'events' AND indexname <> 'events_pkey'",
+    )
+    .fetch_all(&pool)
+    .await?;
+    for (name, _) in &indexes {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX {name}")))
+            .execute(&pool)
+            .await?;
+    }
+    const CHUNK: u64 = 1_000_000;
+    let mut from = 0;
+    while from < rows {
+        let to = (from + CHUNK).min(rows);
+        // A turn of Rasa's events in rotation: user, action, bot, slot (about 240 bytes of data on
+        // average, as a real tracker's mix is).
+        sqlx::query(
+            r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, action_name, data, event_id,
+                                   event_key)
+               SELECT sender, (ARRAY['user', 'action', 'bot', 'slot'])[g % 4 + 1], ts,
+                      CASE WHEN g % 4 = 0 THEN 'request_restaurant' END,
+                      CASE g % 4 WHEN 1 THEN 'utter_greet' WHEN 3 THEN 'cuisine' END,
+                      CASE g % 4
+                      WHEN 0 THEN format('{"event": "user", "timestamp": %s, "metadata": {"model_id": "m1", "assistant_id": "a1"}, "text": "I would like to book a table for two at an indian restaurant %s", "parse_data": {"intent": {"name": "request_restaurant", "confidence": 0.94}, "entities": [{"entity": "cuisine", "value": "indian", "start": 7, "end": 13}], "text": "I would like to book a table", "message_id": "m%s", "metadata": {}}, "input_channel": "rest", "message_id": "m%s"}', ts, g, g, g)
+                      WHEN 1 THEN format('{"event": "action", "timestamp": %s, "metadata": {"model_id": "m1", "assistant_id": "a1"}, "name": "utter_greet", "policy": "RulePolicy", "confidence": 1.0, "action_text": null, "hide_rule_turn": false}', ts)
+                      WHEN 2 THEN format('{"event": "bot", "timestamp": %s, "metadata": {"utter_action": "utter_greet", "model_id": "m1", "assistant_id": "a1"}, "text": "Sure, which day and time would suit you? (%s)", "data": {"elements": null, "quick_replies": null, "buttons": null, "attachment": null, "image": null, "custom": null}}', ts, g)
+                      ELSE format('{"event": "slot", "timestamp": %s, "name": "cuisine", "value": "indian"}', ts)
+                      END,
+                      id,
+                      int8send(floor(ts * 1000000)::int8) || substring(sha256(convert_to(id, 'UTF8')) FROM 1 FOR 8)
+               FROM (SELECT g, 'prefill-' || (g / 40) AS sender, 1690000000 + g * 0.001 AS ts,
+                            encode(sha256(convert_to('prefill' || g, 'UTF8')), 'hex') AS id
+                     FROM generate_series($1::int8, $2::int8 - 1) g) generated
+               ORDER BY g"#,
+        )
+        .bind(from as i64)
+        .bind(to as i64)
+        .execute(&pool)
+        .await?;
+        from = to;
+    }
+    for (_, definition) in &indexes {
+        sqlx::query(sqlx::AssertSqlSafe(definition.clone()))
+            .execute(&pool)
+            .await?;
+    }
+    sqlx::query("VACUUM (ANALYZE) events")
+        .execute(&pool)
+        .await?;
+    sqlx::query("CHECKPOINT").execute(&pool).await?;
+    let size: String =
+        sqlx::query_scalar("SELECT pg_size_pretty(pg_total_relation_size('events'))")
+            .fetch_one(&pool)
+            .await?;
+    println!(
+        "  prefilled {rows} rows in {:.0} s; table with indexes: {size}",
+        started.elapsed().as_secs_f64()
+    );
+    pool.close().await;
+    Ok(())
+}
+
+/// What the SQL tracker store's `retrieve` and `keys()` cost on a table of `stored` events: the storage calls
+/// they make (`read_conversation` of the latest session; `sender_ids`), timed on prefilled conversations
+/// (40 events each) spread over the table.
+async fn tracker_store_reads(database: &Database, stored: u64) -> Result<()> {
+    let conversations = (stored / 40).max(1);
+    let mut times = Vec::new();
+    for n in 0..200u64 {
+        let sender = format!("prefill-{}", n * 7919 % conversations);
+        let started = Instant::now();
+        let read = database.read_conversation(&sender, true).await?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(
+            read.is_some_and(|rows| !rows.rows.is_empty()),
+            "conversation {sender}"
+        );
+    }
+    let (p50, p99, max) = percentiles(times);
+    println!(
+        "  retrieve (read_conversation, latest session) of 200 conversations: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"
+    );
+    let started = Instant::now();
+    let keys = database.sender_ids().await?;
+    println!(
+        "  keys() (sender_ids): {} conversations in {:.2} s",
+        keys.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// Our consumer draining a full queue into `dialect`: events per second; with `analytics` (`colloquy consume
 /// --analytics`), also the seconds `analytics rebuild` takes per million events, timed from scratch on the
 /// drained database.
@@ -239,6 +402,7 @@ async fn our_drain(
     bodies: &[Vec<u8>],
     dialect: TestDialect,
     analytics: bool,
+    stored: u64,
 ) -> Result<(f64, Option<f64>)> {
     let topology = topology(amqp_url).await?;
     fill(&topology, bodies).await?;
@@ -247,6 +411,14 @@ async fn our_drain(
     sink.migrate(Schema::Events).await?;
     if analytics {
         sink.migrate_analytics().await?;
+    }
+    let legacy = std::env::var("BENCH_SCHEMA").is_ok_and(|schema| schema == "legacy");
+    if stored > 0 || legacy {
+        anyhow::ensure!(
+            dialect == TestDialect::Postgres,
+            "the prefill is PostgreSQL's"
+        );
+        prefill(&database, stored, legacy).await?;
     }
     let config = AmqpConfig::from_url(amqp_url)?
         .with_exchange(&topology.exchange)?
@@ -302,8 +474,14 @@ async fn our_drain(
     } else {
         None
     };
+    if stored > 0 {
+        tracker_store_reads(&sink, stored).await?;
+    }
     sink.close().await;
-    anyhow::ensure!(count(&database).await? == bodies.len() as u64, "row count");
+    anyhow::ensure!(
+        count(&database).await? == bodies.len() as u64 + stored,
+        "row count"
+    );
     database.drop_database().await;
     topology.delete().await?;
     Ok((bodies.len() as f64 / elapsed.as_secs_f64(), rebuild))

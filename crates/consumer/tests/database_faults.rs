@@ -243,7 +243,7 @@ async fn a_missing_table_stops_the_consumer_instead_of_dead_lettering_everything
 #[tokio::test]
 async fn a_dropped_unique_index_stops_the_consumer_instead_of_dead_lettering_everything() {
     schema_fault_stops_the_consumer(
-        "DROP INDEX events_event_id_key",
+        "DROP INDEX events_event_key",
         "no unique or exclusion constraint",
     )
     .await;

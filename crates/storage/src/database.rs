@@ -14,7 +14,7 @@ use crate::url::{Dialect, redact, target};
 #[derive(Debug, Clone)]
 pub(crate) enum Pool {
     #[cfg(feature = "postgres")]
-    Postgres(sqlx::PgPool),
+    Postgres(crate::postgres::PgHandle),
     #[cfg(feature = "sqlite")]
     Sqlite(sqlx::SqlitePool),
     #[cfg(feature = "mysql")]
@@ -206,6 +206,51 @@ impl ExportSelection {
     }
 }
 
+/// The state of the `events` table as `colloquy migrate` reports it: how far its `id` is from the limit of
+/// its type, and whether it has the compact dedupe key and one index on `sender_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventsStatus {
+    /// Rows in the table (the planner's estimate on PostgreSQL, which is free; exact elsewhere).
+    pub rows: u64,
+    /// The table's size on disk with its indexes, where the dialect says it cheaply.
+    pub bytes: Option<u64>,
+    /// The width of the `id` column: 32 (Rasa's int4 `SERIAL`) or 64.
+    pub id_bits: u32,
+    /// The largest `id` given out so far (0 when none).
+    pub last_id: i64,
+    /// Whether the unique index is on the 16-byte `event_key` ([`EventRow::dedupe_key`]); otherwise it is on
+    /// the `event_id` text (a table that held rows before Colloquy's issue-12 migration).
+    pub compact_key: bool,
+    /// Indexes that a converted table no longer has and this one still has (the `event_id` unique index,
+    /// the second index on `sender_id`).
+    pub legacy_indexes: Vec<String>,
+}
+
+impl EventsStatus {
+    /// The largest `id` the column can hold.
+    pub fn id_limit(&self) -> i64 {
+        if self.id_bits == 32 {
+            i64::from(i32::MAX)
+        } else {
+            i64::MAX
+        }
+    }
+
+    /// How much of the `id` range is used, in percent.
+    pub fn id_used_percent(&self) -> f64 {
+        self.last_id as f64 / self.id_limit() as f64 * 100.0
+    }
+}
+
+/// One step of a conversion and how long it took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversionStep {
+    /// What was done (one line).
+    pub what: String,
+    /// How long it took.
+    pub took: Duration,
+}
+
 /// What a relay pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayPass {
@@ -310,6 +355,32 @@ impl Database {
     /// Colloquy's columns are added beside Rasa's.
     pub async fn migrate(&self, schema: Schema) -> Result<()> {
         dispatch!(self, pool, dialect => dialect::migrate(pool, &self.target, schema).await)
+    }
+
+    /// The state of the `events` table (see [`EventsStatus`]); reads only.
+    pub async fn events_status(&self) -> Result<EventsStatus> {
+        dispatch!(self, pool, dialect => dialect::events_status(pool, &self.target).await)
+    }
+
+    /// Converts a table that held rows before the compact dedupe key existed (PostgreSQL): fills `event_key`
+    /// of the stored rows (in chunks of `chunk_rows`, each its own transaction, so consumers keep running),
+    /// builds its unique index without blocking writes (`CREATE INDEX CONCURRENTLY`), then drops the unique
+    /// index on `event_id` and the second index on `sender_id`. Idempotent: a step done already is skipped, so
+    /// an interrupted conversion is resumed by running it again. `progress` is called after each chunk with
+    /// the rows filled so far. Time grows with the table: each step's duration is returned.
+    pub async fn convert_event_key(
+        &self,
+        chunk_rows: i64,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<ConversionStep>> {
+        dispatch!(self, pool, dialect => dialect::convert_event_key(pool, &self.target, chunk_rows, progress).await)
+    }
+
+    /// Widens `id` (and the outbox's reference to it) to 64 bits, for a table Rasa created with an int4
+    /// `SERIAL`. Rewrites the whole table under an exclusive lock (writers wait until it is done): its duration
+    /// grows with the table and is returned. Does nothing on a table whose `id` is 64-bit already.
+    pub async fn convert_ids(&self) -> Result<Vec<ConversionStep>> {
+        dispatch!(self, pool, dialect => dialect::convert_ids(pool, &self.target).await)
     }
 
     /// Checks that the database answers.

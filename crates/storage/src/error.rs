@@ -92,6 +92,16 @@ pub enum Error {
         /// Why (in the message).
         cause: crate::RowError,
     },
+    /// The operation does not exist for this dialect (e.g. a conversion that only PostgreSQL needs).
+    #[error("the database at {target} ({dialect}) does not support this: {what}")]
+    Unsupported {
+        /// Host, port and database (no credentials).
+        target: String,
+        /// The dialect.
+        dialect: Dialect,
+        /// What was asked, and why it is not offered.
+        what: &'static str,
+    },
     /// The URL names no dialect this build supports, or cannot be read.
     #[error("{0}")]
     Url(String),
@@ -107,7 +117,7 @@ impl Error {
             Self::Database { kind, .. } | Self::Migrate { kind, .. } => *kind,
             Self::Unavailable { .. } => ErrorKind::Transient,
             Self::SchemaMissing { .. } => ErrorKind::SchemaMissing,
-            Self::Url(_) => ErrorKind::Config,
+            Self::Url(_) | Self::Unsupported { .. } => ErrorKind::Config,
             Self::Row { .. } => ErrorKind::Refused,
         }
     }

@@ -56,9 +56,11 @@ pub use analytics::AnalyticsProgress;
 /// What the analytics derivation takes besides the events (re-exported from `colloquy-analytics`).
 pub use colloquy_analytics::Settings as AnalyticsSettings;
 pub use database::{
-    ConnectOptions, ConversationRows, Database, ExportSelection, OutboxEntry, RelayError,
-    RelayPass, Schema, StoredDeadLetter, StoredEvent,
+    ConnectOptions, ConversationRows, ConversionStep, Database, EventsStatus, ExportSelection,
+    OutboxEntry, RelayError, RelayPass, Schema, StoredDeadLetter, StoredEvent,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use rows::{DeadLetterRow, EventRow, MAX_NAME_CHARS, RowError};
+pub use rows::{
+    DEDUPE_KEY_BYTES, DEDUPE_KEY_MAX_MICROS, DeadLetterRow, EventRow, MAX_NAME_CHARS, RowError,
+};
 pub use url::{Dialect, redact, target};

@@ -33,8 +33,8 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlRow};
 use sqlx::{Connection, Executor, MySql, MySqlConnection, MySqlPool, QueryBuilder, Row};
 
 use crate::database::{
-    ConnectOptions, ConversationRows, ExportSelection, OutboxEntry, RelayError, RelayPass, Schema,
-    StoredDeadLetter, StoredEvent, bad_url, first_of_each_id,
+    ConnectOptions, ConversationRows, ConversionStep, EventsStatus, ExportSelection, OutboxEntry,
+    RelayError, RelayPass, Schema, StoredDeadLetter, StoredEvent, bad_url, first_of_each_id,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::rows::{DeadLetterRow, EventRow};
@@ -248,6 +248,15 @@ pub(crate) async fn migrate(handle: &Handle, target: &str, schema: Schema) -> Re
     for migrator in migrators {
         run(&migrator, pool, target).await?;
     }
+    // 64-bit ids for a table with no row yet (a new database): changing it costs nothing now. A table that
+    // holds rows keeps its `id` until `colloquy migrate --convert-ids`, which rewrites it.
+    let stored: i64 = sqlx::query_scalar("SELECT CAST(EXISTS (SELECT 1 FROM events) AS SIGNED)")
+        .fetch_one(pool)
+        .await
+        .map_err(db("look at the events table", target))?;
+    if stored == 0 {
+        widen_ids(pool, target).await?;
+    }
     Ok(())
 }
 
@@ -288,6 +297,92 @@ async fn ensure_sequence(pool: &MySqlPool) -> Result<bool, sqlx::Error> {
         .await?;
     }
     Ok(true)
+}
+
+/// `id` and the outbox's reference to it as BIGINT; returns whether anything changed.
+async fn widen_ids(pool: &MySqlPool, target: &str) -> Result<bool> {
+    let types: Vec<(String, String)> = sqlx::query_as(
+        "SELECT CAST(table_name AS CHAR), CAST(data_type AS CHAR) FROM information_schema.columns
+         WHERE table_schema = DATABASE()
+           AND ((table_name = 'events' AND column_name = 'id')
+                OR (table_name = 'outbox' AND column_name = 'event_row_id'))",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db("look at the id column", target))?;
+    let mut changed = false;
+    for (table, data_type) in types {
+        if data_type.eq_ignore_ascii_case("bigint") {
+            continue;
+        }
+        let statement = if table == "events" {
+            "ALTER TABLE events MODIFY id BIGINT NOT NULL AUTO_INCREMENT"
+        } else {
+            "ALTER TABLE outbox MODIFY event_row_id BIGINT NOT NULL"
+        };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(pool)
+            .await
+            .map_err(db("widen the id column to BIGINT", target))?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
+pub(crate) async fn events_status(pool: &MySqlPool, target: &str) -> Result<EventsStatus> {
+    let (rows, bytes, data_type): (Option<u64>, Option<u64>, Option<String>) = sqlx::query_as(
+        "SELECT CAST(t.table_rows AS UNSIGNED), CAST(t.data_length + t.index_length AS UNSIGNED),
+                (SELECT CAST(data_type AS CHAR) FROM information_schema.columns
+                 WHERE table_schema = DATABASE() AND table_name = 'events' AND column_name = 'id')
+         FROM information_schema.tables t WHERE t.table_schema = DATABASE() AND t.table_name = 'events'",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(db("read the state of the events table", target))?;
+    let last_id: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(max(id), 0) AS SIGNED) FROM events")
+            .fetch_one(pool)
+            .await
+            .map_err(db("read the largest id", target))?;
+    Ok(EventsStatus {
+        rows: rows.unwrap_or_default(),
+        bytes,
+        id_bits: if data_type.is_some_and(|t| t.eq_ignore_ascii_case("bigint")) {
+            64
+        } else {
+            32
+        },
+        last_id,
+        // MySQL keeps the unique index on `event_id` (see the module's notes on dedupe).
+        compact_key: false,
+        legacy_indexes: Vec::new(),
+    })
+}
+
+pub(crate) async fn convert_event_key(
+    _pool: &MySqlPool,
+    target: &str,
+    _chunk_rows: i64,
+    _progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<ConversionStep>> {
+    Err(Error::Unsupported {
+        target: target.to_owned(),
+        dialect: Dialect::MySql,
+        what: "the compact dedupe key is PostgreSQL's so far; MySQL keeps the unique index on event_id",
+    })
+}
+
+pub(crate) async fn convert_ids(pool: &MySqlPool, target: &str) -> Result<Vec<ConversionStep>> {
+    let started = std::time::Instant::now();
+    let changed = widen_ids(pool, target).await?;
+    Ok(vec![ConversionStep {
+        what: if changed {
+            "rebuilt events with a BIGINT id (and the outbox's reference)".into()
+        } else {
+            "id is BIGINT already: nothing to do".into()
+        },
+        took: started.elapsed(),
+    }])
 }
 
 async fn run(migrator: &Migrator, pool: &MySqlPool, target: &str) -> Result<()> {

@@ -1,16 +1,19 @@
 //! PostgreSQL: batches as one `INSERT ... SELECT FROM UNNEST` (one round trip, `ON CONFLICT DO NOTHING`
-//! against the unique `event_id`), a tracker save as one count-guarded statement, the outbox relay under a
-//! transaction-scoped advisory lock.
+//! against the unique dedupe key: the 16-byte `event_key`, or on a table not converted yet the `event_id`
+//! text), a tracker save as one count-guarded statement, the outbox relay under a transaction-scoped advisory
+//! lock, and the conversions of a big table that run only on request (`convert_event_key`, `convert_ids`).
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use crate::database::{
-    ConnectOptions, ConversationRows, ExportSelection, OutboxEntry, RelayError, RelayPass, Schema,
-    StoredDeadLetter, StoredEvent, bad_url, first_of_each_id,
+    ConnectOptions, ConversationRows, ConversionStep, EventsStatus, ExportSelection, OutboxEntry,
+    RelayError, RelayPass, Schema, StoredDeadLetter, StoredEvent, bad_url, first_of_each_id,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::rows::{DeadLetterRow, EventRow};
@@ -53,11 +56,81 @@ fn options(url: &str, options: &ConnectOptions) -> Result<PgConnectOptions> {
     Ok(parsed)
 }
 
-pub(crate) fn pool(url: &str, settings: &ConnectOptions) -> Result<PgPool> {
-    Ok(PgPoolOptions::new()
-        .max_connections(settings.max_connections)
-        .acquire_timeout(settings.connect_timeout)
-        .connect_lazy_with(options(url, settings)?))
+/// A pool, and which unique index of the `events` table dedupes (found on first use, found again when a
+/// conversion changed it under a running consumer).
+#[derive(Debug, Clone)]
+pub(crate) struct PgHandle {
+    /// The pool itself, for what does not insert into `events` (analytics, reads, migrations).
+    pub(crate) pool: PgPool,
+    dedupe: Arc<AtomicU8>,
+}
+
+impl std::ops::Deref for PgHandle {
+    type Target = PgPool;
+
+    fn deref(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// The unique index an insert names as its conflict target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DedupeIndex {
+    /// `event_key` (16 bytes): a new or converted table.
+    Key = 1,
+    /// `event_id` (text): a table that held rows before the key existed and was not converted yet.
+    Id = 2,
+}
+
+impl DedupeIndex {
+    fn conflict_clause(self) -> &'static str {
+        match self {
+            Self::Key => "ON CONFLICT (event_key) DO NOTHING",
+            Self::Id => "ON CONFLICT (event_id) DO NOTHING",
+        }
+    }
+}
+
+impl PgHandle {
+    /// The dedupe index, from the cache or, the first time, from the catalog.
+    async fn dedupe_index(&self) -> Result<DedupeIndex, sqlx::Error> {
+        match self.dedupe.load(Ordering::Relaxed) {
+            1 => Ok(DedupeIndex::Key),
+            2 => Ok(DedupeIndex::Id),
+            _ => self.find_dedupe_index().await,
+        }
+    }
+
+    /// Reads which unique index exists (the key's when both do, as during a conversion). With neither, the
+    /// key's: the insert then fails with the database's own "no unique constraint" error, a schema fault.
+    async fn find_dedupe_index(&self) -> Result<DedupeIndex, sqlx::Error> {
+        let column: Option<String> = sqlx::query_scalar(
+            "SELECT a.attname::text FROM pg_index i
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+             WHERE i.indrelid = to_regclass('events') AND i.indisunique AND i.indisvalid
+               AND i.indnatts = 1 AND i.indpred IS NULL AND a.attname IN ('event_key', 'event_id')
+             ORDER BY a.attname = 'event_key' DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let index = if column.as_deref() == Some("event_id") {
+            DedupeIndex::Id
+        } else {
+            DedupeIndex::Key
+        };
+        self.dedupe.store(index as u8, Ordering::Relaxed);
+        Ok(index)
+    }
+}
+
+pub(crate) fn pool(url: &str, settings: &ConnectOptions) -> Result<PgHandle> {
+    Ok(PgHandle {
+        pool: PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.connect_timeout)
+            .connect_lazy_with(options(url, settings)?),
+        dedupe: Arc::default(),
+    })
 }
 
 pub(crate) async fn create_if_absent(
@@ -105,6 +178,208 @@ pub(crate) async fn migrate(pool: &PgPool, target: &str, schema: Schema) -> Resu
     Ok(())
 }
 
+/// The dedupe key of a stored row computed in SQL: the formula of [`EventRow::dedupe_key`], byte for byte
+/// (`floor` of the same IEEE product, the same clamp, the same SHA-256 prefix).
+const DEDUPE_KEY_SQL: &str = r#"int8send(CASE WHEN "timestamp" IS NULL OR "timestamp" = 'NaN'::float8 THEN 0
+        ELSE LEAST(GREATEST(floor("timestamp" * 1000000), 0), 9e18)::int8 END)
+    || substring(sha256(convert_to(event_id, 'UTF8')) FROM 1 FOR 8)"#;
+
+pub(crate) async fn events_status(pool: &PgPool, target: &str) -> Result<EventsStatus> {
+    let row = sqlx::query(
+        "SELECT GREATEST(c.reltuples, 0)::int8 AS rows, pg_total_relation_size(c.oid) AS bytes,
+                (SELECT data_type FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = 'events' AND column_name = 'id')
+                    AS id_type,
+                pg_get_serial_sequence('events', 'id') AS id_sequence,
+                (SELECT COALESCE(max(id), 0)::int8 FROM events) AS max_id,
+                EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass('events_event_key')
+                        AND indisvalid) AS compact_key,
+                to_regclass('events_event_id_key') IS NOT NULL AS event_id_index,
+                to_regclass('events_sender_id_id') IS NOT NULL AS second_sender_index
+         FROM pg_class c WHERE c.oid = 'events'::regclass",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(db("read the state of the events table", target))?;
+    let mut last_id: i64 = row.get("max_id");
+    if let Some(sequence) = row.get::<Option<String>, _>("id_sequence") {
+        // The sequence may be ahead of the rows (rolled back inserts): what it gave out counts.
+        let given: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {sequence}"
+        )))
+        .fetch_one(pool)
+        .await
+        .map_err(db("read the id sequence", target))?;
+        last_id = last_id.max(given);
+    }
+    let mut legacy_indexes = Vec::new();
+    if row.get("event_id_index") {
+        legacy_indexes.push("events_event_id_key (unique, on the event_id text)".to_owned());
+    }
+    if row.get("second_sender_index") {
+        legacy_indexes.push("events_sender_id_id (a second index on sender_id)".to_owned());
+    }
+    Ok(EventsStatus {
+        rows: row.get::<i64, _>("rows") as u64,
+        bytes: Some(row.get::<i64, _>("bytes") as u64),
+        id_bits: if row.get::<Option<String>, _>("id_type").as_deref() == Some("bigint") {
+            64
+        } else {
+            32
+        },
+        last_id,
+        compact_key: row.get("compact_key"),
+        legacy_indexes,
+    })
+}
+
+pub(crate) async fn convert_event_key(
+    pool: &PgPool,
+    target: &str,
+    chunk_rows: i64,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<ConversionStep>> {
+    let mut steps = Vec::new();
+    let chunk_rows = chunk_rows.max(1);
+    // 1. The keys of the rows stored before: by id ranges, each its own statement and transaction.
+    let started = std::time::Instant::now();
+    sqlx::query("ALTER TABLE events ADD COLUMN IF NOT EXISTS event_key BYTEA")
+        .execute(pool)
+        .await
+        .map_err(db("add the event_key column", target))?;
+    let (low, high): (i64, i64) =
+        sqlx::query_as("SELECT COALESCE(min(id), 0)::int8, COALESCE(max(id), 0)::int8 FROM events")
+            .fetch_one(pool)
+            .await
+            .map_err(db("read the id range", target))?;
+    let fill = format!(
+        "UPDATE events SET event_key = {DEDUPE_KEY_SQL}
+         WHERE id >= $1 AND id < $2 AND event_key IS NULL AND event_id IS NOT NULL"
+    );
+    let mut filled = 0u64;
+    let mut from = low;
+    while from <= high {
+        let to = from.saturating_add(chunk_rows);
+        filled += sqlx::query(sqlx::AssertSqlSafe(fill.clone()))
+            .bind(from)
+            .bind(to)
+            .execute(pool)
+            .await
+            .map_err(db("fill event_key of stored rows", target))?
+            .rows_affected();
+        progress(filled);
+        from = to;
+    }
+    steps.push(ConversionStep {
+        what: format!("filled event_key of {filled} stored rows"),
+        took: started.elapsed(),
+    });
+    // 2. Its unique index, built without blocking writes. A build that was interrupted left an invalid index:
+    //    dropped and built again.
+    let started = std::time::Instant::now();
+    let invalid: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass('events_event_key')
+                        AND NOT indisvalid)",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(db("look for the event_key index", target))?;
+    if invalid {
+        sqlx::query("DROP INDEX CONCURRENTLY IF EXISTS events_event_key")
+            .execute(pool)
+            .await
+            .map_err(db("drop an unfinished event_key index", target))?;
+    }
+    sqlx::query(
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS events_event_key ON events (event_key)",
+    )
+    .execute(pool)
+    .await
+    .map_err(db("build the unique index on event_key", target))?;
+    steps.push(ConversionStep {
+        what: "built the unique index events_event_key (writes went on meanwhile)".into(),
+        took: started.elapsed(),
+    });
+    // 3. The indexes a converted table does without. An old schema may hold `event_id`'s uniqueness as a
+    //    constraint rather than an index.
+    let started = std::time::Instant::now();
+    let constraint: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_constraint
+                        WHERE conrelid = 'events'::regclass AND conname = 'events_event_id_key')",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(db("look for the event_id constraint", target))?;
+    if constraint {
+        sqlx::query("ALTER TABLE events DROP CONSTRAINT events_event_id_key")
+            .execute(pool)
+            .await
+            .map_err(db("drop the unique constraint on event_id", target))?;
+    }
+    for index in ["events_event_id_key", "events_sender_id_id"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP INDEX CONCURRENTLY IF EXISTS {index}"
+        )))
+        .execute(pool)
+        .await
+        .map_err(db("drop an index the converted table does without", target))?;
+    }
+    steps.push(ConversionStep {
+        what: "dropped events_event_id_key and events_sender_id_id".into(),
+        took: started.elapsed(),
+    });
+    Ok(steps)
+}
+
+pub(crate) async fn convert_ids(pool: &PgPool, target: &str) -> Result<Vec<ConversionStep>> {
+    let started = std::time::Instant::now();
+    let converted = transaction::write(pool, "BEGIN", async |conn| {
+        let id_type: Option<String> = sqlx::query_scalar(
+            "SELECT data_type FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = 'events' AND column_name = 'id'",
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        if id_type.as_deref() == Some("bigint") {
+            return Ok(false);
+        }
+        sqlx::query("ALTER TABLE events ALTER COLUMN id TYPE BIGINT")
+            .execute(&mut *conn)
+            .await?;
+        let sequence: Option<String> =
+            sqlx::query_scalar("SELECT pg_get_serial_sequence('events', 'id')")
+                .fetch_one(&mut *conn)
+                .await?;
+        if let Some(sequence) = sequence {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "ALTER SEQUENCE {sequence} AS BIGINT"
+            )))
+            .execute(&mut *conn)
+            .await?;
+        }
+        sqlx::query(
+            "DO $$ BEGIN
+                 IF to_regclass('outbox') IS NOT NULL THEN
+                     ALTER TABLE outbox ALTER COLUMN event_row_id TYPE BIGINT;
+                 END IF;
+             END $$",
+        )
+        .execute(&mut *conn)
+        .await?;
+        Ok(true)
+    })
+    .await
+    .map_err(db("widen the id column to BIGINT", target))?;
+    Ok(vec![ConversionStep {
+        what: if converted {
+            "rewrote events with a BIGINT id (and the outbox's reference)".into()
+        } else {
+            "id is BIGINT already: nothing to do".into()
+        },
+        took: started.elapsed(),
+    }])
+}
+
 pub(crate) async fn ping(pool: &PgPool, target: &str) -> Result<()> {
     sqlx::query("SELECT 1")
         .execute(pool)
@@ -122,6 +397,7 @@ struct Columns<'a> {
     action_names: Vec<Option<&'a str>>,
     datas: Vec<&'a str>,
     event_ids: Vec<Option<&'a str>>,
+    event_keys: Vec<Option<Vec<u8>>>,
 }
 
 impl<'a> Columns<'a> {
@@ -134,33 +410,48 @@ impl<'a> Columns<'a> {
             action_names: rows.iter().map(|row| row.action_name.as_deref()).collect(),
             datas: rows.iter().map(|row| row.data.as_str()).collect(),
             event_ids: rows.iter().map(|row| row.event_id.as_deref()).collect(),
+            event_keys: rows
+                .iter()
+                .map(|row| row.dedupe_key().map(|key| key.to_vec()))
+                .collect(),
         }
     }
 }
 
-async fn insert_events(conn: &mut PgConnection, rows: &[&EventRow]) -> Result<u64, sqlx::Error> {
+async fn insert_events(
+    conn: &mut PgConnection,
+    rows: &[&EventRow],
+    dedupe: DedupeIndex,
+) -> Result<u64, sqlx::Error> {
     if rows.is_empty() {
         return Ok(0);
     }
     let columns = Columns::of(rows);
-    let result = sqlx::query(
-        r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, action_name, data, event_id)
-           SELECT sender_id, type_name, ts, intent_name, action_name, data, event_id
+    // The conflict target is named (not a bare ON CONFLICT): if its unique index is gone, the insert fails
+    // as a schema fault instead of storing duplicates.
+    let statement = format!(
+        r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, action_name, data, event_id,
+                               event_key)
+           SELECT sender_id, type_name, ts, intent_name, action_name, data, event_id, event_key
            FROM UNNEST($1::varchar[], $2::varchar[], $3::float8[], $4::varchar[], $5::varchar[], $6::text[],
-                       $7::text[])
-                WITH ORDINALITY AS batch(sender_id, type_name, ts, intent_name, action_name, data, event_id, position)
+                       $7::text[], $8::bytea[])
+                WITH ORDINALITY AS batch(sender_id, type_name, ts, intent_name, action_name, data, event_id,
+                                         event_key, position)
            ORDER BY position
-           ON CONFLICT (event_id) DO NOTHING"#,
-    )
-    .bind(columns.sender_ids)
-    .bind(columns.type_names)
-    .bind(columns.timestamps)
-    .bind(columns.intent_names)
-    .bind(columns.action_names)
-    .bind(columns.datas)
-    .bind(columns.event_ids)
-    .execute(conn)
-    .await?;
+           {}"#,
+        dedupe.conflict_clause()
+    );
+    let result = sqlx::query(sqlx::AssertSqlSafe(statement))
+        .bind(columns.sender_ids)
+        .bind(columns.type_names)
+        .bind(columns.timestamps)
+        .bind(columns.intent_names)
+        .bind(columns.action_names)
+        .bind(columns.datas)
+        .bind(columns.event_ids)
+        .bind(columns.event_keys)
+        .execute(conn)
+        .await?;
     Ok(result.rows_affected())
 }
 
@@ -189,25 +480,55 @@ async fn insert_dead_letters(
 }
 
 pub(crate) async fn store_batch(
-    pool: &PgPool,
+    handle: &PgHandle,
     target: &str,
     events: &[EventRow],
     dead_letters: &[DeadLetterRow],
     analytics: Option<&colloquy_analytics::Settings>,
 ) -> Result<u64> {
     let events = first_of_each_id(events);
+    let dedupe = handle
+        .dedupe_index()
+        .await
+        .map_err(db("look for the dedupe index", target))?;
+    match store_batch_with(handle, &events, dead_letters, dedupe, analytics).await {
+        // No unique index matches: a conversion may have replaced it since it was looked up. Look again; the
+        // same answer means it is really missing (a schema fault).
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("42P10") => {
+            let found = handle
+                .find_dedupe_index()
+                .await
+                .map_err(db("look for the dedupe index", target))?;
+            if found == dedupe {
+                return Err(db("insert a batch of events", target)(
+                    sqlx::Error::Database(error),
+                ));
+            }
+            store_batch_with(handle, &events, dead_letters, found, analytics).await
+        }
+        other => other,
+    }
+    .map_err(db("insert a batch of events", target))
+}
+
+async fn store_batch_with(
+    pool: &PgPool,
+    events: &[&EventRow],
+    dead_letters: &[DeadLetterRow],
+    dedupe: DedupeIndex,
+    analytics: Option<&colloquy_analytics::Settings>,
+) -> Result<u64, sqlx::Error> {
     let fits_one_segment =
         events.iter().map(|row| row.data.len()).sum::<usize>() <= STATEMENT_DATA_BYTES;
     if dead_letters.is_empty() && fits_one_segment && analytics.is_none() {
         // One statement is atomic on its own: a small batch needs one round trip, not BEGIN + INSERT + COMMIT.
-        return transaction::single(pool, async |conn| insert_events(conn, &events).await)
-            .await
-            .map_err(db("insert a batch of events", target));
+        return transaction::single(pool, async |conn| insert_events(conn, events, dedupe).await)
+            .await;
     }
     transaction::write(pool, "BEGIN", async |conn| {
         let mut inserted = 0;
-        for chunk in segment_sized_chunks(&events) {
-            inserted += insert_events(conn, chunk).await?;
+        for chunk in segment_sized_chunks(events) {
+            inserted += insert_events(conn, chunk, dedupe).await?;
         }
         insert_dead_letters(conn, dead_letters).await?;
         if let Some(settings) = analytics {
@@ -218,7 +539,6 @@ pub(crate) async fn store_batch(
         Ok(inserted)
     })
     .await
-    .map_err(db("insert a batch of events", target))
 }
 
 /// Consecutive chunks of `events` of at most [`STATEMENT_DATA_BYTES`] of data each (at least one row each).
@@ -262,10 +582,10 @@ pub(crate) async fn insert_tracked(
     let query = if with_outbox {
         sqlx::query(
             r#"WITH inserted AS (
-                 INSERT INTO events (sender_id, type_name, "timestamp", intent_name, action_name, data, event_id, seq)
-                 SELECT $1, type_name, ts, intent_name, action_name, data, event_id, $2 + position - 1
-                 FROM UNNEST($3::varchar[], $4::float8[], $5::varchar[], $6::varchar[], $7::text[], $8::text[])
-                      WITH ORDINALITY AS batch(type_name, ts, intent_name, action_name, data, event_id, position)
+                 INSERT INTO events (sender_id, type_name, "timestamp", intent_name, action_name, data, event_id, event_key, seq)
+                 SELECT $1, type_name, ts, intent_name, action_name, data, event_id, event_key, $2 + position - 1
+                 FROM UNNEST($3::varchar[], $4::float8[], $5::varchar[], $6::varchar[], $7::text[], $8::text[], $9::bytea[])
+                      WITH ORDINALITY AS batch(type_name, ts, intent_name, action_name, data, event_id, event_key, position)
                  WHERE (SELECT count(*) FROM events WHERE sender_id = $1) = $2
                  ORDER BY position
                  RETURNING id)
@@ -273,10 +593,10 @@ pub(crate) async fn insert_tracked(
         )
     } else {
         sqlx::query(
-            r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, action_name, data, event_id, seq)
-               SELECT $1, type_name, ts, intent_name, action_name, data, event_id, $2 + position - 1
-               FROM UNNEST($3::varchar[], $4::float8[], $5::varchar[], $6::varchar[], $7::text[], $8::text[])
-                    WITH ORDINALITY AS batch(type_name, ts, intent_name, action_name, data, event_id, position)
+            r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, action_name, data, event_id, event_key, seq)
+               SELECT $1, type_name, ts, intent_name, action_name, data, event_id, event_key, $2 + position - 1
+               FROM UNNEST($3::varchar[], $4::float8[], $5::varchar[], $6::varchar[], $7::text[], $8::text[], $9::bytea[])
+                    WITH ORDINALITY AS batch(type_name, ts, intent_name, action_name, data, event_id, event_key, position)
                WHERE (SELECT count(*) FROM events WHERE sender_id = $1) = $2
                ORDER BY position"#,
         )
@@ -292,6 +612,7 @@ pub(crate) async fn insert_tracked(
             .bind(columns.action_names)
             .bind(columns.datas)
             .bind(columns.event_ids)
+            .bind(columns.event_keys)
             .execute(conn)
             .await
     })

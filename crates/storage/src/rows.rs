@@ -2,7 +2,8 @@
 //!
 //! Rasa's `events` table: `type_name` is the event's type, `intent_name` is `parse_data.intent.name`,
 //! `action_name` is the event's `name` key, `data` is the event's JSON without `sender_id`, written byte for
-//! byte as Rasa writes it; `event_id` is Colloquy's dedupe key.
+//! byte as Rasa writes it; `event_id` is the event's stable id and [`EventRow::dedupe_key`] the compact key
+//! the unique index holds (PostgreSQL).
 
 use colloquy_events::{Event, EventId};
 
@@ -116,7 +117,50 @@ pub struct DeadLetterRow {
     pub error: String,
 }
 
+/// The length of [`EventRow::dedupe_key`] in bytes.
+pub const DEDUPE_KEY_BYTES: usize = 16;
+
+/// The largest timestamp, in microseconds, that [`EventRow::dedupe_key`] orders (9 × 10¹⁸ µs, about the year
+/// 287,000); later ones share it. Below `i64::MAX`, so that SQL computes the same value without overflow.
+pub const DEDUPE_KEY_MAX_MICROS: u64 = 9_000_000_000_000_000_000;
+
 impl EventRow {
+    /// The compact dedupe key (`event_key`, 16 bytes) of the row: `None` when the row has no `event_id`.
+    ///
+    /// Formula (a contract with the SQL that backfills it, see the dialect modules):
+    /// - bytes 0..8: `floor(timestamp × 10⁶)` (Unix microseconds) as a big-endian u64, clamped to
+    ///   `[0, DEDUPE_KEY_MAX_MICROS]`; 0 when the timestamp is absent or NaN;
+    /// - bytes 8..16: the first 8 bytes of `SHA-256(event_id as UTF-8)`.
+    ///
+    /// Every input is part of the event itself, so a redelivery or re-send of an event (the same bytes, or
+    /// the same event re-published from the outbox) always has the same key. The leading timestamp makes
+    /// keys of new events sort after those stored before, so inserts land at the right edge of the unique
+    /// index instead of at a random page of it. Two different events collide only if they carry the same
+    /// microsecond *and* the same 64-bit hash prefix of their ids.
+    ///
+    /// ```
+    /// # use colloquy_storage::EventRow;
+    /// let row = EventRow { sender_id: "s".into(), type_name: "restart".into(), timestamp: Some(1.5),
+    ///     intent_name: None, action_name: None, data: "{}".into(), event_id: Some("id".into()) };
+    /// let key = row.dedupe_key().unwrap();
+    /// assert_eq!(&key[..8], &1_500_000u64.to_be_bytes());
+    /// ```
+    pub fn dedupe_key(&self) -> Option<[u8; DEDUPE_KEY_BYTES]> {
+        use sha2::{Digest, Sha256};
+        let event_id = self.event_id.as_deref()?;
+        let micros = match self.timestamp {
+            // `as` saturates: negative values become 0; NaN is excluded here.
+            Some(seconds) if !seconds.is_nan() => {
+                ((seconds * 1_000_000.0).floor() as u64).min(DEDUPE_KEY_MAX_MICROS)
+            }
+            _ => 0,
+        };
+        let mut key = [0u8; DEDUPE_KEY_BYTES];
+        key[..8].copy_from_slice(&micros.to_be_bytes());
+        key[8..].copy_from_slice(&Sha256::digest(event_id.as_bytes())[..8]);
+        Some(key)
+    }
+
     /// Whether the row fits the columns of Rasa's schema in `dialect` (MySQL's `TEXT` is the one limit beyond
     /// the name columns' 255 characters, which [`EventRow::new`] checks). A row that does not fit is refused
     /// whole, never truncated.
@@ -162,6 +206,39 @@ mod tests {
 
         let row = row_of(r#"{"sender_id": "s", "event": "slot", "timestamp": 2.0, "name": "cuisine", "value": 1}"#).unwrap();
         assert_eq!(row.action_name.as_deref(), Some("cuisine"));
+    }
+
+    #[test]
+    fn dedupe_key_follows_the_timestamp_and_the_id() {
+        let row = |timestamp, id: &str| EventRow {
+            sender_id: "s".into(),
+            type_name: "restart".into(),
+            timestamp,
+            intent_name: None,
+            action_name: None,
+            data: "{}".into(),
+            event_id: Some(id.into()),
+        };
+        let a = row(Some(1_700_000_000.25), "a").dedupe_key().unwrap();
+        assert_eq!(a, row(Some(1_700_000_000.25), "a").dedupe_key().unwrap());
+        assert_eq!(&a[..8], &1_700_000_000_250_000u64.to_be_bytes());
+        assert_ne!(a, row(Some(1_700_000_000.25), "b").dedupe_key().unwrap());
+        assert!(a < row(Some(1_700_000_001.0), "0").dedupe_key().unwrap());
+        // Known answer: printf a | sha256sum starts with ca978112ca1bbdca.
+        assert_eq!(&a[8..], &[0xca, 0x97, 0x81, 0x12, 0xca, 0x1b, 0xbd, 0xca]);
+        assert_eq!(&row(None, "a").dedupe_key().unwrap()[..8], &[0; 8]);
+        assert_eq!(&row(Some(-5.0), "a").dedupe_key().unwrap()[..8], &[0; 8]);
+        assert_eq!(
+            &row(Some(f64::NAN), "a").dedupe_key().unwrap()[..8],
+            &[0; 8]
+        );
+        assert_eq!(
+            &row(Some(f64::INFINITY), "a").dedupe_key().unwrap()[..8],
+            &DEDUPE_KEY_MAX_MICROS.to_be_bytes()
+        );
+        let mut none = row(None, "a");
+        none.event_id = None;
+        assert_eq!(none.dedupe_key(), None);
     }
 
     #[test]

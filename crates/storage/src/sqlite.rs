@@ -16,8 +16,8 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::database::{
-    ConnectOptions, ConversationRows, ExportSelection, OutboxEntry, RelayError, RelayPass, Schema,
-    StoredDeadLetter, StoredEvent, bad_url, first_of_each_id,
+    ConnectOptions, ConversationRows, ConversionStep, EventsStatus, ExportSelection, OutboxEntry,
+    RelayError, RelayPass, Schema, StoredDeadLetter, StoredEvent, bad_url, first_of_each_id,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::rows::{DeadLetterRow, EventRow};
@@ -576,4 +576,42 @@ pub(crate) async fn table_counts(pool: &SqlitePool, target: &str) -> Result<(u64
         .await
         .map_err(db("count the dead letters", target))?;
     Ok((events as u64, dead_letters as u64))
+}
+
+pub(crate) async fn events_status(pool: &SqlitePool, target: &str) -> Result<EventsStatus> {
+    let (rows, last_id): (i64, i64) =
+        sqlx::query_as("SELECT count(*), COALESCE(max(id), 0) FROM events")
+            .fetch_one(pool)
+            .await
+            .map_err(db("read the state of the events table", target))?;
+    Ok(EventsStatus {
+        rows: rows as u64,
+        bytes: None,
+        // An INTEGER PRIMARY KEY is the 64-bit rowid.
+        id_bits: 64,
+        last_id,
+        // SQLite keeps the unique index on `event_id`: its tables stay small enough not to need the key.
+        compact_key: false,
+        legacy_indexes: Vec::new(),
+    })
+}
+
+pub(crate) async fn convert_event_key(
+    _pool: &SqlitePool,
+    target: &str,
+    _chunk_rows: i64,
+    _progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<ConversionStep>> {
+    Err(Error::Unsupported {
+        target: target.to_owned(),
+        dialect: Dialect::Sqlite,
+        what: "the compact dedupe key is PostgreSQL's; SQLite keeps the unique index on event_id",
+    })
+}
+
+pub(crate) async fn convert_ids(_pool: &SqlitePool, _target: &str) -> Result<Vec<ConversionStep>> {
+    Ok(vec![ConversionStep {
+        what: "SQLite's INTEGER PRIMARY KEY is 64-bit already: nothing to do".into(),
+        took: Duration::ZERO,
+    }])
 }

@@ -267,7 +267,7 @@ impl Database {
         let migrator = migrator(self.dialect());
         let outcome = match &self.pool {
             #[cfg(feature = "postgres")]
-            Pool::Postgres(pool) => migrator.run(pool).await,
+            Pool::Postgres(crate::postgres::PgHandle { pool, .. }) => migrator.run(pool).await,
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(pool) => migrator.run(pool).await,
             #[cfg(feature = "mysql")]
@@ -302,7 +302,7 @@ impl Database {
         let senders: Vec<&str> = sender_ids.iter().map(String::as_str).collect();
         let outcome = match &self.pool {
             #[cfg(feature = "postgres")]
-            Pool::Postgres(pool) => {
+            Pool::Postgres(crate::postgres::PgHandle { pool, .. }) => {
                 transaction::write(pool, "BEGIN", async |conn| {
                     postgres::catch_up(conn, &senders, settings).await
                 })
@@ -337,7 +337,7 @@ impl Database {
     ) -> Result<()> {
         let outcome = match &self.pool {
             #[cfg(feature = "postgres")]
-            Pool::Postgres(pool) => {
+            Pool::Postgres(crate::postgres::PgHandle { pool, .. }) => {
                 transaction::write(pool, "BEGIN", async |conn| {
                     postgres::upload_patterns(conn, patterns).await
                 })
@@ -373,7 +373,7 @@ impl Database {
     pub async fn write_analytics_rows(&self, rows: &Rows) -> Result<()> {
         let outcome = match &self.pool {
             #[cfg(feature = "postgres")]
-            Pool::Postgres(pool) => {
+            Pool::Postgres(crate::postgres::PgHandle { pool, .. }) => {
                 transaction::write(pool, "BEGIN", async |conn| {
                     postgres::write_rows(conn, rows).await
                 })
@@ -406,7 +406,7 @@ impl Database {
         let tables = &DERIVED_TABLES[..10];
         let outcome: Result<Vec<String>, sqlx::Error> = async { match &self.pool {
             #[cfg(feature = "postgres")]
-            Pool::Postgres(pool) => {
+            Pool::Postgres(crate::postgres::PgHandle { pool, .. }) => {
                 let mut all = Vec::new();
                 for table in tables {
                     let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -491,7 +491,9 @@ impl Database {
         }
         let outcome = match &self.pool {
             #[cfg(feature = "postgres")]
-            Pool::Postgres(pool) => delete_all(pool, "BEGIN").await,
+            Pool::Postgres(crate::postgres::PgHandle { pool, .. }) => {
+                delete_all(pool, "BEGIN").await
+            }
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(pool) => delete_all(pool, "BEGIN IMMEDIATE").await,
             #[cfg(feature = "mysql")]

@@ -17,7 +17,7 @@ crate::dialect_tests!(
 /// `CreateTable(SQLEvent.__table__).compile(dialect=...)` and `CreateIndex`: the `id` column's optional
 /// `Sequence("events_seq")` makes it `SERIAL` on PostgreSQL, `sa.Float` is `FLOAT` everywhere (4 bytes on
 /// MySQL, 8 on PostgreSQL and SQLite), `sa.Text` is `TEXT`.
-fn rasa_ddl(dialect: TestDialect) -> &'static str {
+pub(crate) fn rasa_ddl(dialect: TestDialect) -> &'static str {
     match dialect {
         TestDialect::Postgres => {
             "CREATE TABLE events (

@@ -8,4 +8,5 @@ mod cases;
 mod connect_errors;
 mod fixture;
 mod full_disk;
+mod scale;
 mod strict;
