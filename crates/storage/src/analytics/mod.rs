@@ -265,13 +265,15 @@ impl Database {
     /// `events` table and changes nothing in it.
     pub async fn migrate_analytics(&self) -> Result<()> {
         let migrator = migrator(self.dialect());
-        let outcome = match &self.pool {
+        let outcome: Result<(), sqlx::migrate::MigrateError> = match &self.pool {
             #[cfg(feature = "postgres")]
             Pool::Postgres(crate::postgres::PgHandle { pool, .. }) => migrator.run(pool).await,
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(pool) => migrator.run(pool).await,
             #[cfg(feature = "mysql")]
             Pool::MySql(crate::mysql::Handle { pool, .. }) => migrator.run(pool).await,
+            #[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "mysql")))]
+            Pool::NoDialect(never) => match *never {},
         };
         outcome.map_err(|error| Error::migrate(&self.target, self.dialect(), error))
     }
@@ -300,7 +302,7 @@ impl Database {
         settings: &Settings,
     ) -> Result<AnalyticsProgress> {
         let senders: Vec<&str> = sender_ids.iter().map(String::as_str).collect();
-        let outcome = match &self.pool {
+        let outcome: Result<AnalyticsProgress, sqlx::Error> = match &self.pool {
             #[cfg(feature = "postgres")]
             Pool::Postgres(crate::postgres::PgHandle { pool, .. }) => {
                 transaction::write(pool, "BEGIN", async |conn| {
@@ -322,6 +324,8 @@ impl Database {
                 })
                 .await
             }
+            #[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "mysql")))]
+            Pool::NoDialect(never) => match *never {},
         };
         outcome.map_err(|error| {
             Error::database("derive analytics", &self.target, self.dialect(), error)
@@ -335,7 +339,7 @@ impl Database {
         &self,
         patterns: &[colloquy_analytics::markers::Pattern],
     ) -> Result<()> {
-        let outcome = match &self.pool {
+        let outcome: Result<(), sqlx::Error> = match &self.pool {
             #[cfg(feature = "postgres")]
             Pool::Postgres(crate::postgres::PgHandle { pool, .. }) => {
                 transaction::write(pool, "BEGIN", async |conn| {
@@ -357,6 +361,8 @@ impl Database {
                 })
                 .await
             }
+            #[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "mysql")))]
+            Pool::NoDialect(never) => match *never {},
         };
         outcome.map_err(|error| {
             Error::database(
@@ -371,7 +377,7 @@ impl Database {
     /// Writes `rows` into the analytics tables in one transaction (insert, or replace the row with the same
     /// id, as [`Rows`] says). Rows of one conversation must come from one `Conversation::apply`.
     pub async fn write_analytics_rows(&self, rows: &Rows) -> Result<()> {
-        let outcome = match &self.pool {
+        let outcome: Result<(), sqlx::Error> = match &self.pool {
             #[cfg(feature = "postgres")]
             Pool::Postgres(crate::postgres::PgHandle { pool, .. }) => {
                 transaction::write(pool, "BEGIN", async |conn| {
@@ -393,6 +399,8 @@ impl Database {
                 })
                 .await
             }
+            #[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "mysql")))]
+            Pool::NoDialect(never) => match *never {},
         };
         outcome.map_err(|error| {
             Error::database("write analytics rows", &self.target, self.dialect(), error)
@@ -456,6 +464,8 @@ impl Database {
                 }
                 Ok(all)
             }
+            #[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "mysql")))]
+            Pool::NoDialect(never) => match *never {},
         } }.await;
         outcome.map_err(|error| {
             Error::database(
@@ -489,7 +499,7 @@ impl Database {
             })
             .await
         }
-        let outcome = match &self.pool {
+        let outcome: Result<(), sqlx::Error> = match &self.pool {
             #[cfg(feature = "postgres")]
             Pool::Postgres(crate::postgres::PgHandle { pool, .. }) => {
                 delete_all(pool, "BEGIN").await
@@ -498,6 +508,8 @@ impl Database {
             Pool::Sqlite(pool) => delete_all(pool, "BEGIN IMMEDIATE").await,
             #[cfg(feature = "mysql")]
             Pool::MySql(crate::mysql::Handle { pool, .. }) => delete_all(pool, "BEGIN").await,
+            #[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "mysql")))]
+            Pool::NoDialect(never) => match *never {},
         };
         outcome.map_err(|error| {
             Error::database(
