@@ -23,12 +23,14 @@ pub mod broker;
 #[cfg(feature = "consumer")]
 pub mod consumer;
 pub mod faults;
+mod private_mariadb;
 mod private_postgres;
 mod rabbitmq_node;
 mod rasa;
 #[cfg(feature = "tracker-store")]
 pub mod tracker_store;
 
+pub use private_mariadb::PrivateMariaDb;
 pub use private_postgres::PrivatePostgres;
 pub use rabbitmq_node::PrivateRabbitMq;
 pub use rasa::{data_of, delete_topology, interleave, publish_like_rasa, rasa_conversation};
