@@ -23,6 +23,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 pub struct PrivateMariaDb {
     dir: PathBuf,
     port: u16,
+    server_args: Vec<String>,
     server: Option<Child>,
 }
 
@@ -35,6 +36,7 @@ impl PrivateMariaDb {
         let server = Self {
             dir,
             port: crate::free_port(),
+            server_args: Vec::new(),
             server: None,
         };
         let output = Command::new("mariadb-install-db")
@@ -56,6 +58,12 @@ impl PrivateMariaDb {
             String::from_utf8_lossy(&output.stderr)
         );
         server
+    }
+
+    /// Starts the server with `args` besides its own (e.g. `--sql-mode=` for a server that is not strict).
+    pub fn with_server_args(mut self, args: &[&str]) -> Self {
+        self.server_args = args.iter().map(|arg| (*arg).to_owned()).collect();
+        self
     }
 
     /// The port the server is served on (once started).
@@ -83,6 +91,7 @@ impl PrivateMariaDb {
             .arg(format!("--log-error={}", self.log().display()))
             .args(self.user_option())
             .args(["--skip-log-bin", "--innodb-buffer-pool-size=32M"])
+            .args(&self.server_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
