@@ -1,31 +1,21 @@
-//! Fault injection against the real servers: the broker drops connections or restarts, PostgreSQL or MariaDB
-//! restarts.
-//! After each fault the table holds every event exactly once, in per-conversation order.
+//! Fault injection against real servers: the broker drops the consumer's connections or restarts, PostgreSQL
+//! or MariaDB restarts. After each fault the table holds every event exactly once, in per-conversation order.
 //!
-//! These tests disturb the shared servers, so they run one at a time (a process-wide lock), and each restores
-//! the server even when it fails.
+//! No fault touches what other tests use: closing connections closes only this consumer's (by its unique
+//! connection name), and the restarts happen on private instances of the test's own
+//! ([`PrivateRabbitMq`], [`PrivatePostgres`], [`PrivateMariaDb`]), so these tests run in parallel with any
+//! other.
 
 use colloquy_testkit::consumer as support;
 use colloquy_testkit::on_every_dialect;
 
 use std::time::Duration;
 
-use colloquy_testkit::TestDialect;
-use colloquy_testkit::faults::{Action, LocalServer};
+use colloquy_testkit::broker::close_connections_named;
+use colloquy_testkit::wait_until;
+use colloquy_testkit::{PrivateMariaDb, PrivatePostgres, PrivateRabbitMq, TestDialect};
 use colloquy_testkit::{data_of, interleave, rasa_conversation};
-use colloquy_testkit::{rabbitmqctl, wait_until};
 use support::{Harness, TestStore};
-
-static ONE_FAULT_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// The shared server behind `dialect`, for fault injection (SQLite has none).
-fn server_of(dialect: TestDialect) -> Option<LocalServer> {
-    match dialect {
-        TestDialect::Postgres => Some(LocalServer::Postgres),
-        TestDialect::MySql => Some(LocalServer::MariaDb),
-        TestDialect::Sqlite => None,
-    }
-}
 
 /// 200 conversations of 25 turns: 20600 events, consumed in small batches so that the fault lands mid-stream.
 fn workload() -> Vec<Vec<u8>> {
@@ -36,10 +26,15 @@ fn workload() -> Vec<Vec<u8>> {
     )
 }
 
-async fn slow_harness(dialect: TestDialect) -> Harness {
-    let mut harness = Harness::new(TestStore::of(dialect).await).await;
+/// Consumes in small batches with a small prefetch, so that the fault lands mid-stream.
+fn slow_down(harness: &mut Harness) {
     harness.options.batch_size = 20;
     harness.prefetch = 40;
+}
+
+async fn slow_harness(dialect: TestDialect) -> Harness {
+    let mut harness = Harness::new(TestStore::of(dialect).await).await;
+    slow_down(&mut harness);
     harness
 }
 
@@ -82,56 +77,87 @@ async fn wait_for_progress(harness: &Harness, at_least: i64, total: usize) {
 }
 
 async fn broker_connections_closed_mid_stream(dialect: TestDialect) {
-    let _serial = ONE_FAULT_AT_A_TIME.lock().await;
     let mut harness = slow_harness(dialect).await;
     harness.start().await;
     let bodies = workload();
     harness.publish_like_rasa(&bodies).await;
     wait_for_progress(&harness, 500, bodies.len()).await;
-    rabbitmqctl(&["close_all_connections", "colloquy fault test"]);
+    assert!(
+        close_connections_named(&harness.connection_name()) > 0,
+        "the consumer's connection was not listed"
+    );
     assert_all_stored_once_in_order(&harness, &bodies).await;
     harness.cleanup().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restarted_mid_stream() {
-    let _serial = ONE_FAULT_AT_A_TIME.lock().await;
-    let mut harness = slow_harness(TestDialect::Postgres).await;
+    // Declared first, dropped last: the harness cleans up on the node before it stops.
+    let node = PrivateRabbitMq::start();
+    let mut harness = Harness::on_broker(TestStore::postgres().await, &node.url).await;
+    slow_down(&mut harness);
     harness.start().await;
     let bodies = workload();
     harness.publish_like_rasa(&bodies).await;
     wait_for_progress(&harness, 500, bodies.len()).await;
-    {
-        let _restorer = LocalServer::RabbitMq.restorer();
-        LocalServer::RabbitMq.run(Action::Stop);
-        // The consumer notices the broker is gone.
-        let metrics = harness.metrics();
-        wait_until(
-            "the consumer to see the broker down",
-            Duration::from_secs(30),
-            || {
-                let metrics = metrics.clone();
-                async move { !metrics.broker_ready() }
-            },
-        )
-        .await;
-        LocalServer::RabbitMq.run(Action::Start);
-    }
+    tokio::task::block_in_place(|| node.ctl(&["stop_app"]));
+    // The consumer notices the broker is gone.
+    let metrics = harness.metrics();
+    wait_until(
+        "the consumer to see the broker down",
+        Duration::from_secs(30),
+        || {
+            let metrics = metrics.clone();
+            async move { !metrics.broker_ready() }
+        },
+    )
+    .await;
+    tokio::task::block_in_place(|| {
+        node.ctl(&["start_app"]);
+        node.ctl(&["await_startup"]);
+    });
     assert_all_stored_once_in_order(&harness, &bodies).await;
     harness.cleanup().await;
 }
 
-async fn database_restarted_mid_stream(dialect: TestDialect) {
-    let _serial = ONE_FAULT_AT_A_TIME.lock().await;
-    let mut harness = slow_harness(dialect).await;
+/// PostgreSQL on a private cluster, stopped and started mid-stream (the consumer sees the outage).
+async fn postgres_restarted_mid_stream() {
+    let cluster = PrivatePostgres::init();
+    cluster.start();
+    let mut harness = Harness::new(TestStore::Private(cluster)).await;
+    slow_down(&mut harness);
     harness.start().await;
     let bodies = workload();
     harness.publish_like_rasa(&bodies).await;
     wait_for_progress(&harness, 500, bodies.len()).await;
-    if let Some(server) = server_of(dialect) {
-        let _restorer = server.restorer();
-        server.run(Action::Restart);
-    }
+    let TestStore::Private(cluster) = &harness.store else {
+        unreachable!("the harness holds the private cluster")
+    };
+    tokio::task::block_in_place(|| {
+        cluster.stop();
+        cluster.start();
+    });
+    assert_all_stored_once_in_order(&harness, &bodies).await;
+    harness.cleanup().await;
+}
+
+/// MariaDB on a private server, stopped and started mid-stream (the consumer sees the outage).
+async fn mysql_restarted_mid_stream() {
+    let mut server = PrivateMariaDb::init();
+    server.start();
+    let mut harness = Harness::new(TestStore::PrivateMariaDb(server)).await;
+    slow_down(&mut harness);
+    harness.start().await;
+    let bodies = workload();
+    harness.publish_like_rasa(&bodies).await;
+    wait_for_progress(&harness, 500, bodies.len()).await;
+    let TestStore::PrivateMariaDb(server) = &mut harness.store else {
+        unreachable!("the harness holds the private server")
+    };
+    tokio::task::block_in_place(|| {
+        server.stop();
+        server.start();
+    });
     assert_all_stored_once_in_order(&harness, &bodies).await;
     harness.cleanup().await;
 }
@@ -139,15 +165,13 @@ async fn database_restarted_mid_stream(dialect: TestDialect) {
 on_every_dialect!(broker_connections_closed_mid_stream);
 
 mod database_restarted_mid_stream {
-    use colloquy_testkit::TestDialect;
-
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
-        super::database_restarted_mid_stream(TestDialect::Postgres).await
+        super::postgres_restarted_mid_stream().await
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn mysql() {
-        super::database_restarted_mid_stream(TestDialect::MySql).await
+        super::mysql_restarted_mid_stream().await
     }
 }

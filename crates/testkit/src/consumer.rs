@@ -23,6 +23,8 @@ pub enum TestStore {
     Fresh(TestDatabase),
     /// The `postgres` database of a private cluster (for tests that break the server).
     Private(crate::PrivatePostgres),
+    /// The `test` database of a private MariaDB server (for tests that break the server).
+    PrivateMariaDb(crate::PrivateMariaDb),
 }
 
 impl TestStore {
@@ -46,14 +48,16 @@ impl TestStore {
         match self {
             Self::Fresh(database) => database.url.clone(),
             Self::Private(cluster) => cluster.url("postgres"),
+            Self::PrivateMariaDb(server) => server.url(),
         }
     }
 
-    /// Drops the database (or stops the private cluster).
+    /// Drops the database (or stops the private server).
     pub async fn cleanup(self) {
         match self {
             Self::Fresh(database) => database.drop_database().await,
             Self::Private(cluster) => drop(cluster),
+            Self::PrivateMariaDb(server) => drop(server),
         }
     }
 }
@@ -125,6 +129,14 @@ impl Harness {
         harness
     }
 
+    /// A harness like [`Harness::new`] on the broker at `amqp_url` instead of the shared one: a
+    /// [`PrivateRabbitMq`](crate::PrivateRabbitMq) that the test may stop and start.
+    pub async fn on_broker(store: TestStore, amqp_url: &str) -> Self {
+        let mut harness = Self::new(store).await;
+        harness.amqp_url = amqp_url.to_owned();
+        harness
+    }
+
     /// A harness whose database is left as it is (the consumer prepares it when it starts).
     pub async fn unmigrated(store: TestStore) -> Self {
         let database =
@@ -146,6 +158,12 @@ impl Harness {
         }
     }
 
+    /// The name the subscription gives its connection (unique to this harness), for closing only its
+    /// connections with [`close_connections_named`](crate::broker::close_connections_named).
+    pub fn connection_name(&self) -> String {
+        format!("colloquy-consumer-test-{}", self.queue)
+    }
+
     /// The subscription's settings: this harness's exchange, queue, connection name and prefetch.
     pub fn amqp_config(&self) -> AmqpConfig {
         AmqpConfig::from_url(&self.amqp_url)
@@ -154,7 +172,7 @@ impl Harness {
             .expect("exchange name")
             .with_queues([self.queue.as_str()])
             .expect("queue name")
-            .with_connection_name(format!("colloquy-consumer-test-{}", self.queue))
+            .with_connection_name(self.connection_name())
             .with_prefetch(std::num::NonZeroU16::new(self.prefetch).expect("prefetch above 0"))
     }
 

@@ -6,8 +6,13 @@
 //! failing test, never a skipped one.
 //!
 //! Each test names its own queues, exchanges and databases with [`unique_name`] and waits for conditions with
-//! [`wait_until`], a bounded poll: no fixed sleeps. A test that breaks the database (stops it, makes it
-//! read-only) runs a [`PrivatePostgres`] cluster of its own, never the shared server.
+//! [`wait_until`], a bounded poll: no fixed sleeps.
+//!
+//! Destructive faults run on private instances, never on the shared servers other tests use at the same time:
+//! a test that stops, restarts or breaks a server starts its own [`PrivatePostgres`] cluster,
+//! [`PrivateMariaDb`] server or [`PrivateRabbitMq`] node (and the tracker stores' tests a private
+//! `redis-server`). On the shared broker a test closes only its own connections, found by their unique
+//! connection name (`broker::close_connections_named`).
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -22,13 +27,14 @@
 pub mod broker;
 #[cfg(feature = "consumer")]
 pub mod consumer;
-pub mod faults;
+mod private_mariadb;
 mod private_postgres;
 mod rabbitmq_node;
 mod rasa;
 #[cfg(feature = "tracker-store")]
 pub mod tracker_store;
 
+pub use private_mariadb::PrivateMariaDb;
 pub use private_postgres::PrivatePostgres;
 pub use rabbitmq_node::PrivateRabbitMq;
 pub use rasa::{data_of, delete_topology, interleave, publish_like_rasa, rasa_conversation};
@@ -385,7 +391,9 @@ pub async fn wait_for_exit(
     status.expect("the child exited")
 }
 
-/// Runs `rabbitmqctl` with `args` (fault injection); panics with its output when it fails.
+/// Runs `rabbitmqctl` with `args` on the shared node (only ever on the test's own users, queues and
+/// connections: anything that stops the node belongs on a [`PrivateRabbitMq`]); panics with its output when it
+/// fails.
 pub fn rabbitmqctl(args: &[&str]) {
     let output = Command::new("rabbitmqctl")
         .args(args)

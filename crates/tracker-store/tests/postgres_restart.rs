@@ -1,6 +1,6 @@
 //! PostgreSQL restarted in the middle of a stream of saves: no event lost, none stored twice, every event
-//! published in order (duplicates only as same-id re-sends). The server is shared: the test is short and
-//! starts the server again even when it fails.
+//! published in order (duplicates only as same-id re-sends). The restart happens on a private PostgreSQL
+//! cluster of the test's own, never on the shared server.
 
 use colloquy_testkit::tracker_store as common;
 
@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use colloquy_events::Tracker;
-use colloquy_testkit::faults::{Action, LocalServer};
-use colloquy_testkit::{fresh_database, wait_until};
+use colloquy_testkit::{PrivatePostgres, wait_until};
 use colloquy_tracker_store::{SqlConfig, SqlStore, TrackerStore};
 use common::{in_process_broker, session_start, turn};
 
@@ -36,9 +35,10 @@ async fn save_with_retry(store: &SqlStore, tracker: &mut Tracker) -> Result<()> 
 async fn postgresql_restarted_in_a_stream_of_saves() -> Result<()> {
     /// An upper bound only: the stream stops a few turns after the restart.
     const MAX_TURNS: usize = 5000;
-    let db = fresh_database().await;
+    let cluster = Arc::new(PrivatePostgres::init());
+    cluster.start();
     let (broker, received) = in_process_broker();
-    let mut config = SqlConfig::from_url(&db.url)?;
+    let mut config = SqlConfig::from_url(&cluster.url("postgres"))?;
     config.relay.max_retry_delay = Duration::from_millis(500);
     let store = Arc::new(SqlStore::connect(&config, Some(broker)).await?);
     let saved_turns = Arc::new(AtomicUsize::new(0));
@@ -69,9 +69,12 @@ async fn postgresql_restarted_in_a_stream_of_saves() -> Result<()> {
             saved_turns.load(Ordering::SeqCst) >= 5
         })
         .await;
-        let restorer = LocalServer::Postgres.restorer();
-        tokio::task::spawn_blocking(|| LocalServer::Postgres.run(Action::Restart)).await?;
-        drop(restorer);
+        let restarted = cluster.clone();
+        tokio::task::spawn_blocking(move || {
+            restarted.stop();
+            restarted.start();
+        })
+        .await?;
         let after_restart = saved_turns.load(Ordering::SeqCst);
         wait_until(
             "saves after the restart",
@@ -111,6 +114,7 @@ async fn postgresql_restarted_in_a_stream_of_saves() -> Result<()> {
     }
     .await;
     store.close().await?;
-    db.drop_database().await;
+    // Dropping the last handle on the cluster stops it and deletes its directory.
+    drop(cluster);
     result
 }
