@@ -434,7 +434,7 @@ impl Database {
         &self,
         events: &[EventRow],
         dead_letters: &[DeadLetterRow],
-        analytics: Option<&colloquy_analytics::Settings>,
+        analytics: crate::AnalyticsHook<'_>,
     ) -> Result<u64> {
         self.check_fit(events)?;
         if let Some(limit) = self.dialect.max_dead_letter_bytes()

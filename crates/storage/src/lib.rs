@@ -39,6 +39,7 @@
     allow(unused_variables, unused_mut, unreachable_code, dead_code)
 )]
 
+#[cfg(feature = "analytics")]
 mod analytics;
 mod database;
 mod error;
@@ -52,9 +53,18 @@ mod sqlite;
 mod transaction;
 mod url;
 
+#[cfg(feature = "analytics")]
 pub use analytics::AnalyticsProgress;
 /// What the analytics derivation takes besides the events (re-exported from `colloquy-analytics`).
+#[cfg(feature = "analytics")]
 pub use colloquy_analytics::Settings as AnalyticsSettings;
+
+/// The analytics settings a batch is stored with, if any (feature `analytics`; without it, never any).
+#[cfg(feature = "analytics")]
+pub(crate) type AnalyticsHook<'a> = Option<&'a colloquy_analytics::Settings>;
+/// The analytics settings a batch is stored with, if any (feature `analytics`; without it, never any).
+#[cfg(not(feature = "analytics"))]
+pub(crate) type AnalyticsHook<'a> = Option<&'a std::convert::Infallible>;
 pub use database::{
     ConnectOptions, ConversationRows, ConversionStep, Database, EventsStatus, ExportSelection,
     OutboxEntry, RelayError, RelayPass, Schema, StoredDeadLetter, StoredEvent,

@@ -518,7 +518,7 @@ pub(crate) async fn store_batch(
     target: &str,
     events: &[EventRow],
     dead_letters: &[DeadLetterRow],
-    analytics: Option<&colloquy_analytics::Settings>,
+    analytics: crate::AnalyticsHook<'_>,
 ) -> Result<u64> {
     let sequence = handle.ids_from_sequence(target).await?;
     let pool = &handle.pool;
@@ -552,9 +552,15 @@ pub(crate) async fn store_batch(
                 insert.build().execute(&mut *conn).await?;
             }
             if let Some(settings) = analytics {
-                let senders =
-                    crate::analytics::senders_of(events.iter().map(|row| row.sender_id.as_str()));
-                crate::analytics::mysql::catch_up(conn, &senders, settings).await?;
+                #[cfg(feature = "analytics")]
+                {
+                    let senders = crate::analytics::senders_of(
+                        events.iter().map(|row| row.sender_id.as_str()),
+                    );
+                    crate::analytics::mysql::catch_up(conn, &senders, settings).await?;
+                }
+                #[cfg(not(feature = "analytics"))]
+                match *settings {}
             }
             Ok(inserted)
         })

@@ -484,7 +484,7 @@ pub(crate) async fn store_batch(
     target: &str,
     events: &[EventRow],
     dead_letters: &[DeadLetterRow],
-    analytics: Option<&colloquy_analytics::Settings>,
+    analytics: crate::AnalyticsHook<'_>,
 ) -> Result<u64> {
     let events = first_of_each_id(events);
     let dedupe = handle
@@ -516,7 +516,7 @@ async fn store_batch_with(
     events: &[&EventRow],
     dead_letters: &[DeadLetterRow],
     dedupe: DedupeIndex,
-    analytics: Option<&colloquy_analytics::Settings>,
+    analytics: crate::AnalyticsHook<'_>,
 ) -> Result<u64, sqlx::Error> {
     let fits_one_segment =
         events.iter().map(|row| row.data.len()).sum::<usize>() <= STATEMENT_DATA_BYTES;
@@ -532,9 +532,14 @@ async fn store_batch_with(
         }
         insert_dead_letters(conn, dead_letters).await?;
         if let Some(settings) = analytics {
-            let senders =
-                crate::analytics::senders_of(events.iter().map(|row| row.sender_id.as_str()));
-            crate::analytics::postgres::catch_up(conn, &senders, settings).await?;
+            #[cfg(feature = "analytics")]
+            {
+                let senders =
+                    crate::analytics::senders_of(events.iter().map(|row| row.sender_id.as_str()));
+                crate::analytics::postgres::catch_up(conn, &senders, settings).await?;
+            }
+            #[cfg(not(feature = "analytics"))]
+            match *settings {}
         }
         Ok(inserted)
     })

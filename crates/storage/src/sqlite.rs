@@ -140,7 +140,7 @@ pub(crate) async fn store_batch(
     target: &str,
     events: &[EventRow],
     dead_letters: &[DeadLetterRow],
-    analytics: Option<&colloquy_analytics::Settings>,
+    analytics: crate::AnalyticsHook<'_>,
 ) -> Result<u64> {
     let events = first_of_each_id(events);
     transaction::write(pool, "BEGIN IMMEDIATE", async |conn| {
@@ -158,9 +158,14 @@ pub(crate) async fn store_batch(
             insert.build().execute(&mut *conn).await?;
         }
         if let Some(settings) = analytics {
-            let senders =
-                crate::analytics::senders_of(events.iter().map(|row| row.sender_id.as_str()));
-            crate::analytics::sqlite::catch_up(conn, &senders, settings).await?;
+            #[cfg(feature = "analytics")]
+            {
+                let senders =
+                    crate::analytics::senders_of(events.iter().map(|row| row.sender_id.as_str()));
+                crate::analytics::sqlite::catch_up(conn, &senders, settings).await?;
+            }
+            #[cfg(not(feature = "analytics"))]
+            match *settings {}
         }
         Ok(inserted)
     })
