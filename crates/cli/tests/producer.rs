@@ -23,14 +23,18 @@ const SAMPLE: &str = include_str!("../data/sample_conversations.jsonl");
 /// A queue and an exchange of one test, and a scratch directory.
 struct Topology {
     amqp_url: String,
+    /// The broker's own URL (guest): cleans up even when a test connects as a user it took rights from.
+    admin_url: String,
     exchange: String,
     queue: String,
 }
 
 impl Topology {
     async fn new() -> Self {
+        let amqp_url = colloquy_testkit::amqp_url().await;
         Self {
-            amqp_url: colloquy_testkit::amqp_url().await,
+            admin_url: amqp_url.clone(),
+            amqp_url,
             exchange: unique_name("cli-producer-exchange"),
             queue: unique_name("cli-producer-queue"),
         }
@@ -61,7 +65,7 @@ impl Topology {
     }
 
     async fn cleanup(&self) {
-        delete_topology(&self.amqp_url, &self.exchange, &self.queue).await;
+        delete_topology(&self.admin_url, &self.exchange, &self.queue).await;
     }
 }
 
@@ -437,6 +441,8 @@ async fn import_into_postgres_survives_its_connections_being_killed() {
         bodies.len(),
         "every event published (duplicates share ids)"
     );
+    // A live subscription would declare the queue again once it is deleted.
+    drop(subscription);
     topology.cleanup().await;
     store.drop_database().await;
     let _ = std::fs::remove_file(path);
@@ -479,6 +485,8 @@ async fn import_messages_carry_stable_ids_and_positions() {
     let bodies: Vec<Vec<u8>> = first.iter().map(|m| m.body.clone()).collect();
     assert_eq!(by_conversation(&bodies), by_conversation(&sample));
     assert_eq!(by_conversation(&bodies).len(), 19);
+    // A live subscription would declare the queue again once it is deleted.
+    drop(subscription);
     topology.cleanup().await;
 }
 
@@ -579,6 +587,8 @@ async fn import_errors_say_what_and_where() {
         ],
     );
     delete_topology(&topology.amqp_url, &durable, &topology.queue).await;
+    // A live subscription would declare the queue again once it is deleted.
+    drop(subscription);
     topology.cleanup().await;
 }
 
@@ -742,6 +752,8 @@ async fn import_names_the_events_rabbitmq_did_not_confirm() {
             "stderr should contain {needle:?}:\n{text}"
         );
     }
+    // A live subscription would declare the queue again once it is deleted.
+    drop(subscription);
     topology.cleanup().await;
     let _ = std::fs::remove_file(path);
 }
@@ -930,6 +942,8 @@ async fn export_filters_and_headers() {
         2,
         &["export needs a tracker store"],
     );
+    // A live subscription would declare the queue again once it is deleted.
+    drop(subscription);
     topology.cleanup().await;
     store.drop_database().await;
 }
@@ -1024,6 +1038,8 @@ async fn export_resumes_after_rabbitmq_refuses_it_in_the_middle() {
         .unwrap();
     assert!(resumed < total, "the resumed run did not start over");
 
+    // A live subscription would declare the queue again once it is deleted.
+    drop(subscription);
     topology.cleanup().await;
     store.drop_database().await;
 }
