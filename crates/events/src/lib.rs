@@ -82,4 +82,4 @@ pub use event::{
 };
 pub use id::EventId;
 pub use parse_data::{BotData, Button, Entity, Intent, ParseData};
-pub use tracker::{ActiveLoopState, LatestAction, Tracker};
+pub use tracker::{ActiveLoopState, EventVerbosity, LatestAction, Tracker};

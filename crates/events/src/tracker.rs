@@ -2,9 +2,12 @@
 //! from them (Rasa 3.6 `rasa/shared/core/trackers.py`), plus what the tracker store needs: which events are
 //! new since the last save (by count) and their stable ids and positions.
 //!
-//! Slots: there is no domain here, so the slots are the ones `slot` events have set, in the order they
-//! were first set (Rasa's `AnySlotDict`). `reset_slots`, `restart`, `session_started`, `rewind` and `undo`
-//! reset every known slot to `null` (an `AnySlot`'s initial value): the slot stays listed, with `null`.
+//! Slots: without a domain, the slots are the ones `slot` events have set, in the order they were first set
+//! (Rasa's `AnySlotDict`). `reset_slots`, `restart`, `session_started`, `rewind` and `undo` reset every known
+//! slot to `null` (an `AnySlot`'s initial value): the slot stays listed, with `null`. With a domain's slots
+//! ([`Tracker::with_domain_slots`]) the tracker has exactly those, in the domain's order, starting from (and
+//! reset to) their initial values; a `slot` event for a slot the domain does not have changes nothing, as in
+//! Rasa (which logs "Tried to set non existent slot").
 
 use serde_json::{Map, Value};
 
@@ -39,9 +42,41 @@ pub struct ActiveLoopState {
     pub trigger_message: Option<Value>,
 }
 
+/// Which events [`Tracker::current_state_with`] includes: Rasa's `EventVerbosity`, whose names are what the
+/// `include_events` query parameter of Rasa's HTTP API takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventVerbosity {
+    /// No events (`"events": null`).
+    None,
+    /// The events that make up the current state ([`Tracker::applied_events`]).
+    Applied,
+    /// The events after the latest `restart` ([`Tracker::events_after_latest_restart`]).
+    AfterRestart,
+    /// Every event.
+    All,
+}
+
+impl EventVerbosity {
+    /// Every verbosity, in Rasa's declaration order (the order its error message lists them in).
+    pub const ALL_NAMES: [&'static str; 4] = ["NONE", "APPLIED", "AFTER_RESTART", "ALL"];
+
+    /// Reads Rasa's name of a verbosity, in any case (Rasa upper-cases the parameter); `None` when unknown.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.to_ascii_uppercase().as_str() {
+            "NONE" => Some(Self::None),
+            "APPLIED" => Some(Self::Applied),
+            "AFTER_RESTART" => Some(Self::AfterRestart),
+            "ALL" => Some(Self::All),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct State {
     slots: Map<String, Value>,
+    /// The domain's slots and their initial values; `None` = slots are whatever events set.
+    domain_slots: Option<Map<String, Value>>,
     /// Index of the latest `user` event; `None` = Rasa's empty `UserUttered`.
     latest_message: Option<usize>,
     /// The latest message's entities plus those added by `entities` events.
@@ -57,6 +92,7 @@ impl State {
     fn new() -> Self {
         Self {
             slots: Map::new(),
+            domain_slots: None,
             latest_message: None,
             latest_entities: Vec::new(),
             latest_bot_utterance: None,
@@ -67,11 +103,25 @@ impl State {
         }
     }
 
-    /// Rasa's `_reset`: state back to initial, slots to `null`; events are kept.
+    /// Rasa's `_reset`: state back to initial, slots to their initial values; events are kept.
     fn reset(&mut self) {
         let slots = std::mem::take(&mut self.slots);
+        let domain_slots = self.domain_slots.take();
         *self = Self::new();
-        self.slots = slots.into_iter().map(|(k, _)| (k, Value::Null)).collect();
+        self.slots = slots;
+        self.domain_slots = domain_slots;
+        self.reset_slots();
+    }
+
+    /// Rasa's `_reset_slots`: every slot back to its initial value (`null` without a domain).
+    fn reset_slots(&mut self) {
+        match &self.domain_slots {
+            Some(initial) => self.slots = initial.clone(),
+            None => self
+                .slots
+                .values_mut()
+                .for_each(|value| *value = Value::Null),
+        }
     }
 
     fn active_loop_name(&self) -> Option<&str> {
@@ -133,6 +183,38 @@ impl Tracker {
         tracker.apply_all(events);
         tracker.mark_saved();
         tracker
+    }
+
+    /// The same tracker (events, positions, what is saved) with a domain's slots: `initial` names them, in
+    /// the domain's order, with their initial values (Rasa's `Slot.initial_value`; include the slots Rasa's
+    /// `Domain` adds itself, such as `session_started_metadata`). The state is derived again from the events.
+    pub fn with_domain_slots(mut self, initial: Map<String, Value>) -> Self {
+        let mut state = State::new();
+        state.slots = initial.clone();
+        state.domain_slots = Some(initial);
+        self.state = state;
+        for index in 0..self.events.len() {
+            self.apply_at(index);
+        }
+        self
+    }
+
+    /// The tracker as it was at `time`: a new tracker with the same slots that applies the events up to the
+    /// first one with a later timestamp (Rasa's `travel_back_in_time`: events at exactly `time` are included;
+    /// an event without a timestamp does not stop the replay). Nothing of it counts as saved.
+    pub fn travel_back_in_time(&self, time: f64) -> Self {
+        let mut past = Self::new(self.sender_id.clone());
+        if let Some(initial) = &self.state.domain_slots {
+            past = past.with_domain_slots(initial.clone());
+        }
+        past.first_seq = self.first_seq;
+        let until = self
+            .events
+            .iter()
+            .position(|event| event.timestamp().is_some_and(|t| t > time))
+            .unwrap_or(self.events.len());
+        past.apply_all(self.events[..until].iter().cloned());
+        past
     }
 
     /// The conversation id.
@@ -301,6 +383,12 @@ impl Tracker {
 
     /// Rasa's `DialogueStateTracker.current_state(EventVerbosity.ALL)`, key for key.
     pub fn current_state(&self) -> Value {
+        self.current_state_with(EventVerbosity::All)
+    }
+
+    /// Rasa's `DialogueStateTracker.current_state(verbosity)`, key for key: what Rasa's HTTP API returns for
+    /// a tracker (`events` holds the events `verbosity` selects, or `null` for [`EventVerbosity::None`]).
+    pub fn current_state_with(&self, verbosity: EventVerbosity) -> Value {
         let s = &self.state;
         let mut out = Map::new();
         out.insert("sender_id".into(), Value::String(self.sender_id.clone()));
@@ -324,9 +412,19 @@ impl Tracker {
             s.followup_action.clone().map_or(Value::Null, Value::String),
         );
         out.insert("paused".into(), Value::Bool(s.paused));
+        let events = match verbosity {
+            EventVerbosity::None => None,
+            EventVerbosity::Applied => Some(self.applied_events()),
+            EventVerbosity::AfterRestart => {
+                Some(self.events_after_latest_restart().iter().collect())
+            }
+            EventVerbosity::All => Some(self.events.iter().collect()),
+        };
         out.insert(
             "events".into(),
-            Value::Array(self.events.iter().map(Event::to_value).collect()),
+            events.map_or(Value::Null, |events| {
+                Value::Array(events.into_iter().map(Event::to_value).collect())
+            }),
         );
         let channel = self.events.iter().rev().find_map(|e| match &e.kind {
             EventKind::User(u) => Some(u.input_channel.clone().map_or(Value::Null, Value::String)),
@@ -457,13 +555,15 @@ impl Tracker {
                 state.followup_action = None;
             }
             EventKind::Slot(s) => {
-                state.slots.insert(s.name.clone(), s.value.clone());
-            }
-            EventKind::ResetSlots => {
-                for value in state.slots.values_mut() {
-                    *value = Value::Null;
+                let known = state
+                    .domain_slots
+                    .as_ref()
+                    .is_none_or(|domain| domain.contains_key(&s.name));
+                if known {
+                    state.slots.insert(s.name.clone(), s.value.clone());
                 }
             }
+            EventKind::ResetSlots => state.reset_slots(),
             EventKind::Restart => {
                 state.reset();
                 state.followup_action = Some(ACTION_SESSION_START.to_owned());

@@ -1,6 +1,6 @@
 //! The tracker's replay rules, save bookkeeping and stamping, one table row per rule.
 
-use colloquy_events::{Envelope, Event, EventId, Tracker};
+use colloquy_events::{Envelope, Event, EventId, EventVerbosity, Tracker};
 use serde_json::{Value, json};
 
 fn ev(json: Value) -> Event {
@@ -236,4 +236,89 @@ fn sessions_restarts_and_saves() {
         EventId::for_message("alice", body.as_bytes())
     );
     assert_eq!(unsequenced.seq, None);
+}
+
+fn at(mut event: Event, time: f64) -> Event {
+    event.timestamp = Some(serde_json::Number::from_f64(time).unwrap());
+    event
+}
+
+#[test]
+fn domain_slots_start_from_and_reset_to_their_initial_values() {
+    let initial = json!({"cuisine": "any", "people": null, "session_started_metadata": null});
+    let mut tracker = Tracker::new("t").with_domain_slots(initial.as_object().unwrap().clone());
+    assert_eq!(tracker.current_state()["slots"], initial);
+    tracker.apply(slot("people", json!(4)));
+    tracker.apply(slot("unknown", json!("ignored, as in Rasa")));
+    assert_eq!(
+        tracker.current_state()["slots"],
+        json!({"cuisine": "any", "people": 4, "session_started_metadata": null})
+    );
+    tracker.apply(simple("restart"));
+    assert_eq!(tracker.current_state()["slots"], initial);
+    tracker.apply(slot("cuisine", json!("thai")));
+    tracker.apply(simple("reset_slots"));
+    assert_eq!(tracker.current_state()["slots"], initial);
+}
+
+#[test]
+fn domain_slots_rederive_a_restored_tracker_and_keep_its_bookkeeping() {
+    let restored = Tracker::restore(
+        "t",
+        3,
+        vec![slot("people", json!(2)), slot("other", json!(1))],
+    );
+    let tracker = restored.with_domain_slots(json!({"people": 1}).as_object().unwrap().clone());
+    assert_eq!(tracker.current_state()["slots"], json!({"people": 2}));
+    assert_eq!((tracker.first_seq(), tracker.saved_len()), (3, 2));
+}
+
+#[test]
+fn verbosity_selects_the_events_like_rasa() {
+    let mut tracker = Tracker::new("t");
+    tracker.apply_all(vec![
+        user("hi", "greet"),
+        action("utter_hi"),
+        simple("restart"),
+        user("again", "greet"),
+        action("utter_hi"),
+        simple("undo"),
+    ]);
+    let count = |verbosity| match &tracker.current_state_with(verbosity)["events"] {
+        Value::Array(events) => Some(events.len()),
+        _ => None,
+    };
+    assert_eq!(count(EventVerbosity::All), Some(6));
+    assert_eq!(count(EventVerbosity::AfterRestart), Some(3));
+    assert_eq!(count(EventVerbosity::Applied), Some(1));
+    assert_eq!(count(EventVerbosity::None), None);
+    assert_eq!(
+        tracker.current_state(),
+        tracker.current_state_with(EventVerbosity::All)
+    );
+    assert_eq!(
+        EventVerbosity::from_name("after_restart"),
+        Some(EventVerbosity::AfterRestart)
+    );
+    assert_eq!(EventVerbosity::from_name("some"), None);
+}
+
+#[test]
+fn travel_back_in_time_replays_up_to_the_first_later_event() {
+    let mut tracker =
+        Tracker::new("t").with_domain_slots(json!({"a": 0}).as_object().unwrap().clone());
+    tracker.apply_all(vec![
+        at(slot("a", json!(1)), 1.0),
+        at(slot("a", json!(2)), 2.0),
+        at(slot("a", json!(3)), 3.0),
+        at(slot("a", json!(4)), 2.5),
+    ]);
+    let past = tracker.travel_back_in_time(2.0);
+    assert_eq!(past.current_state()["slots"], json!({"a": 2}));
+    assert_eq!(past.events().len(), 2);
+    assert_eq!(past.saved_len(), 0);
+    assert_eq!(
+        tracker.travel_back_in_time(0.5).current_state()["slots"],
+        json!({"a": 0})
+    );
 }
