@@ -176,7 +176,7 @@ impl Server {
             "Indexed the conversations."
         );
         let domain = match &config.domain {
-            Some(path) => Some(Arc::new(rasa::load_domain(path)?)),
+            Some(path) => Some(Arc::new(rasa::Domain::load(path)?)),
             None => None,
         };
         let broker = match &config.broker {

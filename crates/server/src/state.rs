@@ -21,7 +21,6 @@ pub struct AppState {
     /// The tracker store Rasa's write endpoints save through; `None`: they answer 503.
     pub(crate) tracker_store: Option<Arc<dyn TrackerStore>>,
     /// Rasa's domain, from `--domain`.
-    #[allow(dead_code)]
     pub(crate) domain: Option<Arc<crate::rasa::Domain>>,
     /// The auth settings.
     pub(crate) auth: Arc<Auth>,
