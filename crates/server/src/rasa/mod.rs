@@ -229,14 +229,14 @@ fn with_domain(state: &AppState, tracker: Tracker) -> Tracker {
 /// What Rasa's `action_session_start` logs on a tracker without events: the action (confidence 1.0, no
 /// policy), `session_started`, `action_listen`, each stamped now.
 fn start_session(tracker: &mut Tracker) {
-    let now = SystemTime::now();
     let mut session_start = EventKind::action("action_session_start");
     if let EventKind::Action(action) = &mut session_start {
         action.confidence = serde_json::Number::from_f64(1.0);
     }
-    tracker.apply(Event::at(session_start, now));
-    tracker.apply(Event::at(EventKind::SessionStarted, now));
-    tracker.apply(Event::at(EventKind::action("action_listen"), now));
+    let now = SystemTime::now();
+    for kind in [session_start, EventKind::SessionStarted, EventKind::action("action_listen")] {
+        tracker.apply(Event::at(kind, now));
+    }
 }
 
 async fn append_events(
@@ -259,7 +259,9 @@ async fn append_events(
         if tracker.events().is_empty() && !begins_with_session {
             start_session(&mut tracker);
         }
-        tracker.apply_all(events.iter().cloned());
+        let mut events = events.clone();
+        stamp_missing(&mut events);
+        tracker.apply_all(events);
         match store.save(&mut tracker).await {
             Ok(_) => return Ok(ok(&tracker.current_state_with(verbosity))),
             Err(error) if error.is_conflict() => continue,
@@ -277,7 +279,8 @@ async fn replace_events(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> RasaResult<Response> {
-    let events = request_events(&body)?;
+    let mut events = request_events(&body)?;
+    stamp_missing(&mut events);
     let verbosity = TrackerQuery::parse(query).verbosity()?;
     let store = tracker_store(&state)?;
     let stored = store
@@ -333,8 +336,9 @@ fn begins_with_session_start(events: &[Event]) -> bool {
 }
 
 /// The request's events: Rasa's checks (`validate_events_in_request_body`: each an object with a known `event`
-/// and the keys its type requires), then each read; an event without a timestamp is stamped now, as Rasa's
-/// `Event.from_parameters` does.
+/// and the keys its type requires), then each read and put in Rasa's form (`Event.from_parameters(...)
+/// .as_dict()`: every key Rasa writes, its defaults filled in). Timestamps the request leaves out are added by
+/// [`stamp_missing`] when the events are applied.
 fn request_events(body: &[u8]) -> RasaResult<Vec<Event>> {
     if body.is_empty() {
         return Err(invalid("the request has no body"));
@@ -345,16 +349,18 @@ fn request_events(body: &[u8]) -> RasaResult<Vec<Event>> {
         Value::Array(values) => values,
         single => vec![single],
     };
-    let now = Event::at(EventKind::SessionStarted, SystemTime::now()).timestamp;
-    let mut events = Vec::with_capacity(values.len());
-    for (index, value) in values.into_iter().enumerate() {
-        validate(&value).map_err(|error| invalid(format!("event {index}: {error}")))?;
-        let mut event = Event::from_value(value).map_err(|error| invalid(format!("event {index}: {error}")))?;
-        if event.timestamp.is_none() {
-            event.timestamp = now.clone();
-        }
-        events.push(event);
-    }
+    let events = values
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            validate(&value)
+                .and_then(|()| {
+                    let read = Event::from_value(value).map_err(|error| error.to_string())?;
+                    Event::from_json(read.to_rasa_json().as_bytes()).map_err(|error| error.to_string())
+                })
+                .map_err(|error| invalid(format!("event {index}: {error}")))
+        })
+        .collect::<RasaResult<Vec<_>>>()?;
     if events.is_empty() {
         return Err(RasaError::new(
             StatusCode::BAD_REQUEST,
@@ -364,6 +370,21 @@ fn request_events(body: &[u8]) -> RasaResult<Vec<Event>> {
         .details(json!({"parameter": "", "in": "body"})));
     }
     Ok(events)
+}
+
+/// Stamps "now" on the events without a timestamp, as Rasa's `Event.from_parameters` does — here when they are
+/// applied, after a session start the server logs first, so that they belong to that session (Rasa stamps them
+/// before it and a store that loads the latest session by timestamp would leave them out).
+fn stamp_missing(events: &mut [Event]) {
+    let now = unix_now();
+    for event in events.iter_mut().filter(|event| event.timestamp.is_none()) {
+        event.timestamp = now.clone();
+    }
+}
+
+/// The current time as Rasa writes `time.time()`.
+fn unix_now() -> Option<serde_json::Number> {
+    Event::at(EventKind::SessionStarted, SystemTime::now()).timestamp
 }
 
 fn invalid(error: impl std::fmt::Display) -> RasaError {
