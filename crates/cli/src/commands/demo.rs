@@ -1,6 +1,8 @@
 //! `colloquy demo`: the newcomer's tour, in one process. It runs the consumer (as `colloquy consume` does)
 //! into a fresh SQLite database, imports the bundled sample conversations through RabbitMQ (as
-//! `colloquy import` does), waits until every event is stored, prints a summary and stops the consumer.
+//! `colloquy import` does), waits until every event is stored, prints a summary and stops the consumer. The
+//! consumer derives the analytics tables as `colloquy consume --analytics` does, so that the tour ends with the
+//! inbox and the dashboard over the demo's database (served until Ctrl-C on a terminal).
 //!
 //! The demo uses its own exchange and queue ([`DEMO_EXCHANGE`], [`DEMO_QUEUE`]), so it never mixes with a Rasa
 //! deployment on the same broker. Events keep their ids from run to run, so running it twice against the
@@ -16,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use colloquy_broker::{AmqpConfig, AmqpSubscription, DEFAULT_URL};
-use colloquy_consumer::{Consumer, ConsumerOptions};
-use colloquy_storage::{ConnectOptions, Database, Schema};
+use colloquy_consumer::{AnalyticsSink, Consumer, ConsumerOptions};
+use colloquy_storage::{AnalyticsSettings, ConnectOptions, Database, Schema};
 
 use super::import::{StoreChoice, import};
 use crate::cli::{DemoArgs, ProgressMode};
@@ -64,6 +66,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             database_path.display()
         )
     })?;
+    database
+        .migrate_analytics()
+        .await
+        .context("cannot create the demo's analytics tables")?;
 
     println!("Colloquy demo");
     println!(
@@ -76,7 +82,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let subscription = AmqpSubscription::connect(amqp.clone())
         .await
         .map_err(|error| super::broker_error_with_advice(&error, &amqp.target(), DEMO_EXCHANGE))?;
-    let consumer = Consumer::new(Arc::new(database.clone()), ConsumerOptions::default());
+    let sink = AnalyticsSink::new(database.clone(), AnalyticsSettings::default());
+    let consumer = Consumer::new(Arc::new(sink), ConsumerOptions::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let consumer_task = tokio::spawn(consumer.run(Box::new(subscription), async move {
         let _ = stopped.await;
@@ -135,6 +142,36 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         database_path.display()
     );
     database.close().await;
+
+    // 5. The inbox over the demo's database.
+    serve_inbox(&database_url).await
+}
+
+/// Ends the tour with the inbox over the demo's database: on a terminal, serves it (on `colloquy serve`'s
+/// address, or a free port when that one is taken) until Ctrl-C; otherwise prints the command that does.
+async fn serve_inbox(database_url: &str) -> Result<()> {
+    use std::io::IsTerminal as _;
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        println!(
+            "Inbox: run `colloquy serve --database-url {database_url}`, then open http://{}/",
+            colloquy_server::DEFAULT_LISTEN
+        );
+        return Ok(());
+    }
+    let mut config = colloquy_server::ServerConfig::new(database_url);
+    let server = match colloquy_server::Server::bind(config.clone()).await {
+        Ok(server) => server,
+        Err(_) => {
+            config.listen.set_port(0);
+            colloquy_server::Server::bind(config).await?
+        }
+    };
+    println!("Inbox: http://{}/ (serving until Ctrl-C)", server.local_addr());
+    server
+        .run(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
     Ok(())
 }
 

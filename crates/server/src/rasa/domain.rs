@@ -47,7 +47,8 @@ impl Domain {
     }
 
     /// Reads a domain from its YAML text.
-    pub fn from_yaml(text: &str) -> Result<Self> {
+    #[cfg(test)]
+    fn from_yaml(text: &str) -> Result<Self> {
         let part = parse(text).map_err(|e| Error::Config(format!("domain: {e}")))?;
         Ok(Self::merged(&[part]))
     }
