@@ -30,7 +30,7 @@ function short(n) {
  * Vertical bars: `points` is [{label, value}], in order. Every few labels are shown on the axis; each bar
  * has a <title> with its exact value.
  */
-export function columnChart(points, { label, width = 560, height = 220, unit = "" } = {}) {
+export function columnChart(points, { label, width = 480, height = 220, unit = "" } = {}) {
   const root = chart(width, height, label);
   const left = 40, bottom = 26, top = 10, right = 8;
   const plotW = width - left - right, plotH = height - top - bottom;
@@ -55,15 +55,15 @@ export function columnChart(points, { label, width = 560, height = 220, unit = "
 }
 
 /** Horizontal bars for a ranked list: [{label, value}], largest first. */
-export function barChart(items, { label, width = 560, unit = "" } = {}) {
-  const rowH = 24, labelW = 170, valueW = 60;
+export function barChart(items, { label, width = 480, unit = "" } = {}) {
+  const rowH = 26, labelW = 150, valueW = 50;
   const height = Math.max(rowH * items.length + 8, 40);
   const root = chart(width, height, label);
   const max = Math.max(1, ...items.map((item) => item.value));
   const plotW = width - labelW - valueW;
   items.forEach((item, i) => {
     const y = 4 + i * rowH;
-    const text = item.label.length > 26 ? item.label.slice(0, 25) + "…" : item.label;
+    const text = item.label.length > 22 ? item.label.slice(0, 21) + "…" : item.label;
     const name = svg("text", { x: labelW - 8, y: y + 15, "text-anchor": "end" }, text);
     name.append(svg("title", {}, item.label));
     root.append(name);

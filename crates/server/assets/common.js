@@ -66,7 +66,7 @@ export function el(tag, attributes = {}, ...children) {
 }
 
 function append(node, children) {
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -102,7 +102,7 @@ export function visibleText(text) {
 }
 
 /** How many characters a clipped text shows before "Show all". */
-export const CLIP_CHARS = 1200;
+export const CLIP_CHARS = 600;
 
 /** `text` as a node that shows its first CLIP_CHARS characters and a button for the rest. */
 export function clippedText(text, limit = CLIP_CHARS) {

@@ -179,8 +179,6 @@ function dayDivider(stored) {
 }
 
 function updateFacts(first) {
-  const parts = [`${formatCount(total)} events`, `${formatCount(shown)} shown`];
-  if (first && first.timestamp) parts.push(`since ${formatTime(first.timestamp)}`);
   if (!facts.dataset.since && first && first.timestamp) facts.dataset.since = formatTime(first.timestamp);
   facts.textContent = `${formatCount(shown)} of ${formatCount(total)} events shown` + (facts.dataset.since ? ` · first event ${facts.dataset.since}` : "");
 }
@@ -229,7 +227,7 @@ async function loadDeadLetters() {
     if (!letters.length) return;
     clear(deadLetters);
     deadLetters.append(el("div", { class: "notice" },
-      `${letters.length} dead letter${letters.length === 1 ? "" : "s"} name this conversation: `,
+      `${letters.length} dead letter${letters.length === 1 ? " names" : "s name"} this conversation: `,
       letters.map((letter, index) => [index ? ", " : "", el("a", { href: `/dead-letters?id=${letter.id}`, class: "dead-letter-link" }, `#${letter.id}`)]),
       "."));
   } catch (_) {
