@@ -35,6 +35,19 @@ function empty(text) {
   return el("p", { class: "muted" }, text);
 }
 
+/** Days without sessions are missing from the view: put them back as zeros so time reads evenly. */
+function everyDay(days) {
+  if (days.length < 2) return days;
+  const byDay = new Map(days.map((d) => [d.day, d.sessions]));
+  const filled = [];
+  const last = Date.parse(days[days.length - 1].day + "T00:00:00Z");
+  for (let t = Date.parse(days[0].day + "T00:00:00Z"); t <= last && filled.length < 3660; t += 86400000) {
+    const day = new Date(t).toISOString().slice(0, 10);
+    filled.push({ day, sessions: byDay.get(day) ?? 0 });
+  }
+  return filled;
+}
+
 function renderMetrics(metrics) {
   clear(content);
   if (!metrics.available) {
@@ -54,7 +67,7 @@ function renderMetrics(metrics) {
   content.append(tiles);
   const grid = el("div", { class: "grid" });
   grid.append(card("Sessions over time",
-    metrics.sessions_per_day.length ? columnChart(metrics.sessions_per_day.map((d) => ({ label: d.day.slice(5), value: d.sessions })), { label: "Sessions per day" }) : empty("No sessions yet."),
+    metrics.sessions_per_day.length ? columnChart(everyDay(metrics.sessions_per_day).map((d) => ({ label: d.day.slice(5), value: d.sessions })), { label: "Sessions per day" }) : empty("No sessions yet."),
     "Sessions started per day (UTC)."));
   grid.append(card("Sessions by channel",
     metrics.sessions_per_channel.length ? barChart(metrics.sessions_per_channel.map((c) => ({ label: c.channel || "(none)", value: c.sessions })), { label: "Sessions by channel" }) : empty("No sessions yet.")));

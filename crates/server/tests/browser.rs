@@ -279,7 +279,7 @@ async fn browser() -> (Driver, Client) {
     };
     let driver = Driver { child, profile };
     let url = format!("http://127.0.0.1:{port}");
-    wait_until("chromedriver to answer", PATIENCE, || async {
+    wait_until("chromedriver to answer", PATIENCE, move || async move {
         tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
     })
     .await;
@@ -312,7 +312,7 @@ async fn js(client: &Client, expression: &str) -> Value {
 
 /// Waits until the JS expression is true in the page (a person waiting for the page to show something).
 async fn wait_for(client: &Client, what: &str, expression: &str) {
-    wait_until(what, PATIENCE, || async {
+    wait_until(what, PATIENCE, move || async move {
         matches!(client.execute(&format!("return Boolean({expression});"), vec![]).await, Ok(Value::Bool(true)))
     })
     .await;
@@ -473,9 +473,10 @@ async fn a_person_reads_conversations(dialect: TestDialect) {
     wait_for(&client, "the first page of the long conversation", "document.querySelectorAll('#transcript .ev[data-id]').length >= 500").await;
     let first_screen = js(&client, "document.querySelectorAll('#transcript .ev[data-id]').length").await;
     assert!(first_screen.as_u64().is_some_and(|n| n < LONG_EVENTS as u64), "lazy: {first_screen} events at first");
-    wait_until("all 5,000 events as the transcript scrolls", PATIENCE, || async {
-        let _ = client.execute("window.scrollTo(0, document.body.scrollHeight);", vec![]).await;
-        js(&client, "document.querySelectorAll('#transcript .ev[data-id]').length").await == json!(LONG_EVENTS)
+    let person = &client;
+    wait_until("all 5,000 events as the transcript scrolls", PATIENCE, move || async move {
+        let _ = person.execute("window.scrollTo(0, document.body.scrollHeight);", vec![]).await;
+        js(person, "document.querySelectorAll('#transcript .ev[data-id]').length").await == json!(LONG_EVENTS)
     })
     .await;
     assert_eq!(text_of(&client, "#facts").await.split(" · ").next(), Some("5,000 of 5,000 events shown"));
