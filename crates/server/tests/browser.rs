@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use colloquy_events::{Envelope, EventId};
+use colloquy_server::{Server, ServerConfig};
 use colloquy_storage::{AnalyticsSettings, ConnectOptions, Database, DeadLetterRow, EventRow, Schema};
 use colloquy_testkit::broker::TopologyGuard;
 use colloquy_testkit::{TestDialect, unique_name, wait_until};
@@ -584,6 +585,25 @@ impl Running {
     }
 }
 
+/// Binds the server on a free loopback port with the test's token and broker (requeue publishes to the test's
+/// exchange, with the dead letter's source queue — the test's queue — bound to it), and runs it on a task.
 async fn start_server(database_url: &str, topology: &TopologyGuard) -> Running {
-    todo!("after merging branch server: {database_url} {}", topology.queue)
+    let mut config = ServerConfig::new(database_url);
+    config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config.auth_token = Some(TOKEN.to_owned());
+    config.broker = Some(
+        colloquy_testkit::broker::config(&topology.exchange, &topology.queue, &unique_name("browser-serve")).await,
+    );
+    let server = Server::bind(config).await.expect("bind the server");
+    let address = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server
+            .run(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("the server runs until stopped");
+    });
+    Running { address, stop, task }
 }
