@@ -7,7 +7,7 @@
 //!   server's browser tests drive them).
 //! - `cargo xtask services` — makes sure the local RabbitMQ, PostgreSQL and Redis answer, starting them if
 //!   needed.
-//! - `cargo xtask bench [events|broker|tracker-store|consumer]... [--prefill N[,M...]]` — the benchmarks (all
+//! - `cargo xtask bench [events|broker|tracker-store|consumer|serve]... [--prefill N[,M...]]` — the benchmarks (all
 //!   when none is named); `--prefill` runs the consumer's growth curve instead of its usual bench: the drain
 //!   into a table that already holds 0, N, M... events, generated inside PostgreSQL (`BENCH_PREFILL`).
 //! - `cargo xtask demo` — the newcomer's tour: consume, import a sample, print a summary.
@@ -42,7 +42,7 @@ fn main() -> Result<()> {
                  tasks:\n  \
                  ci                 fmt check, clippy -D warnings, all tests (needs RabbitMQ, PostgreSQL, MariaDB, Redis)\n  \
                  services           start the local RabbitMQ, PostgreSQL, MariaDB and Redis if they do not answer\n  \
-                 bench [NAME]... [--prefill N[,M...]]\n                    run benchmarks: events, broker, tracker-store, consumer (default: all);\n                    --prefill: the consumer's drain rate into tables already holding N, M... events\n  \
+                 bench [NAME]... [--prefill N[,M...]]\n                    run benchmarks: events, broker, tracker-store, consumer (default: all), serve (only when named);\n                    --prefill: the consumer's drain rate into tables already holding N, M... events\n  \
                  demo               run the consumer, import sample conversations, print a summary\n  \
                  rasa-compat [ARGS] run Rasa 3.6.21's own code against us (pytest compat/rasa; ARGS go to pytest)"
             );
@@ -180,8 +180,14 @@ fn bench(args: &[String]) -> Result<()> {
         names.iter().map(String::as_str).collect()
     };
     for name in names {
+        // `serve` fills 1M events per dialect: only when named.
+        if name == "serve" {
+            services()?;
+            cargo(&["bench", "--package", "colloquy-server", "--bench", "serve"])?;
+            continue;
+        }
         if !ALL.contains(&name) {
-            bail!("unknown benchmark {name:?}: choose from {ALL:?}");
+            bail!("unknown benchmark {name:?}: choose from {ALL:?} or serve");
         }
         if name != "events" {
             services()?;

@@ -24,6 +24,7 @@ const LIBRARIES: &[&str] = &[
     "tracker-store",
     "consumer",
     "analytics",
+    "server",
 ];
 
 /// Crates whose code may read the environment: the binary and the dev-only test kit.

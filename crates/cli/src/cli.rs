@@ -82,6 +82,71 @@ pub enum Command {
     /// Rasa's conversation markers (`rasa evaluate markers`), evaluated on the events a database holds.
     #[command(subcommand)]
     Markers(MarkersCommand),
+    /// Serve the conversation inbox, the dashboard, the dead letters, Colloquy's JSON API (`/api`) and Rasa's
+    /// tracker endpoints over a database (one Rasa wrote included; read only). Runs until SIGTERM or SIGINT.
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
+}
+
+const SERVE_HELP: &str = "Auth: with --auth-token every request needs the token: `?token=TOKEN` (open
+`http://HOST:PORT/?token=TOKEN` once: a cookie keeps it for the pages), or `Authorization: Bearer TOKEN`.
+Writes (Rasa's POST/PUT tracker events, requeueing a dead letter) take only the query token or the bearer
+header. Without --auth-token the server listens on loopback only and refuses every write.
+
+Writes: Rasa's POST/PUT /conversations/{id}/tracker/events save through --tracker-store (or the
+`tracker_store` section of --endpoints), streaming to the broker of --amqp-url (or `event_broker`);
+without a tracker store they answer 503. Requeueing a dead letter needs the broker.
+
+Exit codes:
+  0  stopped by SIGTERM or SIGINT
+  1  failure at run time
+  2  bad usage or configuration (a non-loopback --http without --auth-token, a database without Rasa's
+     `events` table, refused credentials, an unreadable domain file)";
+
+/// `colloquy serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseArgs,
+
+    /// The address to listen on. Without --auth-token only a loopback address is accepted.
+    #[arg(
+        long,
+        env = "COLLOQUY_SERVE_HTTP",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:5006"
+    )]
+    pub http: SocketAddr,
+
+    /// The token every request must carry (see below). Without it: loopback only, no writes.
+    #[arg(
+        long,
+        env = "COLLOQUY_AUTH_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub auth_token: Option<String>,
+
+    /// Rasa's domain file: the slots (and initial values) of the trackers Rasa's endpoints return. Without
+    /// it a tracker's slots are those its events set.
+    #[arg(long, env = "COLLOQUY_DOMAIN", value_name = "FILE")]
+    pub domain: Option<PathBuf>,
+
+    /// The tracker store Rasa's write endpoints save through: a database URL (`postgres://…`, `mysql://…`,
+    /// `sqlite://…`; Colloquy's SQL tracker store, migrated on start) or a Redis URL. Default: the
+    /// `tracker_store` section of --endpoints (type `sql`); none: writes answer 503.
+    #[arg(long, env = "COLLOQUY_TRACKER_STORE", value_name = "URL")]
+    pub tracker_store: Option<String>,
+
+    /// The consumer's Prometheus endpoint (`http://HOST:PORT/metrics` of `colloquy consume --http`), for the
+    /// dashboard's live events per second.
+    #[arg(long, env = "COLLOQUY_CONSUMER_METRICS", value_name = "URL")]
+    pub consumer_metrics: Option<String>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub broker: BrokerArgs,
 }
 
 /// `colloquy markers ...`.

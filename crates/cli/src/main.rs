@@ -61,6 +61,7 @@ fn main() -> ExitCode {
                 commands::analytics::run(command, endpoints.as_ref()).await
             }
             Command::Markers(command) => commands::markers::run(command, endpoints.as_ref()).await,
+            Command::Serve(args) => commands::serve::run(args, endpoints.as_ref()).await,
         }
     });
     match result {

@@ -34,6 +34,23 @@ impl Endpoints {
     }
 }
 
+impl Endpoints {
+    /// Whether the file has an `event_broker` section.
+    pub fn has_event_broker(&self) -> bool {
+        self.parsed.event_broker.is_some()
+    }
+
+    /// The database URL of a `tracker_store` section of type `sql`, if there is one.
+    pub fn sql_tracker_store(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<String>> {
+        self.parsed
+            .database_url(env)
+            .with_context(|| format!("invalid tracker_store section in {}", self.path.display()))
+    }
+}
+
 /// Looks an environment variable up for `${VAR}` substitution in endpoints.yml.
 pub fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()

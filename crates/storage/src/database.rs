@@ -179,6 +179,31 @@ pub struct StoredDeadLetter {
     pub error: String,
 }
 
+/// What the analytics metric views say (`colloquy_*` views over Rasa Pro's analytics tables), for a dashboard.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AnalyticsMetrics {
+    /// Sessions started per day (`YYYY-MM-DD`, UTC), oldest first.
+    pub sessions_per_day: Vec<(String, i64)>,
+    /// Sessions per channel (`None`: no channel), most first.
+    pub sessions_per_channel: Vec<(Option<String>, i64)>,
+    /// The 20 most frequent intents with their message counts, most first.
+    pub top_intents: Vec<(String, i64)>,
+    /// How many sessions had each number of turns, by turns.
+    pub turns_per_session: Vec<(i64, i64)>,
+    /// How many senders there are.
+    pub senders: i64,
+    /// The mean seconds from a user message to the first bot message of its turn.
+    pub average_bot_response_seconds: Option<f64>,
+    /// Share of sessions escalated (0..1; `None` without sessions).
+    pub escalation_rate: Option<f64>,
+    /// Share of sessions abandoned.
+    pub abandonment_rate: Option<f64>,
+    /// Share of sessions contained.
+    pub containment_rate: Option<f64>,
+    /// Share of turns that fell back.
+    pub fallback_rate: Option<f64>,
+}
+
 /// Which events an export reads.
 #[derive(Debug, Clone, Default)]
 pub struct ExportSelection {
@@ -550,6 +575,21 @@ impl Database {
         }
     }
 
+    /// Whether the database has Rasa Pro's analytics tables (`rasa_session`), without changing anything.
+    pub async fn has_analytics_tables(&self) -> Result<bool> {
+        dispatch!(self, pool, dialect => dialect::table_exists(pool, &self.target, "rasa_session").await)
+    }
+
+    /// Whether the database has the `dead_letters` table, without changing anything.
+    pub async fn has_dead_letters_table(&self) -> Result<bool> {
+        dispatch!(self, pool, dialect => dialect::table_exists(pool, &self.target, "dead_letters").await)
+    }
+
+    /// Reads the analytics metric views (read only; the caller checks [`Database::has_analytics_tables`]).
+    pub async fn analytics_metrics(&self) -> Result<AnalyticsMetrics> {
+        dispatch!(self, pool, dialect => dialect::analytics_metrics(pool, &self.target).await)
+    }
+
     /// Checks, without changing anything, that the database has the `dead_letters` table.
     pub async fn require_dead_letters_table(&self) -> Result<()> {
         let exists = dispatch!(self, pool, dialect => dialect::table_exists(pool, &self.target, "dead_letters").await?);
@@ -588,6 +628,18 @@ impl Database {
     /// Colloquy never touched).
     pub async fn conversation_rows(&self, sender_id: &str) -> Result<Vec<StoredEvent>> {
         dispatch!(self, pool, dialect => dialect::conversation_rows(pool, &self.target, sender_id).await)
+    }
+
+    /// At most `limit` events of conversation `sender_id` with a row id above `after_row_id`, in id order: a
+    /// conversation read a page at a time (by its `sender_id` index; read only, works on a database Rasa
+    /// created).
+    pub async fn conversation_page(
+        &self,
+        sender_id: &str,
+        after_row_id: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>> {
+        dispatch!(self, pool, dialect => dialect::conversation_page(pool, &self.target, sender_id, after_row_id, limit).await)
     }
 
     /// At most `limit` events with a row id above `after_row_id`, in id order, whatever their conversation:

@@ -66,8 +66,8 @@ pub(crate) type AnalyticsHook<'a> = Option<&'a colloquy_analytics::Settings>;
 #[cfg(not(feature = "analytics"))]
 pub(crate) type AnalyticsHook<'a> = Option<&'a std::convert::Infallible>;
 pub use database::{
-    ConnectOptions, ConversationRows, ConversionStep, Database, EventsStatus, ExportSelection,
-    OutboxEntry, RelayError, RelayPass, Schema, StoredDeadLetter, StoredEvent,
+    AnalyticsMetrics, ConnectOptions, ConversationRows, ConversionStep, Database, EventsStatus,
+    ExportSelection, OutboxEntry, RelayError, RelayPass, Schema, StoredDeadLetter, StoredEvent,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use rows::{

@@ -986,6 +986,30 @@ pub(crate) async fn count_selected(
     Ok(count as u64)
 }
 
+pub(crate) async fn conversation_page(
+    pool: &MySqlPool,
+    target: &str,
+    sender_id: &str,
+    after_row_id: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>> {
+    let rows = sqlx::query(concat!(
+        "SELECT * FROM events WHERE ",
+        same_sender!("sender_id"),
+        " AND id > ? ORDER BY id LIMIT ?"
+    ))
+    // Not a cached prepared statement: its columns change when a migration adopts the table.
+    .persistent(false)
+    .bind(sender_id)
+    .bind(sender_id)
+    .bind(after_row_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(db("read a page of a conversation", target))?;
+    Ok(rows.iter().map(stored_event).collect())
+}
+
 pub(crate) async fn conversation_rows(
     pool: &MySqlPool,
     target: &str,
@@ -1099,4 +1123,60 @@ pub(crate) async fn table_counts(pool: &MySqlPool, target: &str) -> Result<(u64,
         .await
         .map_err(db("count the dead letters", target))?;
     Ok((events as u64, dead_letters as u64))
+}
+
+const Q_DAY: &str = "SELECT CAST(day AS CHAR), CAST(sessions AS SIGNED) FROM colloquy_sessions_per_day ORDER BY day";
+const Q_CHANNEL: &str = "SELECT CAST(channel AS CHAR), CAST(sessions AS SIGNED) FROM colloquy_sessions_per_channel ORDER BY sessions DESC, channel";
+const Q_INTENTS: &str = "SELECT CAST(intent AS CHAR), CAST(messages AS SIGNED) FROM colloquy_top_intents ORDER BY messages DESC, intent LIMIT 20";
+const Q_TURNS: &str = "SELECT CAST(turns AS SIGNED), CAST(count(*) AS SIGNED) FROM colloquy_turns_per_session GROUP BY turns ORDER BY turns";
+const Q_SENDERS: &str = "SELECT CAST(senders AS SIGNED) FROM colloquy_senders";
+const Q_RESPONSE: &str = "SELECT avg(seconds) * 1.0E0 FROM colloquy_bot_response_time";
+const Q_RATES: &str = "SELECT (SELECT escalation_rate * 1.0E0 FROM colloquy_escalation_rate), (SELECT abandonment_rate * 1.0E0 FROM colloquy_abandonment_rate), (SELECT containment_rate * 1.0E0 FROM colloquy_containment_rate), (SELECT fallback_rate * 1.0E0 FROM colloquy_fallback_rate)";
+
+/// The analytics metric views, read for a dashboard.
+pub(crate) async fn analytics_metrics(
+    pool: &MySqlPool,
+    target: &str,
+) -> Result<crate::database::AnalyticsMetrics> {
+    let failed = || db("read the analytics metrics", target);
+    let sessions_per_day = sqlx::query_as(Q_DAY)
+        .fetch_all(pool)
+        .await
+        .map_err(failed())?;
+    let sessions_per_channel = sqlx::query_as(Q_CHANNEL)
+        .fetch_all(pool)
+        .await
+        .map_err(failed())?;
+    let top_intents = sqlx::query_as(Q_INTENTS)
+        .fetch_all(pool)
+        .await
+        .map_err(failed())?;
+    let turns_per_session = sqlx::query_as(Q_TURNS)
+        .fetch_all(pool)
+        .await
+        .map_err(failed())?;
+    let senders: Option<i64> = sqlx::query_scalar(Q_SENDERS)
+        .fetch_optional(pool)
+        .await
+        .map_err(failed())?;
+    let average_bot_response_seconds: Option<f64> = sqlx::query_scalar(Q_RESPONSE)
+        .fetch_one(pool)
+        .await
+        .map_err(failed())?;
+    let rates: (Option<f64>, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(Q_RATES)
+        .fetch_one(pool)
+        .await
+        .map_err(failed())?;
+    Ok(crate::database::AnalyticsMetrics {
+        sessions_per_day,
+        sessions_per_channel,
+        top_intents,
+        turns_per_session,
+        senders: senders.unwrap_or(0),
+        average_bot_response_seconds,
+        escalation_rate: rates.0,
+        abandonment_rate: rates.1,
+        containment_rate: rates.2,
+        fallback_rate: rates.3,
+    })
 }

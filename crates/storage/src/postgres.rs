@@ -875,6 +875,26 @@ pub(crate) async fn conversation_rows(
     Ok(rows.iter().map(stored_event).collect())
 }
 
+pub(crate) async fn conversation_page(
+    pool: &PgPool,
+    target: &str,
+    sender_id: &str,
+    after_row_id: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>> {
+    let rows =
+        sqlx::query("SELECT * FROM events WHERE sender_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+            // Not a cached prepared statement: its columns change when a migration adopts the table.
+            .persistent(false)
+            .bind(sender_id)
+            .bind(after_row_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .map_err(db("read a page of a conversation", target))?;
+    Ok(rows.iter().map(stored_event).collect())
+}
+
 pub(crate) async fn event_counts(pool: &PgPool, target: &str) -> Result<(Vec<(String, i64)>, i64)> {
     let by_type = sqlx::query_as(
         "SELECT type_name, count(*) FROM events GROUP BY type_name ORDER BY count(*) DESC, type_name",
@@ -964,4 +984,60 @@ pub(crate) async fn table_counts(pool: &PgPool, target: &str) -> Result<(u64, u6
         .await
         .map_err(db("count the dead letters", target))?;
     Ok((events as u64, dead_letters as u64))
+}
+
+const Q_DAY: &str = "SELECT day::text, sessions::int8 FROM colloquy_sessions_per_day ORDER BY day";
+const Q_CHANNEL: &str = "SELECT channel::text, sessions::int8 FROM colloquy_sessions_per_channel ORDER BY sessions DESC, channel";
+const Q_INTENTS: &str = "SELECT intent::text, messages::int8 FROM colloquy_top_intents ORDER BY messages DESC, intent LIMIT 20";
+const Q_TURNS: &str = "SELECT turns::int8, count(*)::int8 FROM colloquy_turns_per_session GROUP BY turns ORDER BY turns";
+const Q_SENDERS: &str = "SELECT senders::int8 FROM colloquy_senders";
+const Q_RESPONSE: &str = "SELECT avg(seconds)::float8 FROM colloquy_bot_response_time";
+const Q_RATES: &str = "SELECT (SELECT escalation_rate::float8 FROM colloquy_escalation_rate), (SELECT abandonment_rate::float8 FROM colloquy_abandonment_rate), (SELECT containment_rate::float8 FROM colloquy_containment_rate), (SELECT fallback_rate::float8 FROM colloquy_fallback_rate)";
+
+/// The analytics metric views, read for a dashboard.
+pub(crate) async fn analytics_metrics(
+    pool: &PgPool,
+    target: &str,
+) -> Result<crate::database::AnalyticsMetrics> {
+    let failed = || db("read the analytics metrics", target);
+    let sessions_per_day = sqlx::query_as(Q_DAY)
+        .fetch_all(pool)
+        .await
+        .map_err(failed())?;
+    let sessions_per_channel = sqlx::query_as(Q_CHANNEL)
+        .fetch_all(pool)
+        .await
+        .map_err(failed())?;
+    let top_intents = sqlx::query_as(Q_INTENTS)
+        .fetch_all(pool)
+        .await
+        .map_err(failed())?;
+    let turns_per_session = sqlx::query_as(Q_TURNS)
+        .fetch_all(pool)
+        .await
+        .map_err(failed())?;
+    let senders: Option<i64> = sqlx::query_scalar(Q_SENDERS)
+        .fetch_optional(pool)
+        .await
+        .map_err(failed())?;
+    let average_bot_response_seconds: Option<f64> = sqlx::query_scalar(Q_RESPONSE)
+        .fetch_one(pool)
+        .await
+        .map_err(failed())?;
+    let rates: (Option<f64>, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(Q_RATES)
+        .fetch_one(pool)
+        .await
+        .map_err(failed())?;
+    Ok(crate::database::AnalyticsMetrics {
+        sessions_per_day,
+        sessions_per_channel,
+        top_intents,
+        turns_per_session,
+        senders: senders.unwrap_or(0),
+        average_bot_response_seconds,
+        escalation_rate: rates.0,
+        abandonment_rate: rates.1,
+        containment_rate: rates.2,
+        fallback_rate: rates.3,
+    })
 }

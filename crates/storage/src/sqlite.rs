@@ -489,6 +489,26 @@ pub(crate) async fn conversation_rows(
     Ok(rows.iter().map(stored_event).collect())
 }
 
+pub(crate) async fn conversation_page(
+    pool: &SqlitePool,
+    target: &str,
+    sender_id: &str,
+    after_row_id: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>> {
+    let rows =
+        sqlx::query("SELECT * FROM events WHERE sender_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3")
+            // Not a cached prepared statement: its columns change when a migration adopts the table.
+            .persistent(false)
+            .bind(sender_id)
+            .bind(after_row_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .map_err(db("read a page of a conversation", target))?;
+    Ok(rows.iter().map(stored_event).collect())
+}
+
 pub(crate) async fn event_counts(
     pool: &SqlitePool,
     target: &str,
@@ -619,4 +639,64 @@ pub(crate) async fn convert_ids(_pool: &SqlitePool, _target: &str) -> Result<Vec
         what: "SQLite's INTEGER PRIMARY KEY is 64-bit already: nothing to do".into(),
         took: Duration::ZERO,
     }])
+}
+
+const Q_DAY: &str =
+    "SELECT CAST(day AS TEXT), sessions FROM colloquy_sessions_per_day ORDER BY day";
+const Q_CHANNEL: &str =
+    "SELECT channel, sessions FROM colloquy_sessions_per_channel ORDER BY sessions DESC, channel";
+const Q_INTENTS: &str =
+    "SELECT intent, messages FROM colloquy_top_intents ORDER BY messages DESC, intent LIMIT 20";
+const Q_TURNS: &str =
+    "SELECT turns, count(*) FROM colloquy_turns_per_session GROUP BY turns ORDER BY turns";
+const Q_SENDERS: &str = "SELECT senders FROM colloquy_senders";
+const Q_RESPONSE: &str = "SELECT CAST(avg(seconds) AS REAL) FROM colloquy_bot_response_time";
+const Q_RATES: &str = "SELECT (SELECT CAST(escalation_rate AS REAL) FROM colloquy_escalation_rate), (SELECT CAST(abandonment_rate AS REAL) FROM colloquy_abandonment_rate), (SELECT CAST(containment_rate AS REAL) FROM colloquy_containment_rate), (SELECT CAST(fallback_rate AS REAL) FROM colloquy_fallback_rate)";
+
+/// The analytics metric views, read for a dashboard.
+pub(crate) async fn analytics_metrics(
+    pool: &SqlitePool,
+    target: &str,
+) -> Result<crate::database::AnalyticsMetrics> {
+    let failed = || db("read the analytics metrics", target);
+    let sessions_per_day = sqlx::query_as(Q_DAY)
+        .fetch_all(pool)
+        .await
+        .map_err(failed())?;
+    let sessions_per_channel = sqlx::query_as(Q_CHANNEL)
+        .fetch_all(pool)
+        .await
+        .map_err(failed())?;
+    let top_intents = sqlx::query_as(Q_INTENTS)
+        .fetch_all(pool)
+        .await
+        .map_err(failed())?;
+    let turns_per_session = sqlx::query_as(Q_TURNS)
+        .fetch_all(pool)
+        .await
+        .map_err(failed())?;
+    let senders: Option<i64> = sqlx::query_scalar(Q_SENDERS)
+        .fetch_optional(pool)
+        .await
+        .map_err(failed())?;
+    let average_bot_response_seconds: Option<f64> = sqlx::query_scalar(Q_RESPONSE)
+        .fetch_one(pool)
+        .await
+        .map_err(failed())?;
+    let rates: (Option<f64>, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(Q_RATES)
+        .fetch_one(pool)
+        .await
+        .map_err(failed())?;
+    Ok(crate::database::AnalyticsMetrics {
+        sessions_per_day,
+        sessions_per_channel,
+        top_intents,
+        turns_per_session,
+        senders: senders.unwrap_or(0),
+        average_bot_response_seconds,
+        escalation_rate: rates.0,
+        abandonment_rate: rates.1,
+        containment_rate: rates.2,
+        fallback_rate: rates.3,
+    })
 }

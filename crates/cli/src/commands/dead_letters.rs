@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use colloquy_broker::{EventBroker, MessageProperties};
+use colloquy_broker::EventBroker;
 use colloquy_storage::{ConnectOptions, StoredDeadLetter};
 
 use crate::cli::DeadLettersCommand;
@@ -89,27 +89,13 @@ pub async fn run(command: DeadLettersCommand, endpoints: Option<&Endpoints>) -> 
                     .filter(|letter| letter.id <= ceiling)
                     .filter(|letter| ids.is_empty() || ids.contains(&letter.id))
                     .collect();
-                for letter in &chosen {
-                    let properties = MessageProperties::from_json(
-                        &serde_json::from_str(&letter.properties).unwrap_or_default(),
-                    );
-                    broker
-                        .publish_raw(letter.body.clone(), &properties)
-                        .await
-                        .context("publishing failed")?;
-                }
-                // Delete only what the broker confirmed.
-                broker
-                    .flush()
+                // The one requeue (shared with `colloquy serve`): publish, wait for the confirms, then delete.
+                requeued += colloquy_server::dead_letters::requeue(&database, &broker, &chosen)
                     .await
-                    .context("the broker did not confirm the requeued messages")?;
-                for letter in chosen {
-                    database
-                        .delete_dead_letter(letter.id)
-                        .await
-                        .map_err(super::storage_error)?;
-                    requeued += 1;
-                }
+                    .map_err(|error| match error {
+                        colloquy_server::Error::Storage(error) => super::storage_error(error),
+                        other => anyhow::Error::new(other).context("requeueing failed"),
+                    })?;
             }
             broker
                 .close()

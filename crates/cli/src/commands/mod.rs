@@ -8,6 +8,7 @@ pub mod export;
 pub mod import;
 pub mod markers;
 pub mod migrate;
+pub mod serve;
 
 use std::time::Duration;
 
