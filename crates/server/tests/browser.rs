@@ -319,6 +319,16 @@ async fn wait_for(client: &Client, what: &str, expression: &str) {
     .await;
 }
 
+/// Scrolls to the end of the page again and again, as a person reading on would, until the JS expression
+/// is true.
+async fn scroll_until(client: &Client, what: &str, expression: &str) {
+    wait_until(what, PATIENCE, move || async move {
+        let _ = client.execute("window.scrollTo(0, document.body.scrollHeight);", vec![]).await;
+        matches!(client.execute(&format!("return Boolean({expression});"), vec![]).await, Ok(Value::Bool(true)))
+    })
+    .await;
+}
+
 async fn click(client: &Client, css: &str) {
     client
         .find(Locator::Css(css))
@@ -416,8 +426,7 @@ async fn a_person_reads_conversations(dialect: TestDialect) {
     assert_eq!(js(&client, "new URL(location.href).searchParams.has('token')").await, json!(false), "the token leaves the address bar");
     assert_eq!(text_of(&client, "#conversations li:first-child .sender").await, "alice", "newest first");
     screenshot(&client, &format!("{label}-inbox")).await;
-    js(&client, "window.scrollTo(0, document.body.scrollHeight)").await;
-    wait_for(
+    scroll_until(
         &client,
         "the rest of the inbox to load as it scrolls",
         &format!("document.querySelectorAll('#conversations li').length === {}", seeded.conversations),
@@ -474,11 +483,11 @@ async fn a_person_reads_conversations(dialect: TestDialect) {
     wait_for(&client, "the first page of the long conversation", "document.querySelectorAll('#transcript .ev[data-id]').length >= 500").await;
     let first_screen = js(&client, "document.querySelectorAll('#transcript .ev[data-id]').length").await;
     assert!(first_screen.as_u64().is_some_and(|n| n < LONG_EVENTS as u64), "lazy: {first_screen} events at first");
-    let person = &client;
-    wait_until("all 5,000 events as the transcript scrolls", PATIENCE, move || async move {
-        let _ = person.execute("window.scrollTo(0, document.body.scrollHeight);", vec![]).await;
-        js(person, "document.querySelectorAll('#transcript .ev[data-id]').length").await == json!(LONG_EVENTS)
-    })
+    scroll_until(
+        &client,
+        "all 5,000 events as the transcript scrolls",
+        &format!("document.querySelectorAll('#transcript .ev[data-id]').length === {LONG_EVENTS}"),
+    )
     .await;
     assert_eq!(text_of(&client, "#facts").await.split(" · ").next(), Some("5,000 of 5,000 events shown"));
     screenshot(&client, &format!("{label}-long-end")).await;
