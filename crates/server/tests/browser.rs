@@ -469,7 +469,7 @@ async fn a_person_reads_conversations(dialect: TestDialect) {
     let shown = text_of(&client, "#transcript").await;
     assert!(shown.contains("<script>window.__pwned = 1; alert(1)</script>"), "markup shown as text: {shown}");
     assert!(shown.contains("<b>in markup</b>"), "the bot's markup shown as text");
-    assert_eq!(js(&client, "document.querySelectorAll('#transcript .ctl').length >= 4").await, json!(true), "ESC and U+202E shown as markers");
+    assert_eq!(js(&client, "document.querySelectorAll('#transcript .ctl').length >= 3").await, json!(true), "ESC and U+202E shown as markers");
     assert_inert(&client, "the hostile conversation").await;
     assert_eq!(js(&client, "document.querySelector('#transcript').textContent.length < 20000").await, json!(true), "the 1 MB message is clipped");
     screenshot(&client, &format!("{label}-hostile")).await;
