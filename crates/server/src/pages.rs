@@ -175,7 +175,11 @@ fn page(page: Page) -> Response {
 
 async fn asset(Path(file): Path<String>) -> Response {
     match ASSETS.iter().find(|asset| asset.name == file) {
-        Some(asset) => respond(StatusCode::OK, asset.media_type, asset.body.as_bytes().to_vec()),
+        Some(asset) => respond(
+            StatusCode::OK,
+            asset.media_type,
+            asset.body.as_bytes().to_vec(),
+        ),
         None => respond(
             StatusCode::NOT_FOUND,
             "application/json",
@@ -249,7 +253,13 @@ mod tests {
     #[test]
     fn no_asset_writes_html_from_strings() {
         for asset in ASSETS.iter().filter(|asset| asset.name.ends_with(".js")) {
-            for forbidden in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+            for forbidden in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+            ] {
                 assert!(
                     !asset.body.contains(forbidden),
                     "{} uses {forbidden}",

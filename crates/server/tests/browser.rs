@@ -17,7 +17,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use colloquy_events::{Envelope, EventId};
 use colloquy_server::{Server, ServerConfig};
-use colloquy_storage::{AnalyticsSettings, ConnectOptions, Database, DeadLetterRow, EventRow, Schema};
+use colloquy_storage::{
+    AnalyticsSettings, ConnectOptions, Database, DeadLetterRow, EventRow, Schema,
+};
 use colloquy_testkit::broker::TopologyGuard;
 use colloquy_testkit::{TestDialect, unique_name, wait_until};
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -56,8 +58,12 @@ fn rows(sender: &str, bodies: Vec<Value>) -> Vec<EventRow> {
         .map(|(seq, mut body)| {
             body["sender_id"] = json!(sender);
             let envelope = Envelope::from_json(body.to_string().as_bytes()).expect("a Rasa body");
-            EventRow::new(sender, &envelope.event, &EventId::from(format!("{sender}/{seq}")))
-                .expect("a storable row")
+            EventRow::new(
+                sender,
+                &envelope.event,
+                &EventId::from(format!("{sender}/{seq}")),
+            )
+            .expect("a storable row")
         })
         .collect()
 }
@@ -114,9 +120,19 @@ fn alice(t: f64) -> Vec<Value> {
 fn bob(t: f64) -> Vec<Value> {
     let mut events = session_start(t);
     events.extend([
-        user(t + 3.0, "my parcel never arrived and nobody answers", "nlu_fallback", 0.31, "telegram"),
+        user(
+            t + 3.0,
+            "my parcel never arrived and nobody answers",
+            "nlu_fallback",
+            0.31,
+            "telegram",
+        ),
         action(t + 3.1, "action_default_fallback", Some("RulePolicy"), 0.3),
-        bot(t + 3.2, "Sorry, I didn't get that. Could you rephrase?", "utter_default"),
+        bot(
+            t + 3.2,
+            "Sorry, I didn't get that. Could you rephrase?",
+            "utter_default",
+        ),
         action(t + 3.3, "action_listen", Some("RulePolicy"), 1.0),
     ]);
     events
@@ -142,7 +158,13 @@ fn long(t: f64) -> Vec<Value> {
         .map(|i| {
             let at = t + i as f64;
             match i % 4 {
-                0 => user(at, &format!("message number {i}"), "ask_question", 0.5 + (i % 50) as f64 / 100.0, "rest"),
+                0 => user(
+                    at,
+                    &format!("message number {i}"),
+                    "ask_question",
+                    0.5 + (i % 50) as f64 / 100.0,
+                    "rest",
+                ),
                 1 => action(at, "utter_answer", Some("TEDPolicy"), 0.95),
                 2 => bot(at, &format!("answer number {i}"), "utter_answer"),
                 _ => action(at, "action_listen", Some("TEDPolicy"), 0.99),
@@ -159,9 +181,19 @@ fn guest(t: f64, n: usize) -> Vec<Value> {
     let intent = intents[n % intents.len()];
     let mut events = session_start(t);
     events.extend([
-        user(t + 2.0, &format!("hello from guest {n}"), intent, 0.6 + (n % 4) as f64 / 10.0, channel),
+        user(
+            t + 2.0,
+            &format!("hello from guest {n}"),
+            intent,
+            0.6 + (n % 4) as f64 / 10.0,
+            channel,
+        ),
         action(t + 2.1, &format!("utter_{intent}"), Some("TEDPolicy"), 0.9),
-        bot(t + 2.2, &format!("Answer for {intent}"), &format!("utter_{intent}")),
+        bot(
+            t + 2.2,
+            &format!("Answer for {intent}"),
+            &format!("utter_{intent}"),
+        ),
         action(t + 2.3, "action_listen", Some("TEDPolicy"), 0.99),
     ]);
     if n % 3 == 0 {
@@ -183,27 +215,44 @@ struct Seeded {
 
 async fn seed(database: &Database, queue: &str) -> Seeded {
     database.migrate(Schema::Events).await.expect("migrate");
-    database.migrate_analytics().await.expect("analytics tables");
+    database
+        .migrate_analytics()
+        .await
+        .expect("analytics tables");
     let end = now();
     let day = 86_400.0;
     let mut conversations: Vec<(String, Vec<Value>)> = (0..GUESTS)
-        .map(|n| (format!("guest-{n:03}"), guest(end - (n as f64 / GUESTS as f64) * 14.0 * day - 7200.0, n)))
+        .map(|n| {
+            (
+                format!("guest-{n:03}"),
+                guest(end - (n as f64 / GUESTS as f64) * 14.0 * day - 7200.0, n),
+            )
+        })
         .collect();
     conversations.push(("long".to_owned(), long(end - 5.0 * day)));
     conversations.push(("hostile".to_owned(), hostile(end - 1800.0)));
     conversations.push(("bob".to_owned(), bob(end - 1200.0)));
     conversations.push(("alice".to_owned(), alice(end - 600.0)));
     for (sender, bodies) in &conversations {
-        database.store_batch(&rows(sender, bodies.clone()), &[]).await.expect("store a conversation");
+        database
+            .store_batch(&rows(sender, bodies.clone()), &[])
+            .await
+            .expect("store a conversation");
     }
-    let senders: Vec<String> = conversations.iter().map(|(sender, _)| sender.clone()).collect();
+    let senders: Vec<String> = conversations
+        .iter()
+        .map(|(sender, _)| sender.clone())
+        .collect();
     database
         .derive_analytics(&senders, &AnalyticsSettings::default())
         .await
         .expect("derive analytics");
 
     let properties = json!({"content_type": "application/json", "delivery_mode": 2, "headers": {"x-test": "requeue"}});
-    let requeue_body = json!({"sender_id": "alice", "event": "bot", "timestamp": end, "text": "requeued"}).to_string().into_bytes();
+    let requeue_body =
+        json!({"sender_id": "alice", "event": "bot", "timestamp": end, "text": "requeued"})
+            .to_string()
+            .into_bytes();
     let letter = |body: Vec<u8>, error: &str| DeadLetterRow {
         source: queue.to_owned(),
         body,
@@ -212,13 +261,22 @@ async fn seed(database: &Database, queue: &str) -> Seeded {
     };
     let mut hostile_body = HOSTILE.as_bytes().to_vec();
     hostile_body.extend_from_slice(b" \xff\xfe not UTF-8");
-    let first = database.last_dead_letter_id().await.expect("last dead letter id");
+    let first = database
+        .last_dead_letter_id()
+        .await
+        .expect("last dead letter id");
     database
         .store_batch(
             &[],
             &[
-                letter(hostile_body, "body is not JSON: expected value at line 1 column 1 <script>alert(2)</script>"),
-                letter(requeue_body.clone(), "the database refused the row: value too long (simulated)"),
+                letter(
+                    hostile_body,
+                    "body is not JSON: expected value at line 1 column 1 <script>alert(2)</script>",
+                ),
+                letter(
+                    requeue_body.clone(),
+                    "the database refused the row: value too long (simulated)",
+                ),
             ],
         )
         .await
@@ -281,7 +339,9 @@ async fn browser() -> (Driver, Client) {
     let driver = Driver { child, profile };
     let url = format!("http://127.0.0.1:{port}");
     wait_until("chromedriver to answer", PATIENCE, move || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
     })
     .await;
     let mut capabilities = serde_json::Map::new();
@@ -314,7 +374,12 @@ async fn js(client: &Client, expression: &str) -> Value {
 /// Waits until the JS expression is true in the page (a person waiting for the page to show something).
 async fn wait_for(client: &Client, what: &str, expression: &str) {
     wait_until(what, PATIENCE, move || async move {
-        matches!(client.execute(&format!("return Boolean({expression});"), vec![]).await, Ok(Value::Bool(true)))
+        matches!(
+            client
+                .execute(&format!("return Boolean({expression});"), vec![])
+                .await,
+            Ok(Value::Bool(true))
+        )
     })
     .await;
 }
@@ -323,8 +388,15 @@ async fn wait_for(client: &Client, what: &str, expression: &str) {
 /// is true.
 async fn scroll_until(client: &Client, what: &str, expression: &str) {
     wait_until(what, PATIENCE, move || async move {
-        let _ = client.execute("window.scrollTo(0, document.body.scrollHeight);", vec![]).await;
-        matches!(client.execute(&format!("return Boolean({expression});"), vec![]).await, Ok(Value::Bool(true)))
+        let _ = client
+            .execute("window.scrollTo(0, document.body.scrollHeight);", vec![])
+            .await;
+        matches!(
+            client
+                .execute(&format!("return Boolean({expression});"), vec![])
+                .await,
+            Ok(Value::Bool(true))
+        )
     })
     .await;
 }
@@ -365,24 +437,48 @@ async fn screenshot(client: &Client, name: &str) {
 
 /// Checks that nothing a hostile message holds ran or became markup.
 async fn assert_inert(client: &Client, page: &str) {
-    assert_eq!(js(client, "typeof window.__pwned").await, json!("undefined"), "script ran on {page}");
     assert_eq!(
-        js(client, "document.querySelectorAll('main img, main script, main b, main i').length").await,
+        js(client, "typeof window.__pwned").await,
+        json!("undefined"),
+        "script ran on {page}"
+    );
+    assert_eq!(
+        js(
+            client,
+            "document.querySelectorAll('main img, main script, main b, main i').length"
+        )
+        .await,
         json!(0),
         "markup from user content became elements on {page}"
     );
-    assert!(client.get_alert_text().await.is_err(), "a dialog opened on {page}");
+    assert!(
+        client.get_alert_text().await.is_err(),
+        "a dialog opened on {page}"
+    );
 }
 
 /// The response headers of one GET (HTTP/1.1 over a plain socket: the test needs only the head).
 async fn response_head(address: std::net::SocketAddr, path: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect to the server");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send a request");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect to the server");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send a request");
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.expect("read the response");
+    stream
+        .read_to_end(&mut response)
+        .await
+        .expect("read the response");
     let text = String::from_utf8_lossy(&response);
-    text.split("\r\n\r\n").next().unwrap_or_default().to_ascii_lowercase()
+    text.split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -400,7 +496,10 @@ async fn a_person_reads_conversations(dialect: TestDialect) {
     channel
         .queue_declare(
             topology.queue.as_str().into(),
-            lapin::options::QueueDeclareOptions { durable: true, ..Default::default() },
+            lapin::options::QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
             lapin::types::FieldTable::default(),
         )
         .await
@@ -416,91 +515,246 @@ async fn a_person_reads_conversations(dialect: TestDialect) {
     let (_driver, client) = browser().await;
 
     // The inbox: newest activity first, one page of 50, more as the list scrolls.
-    client.goto(&format!("{base}/?token={TOKEN}")).await.expect("open the inbox");
-    wait_for(&client, "the inbox's first page", "document.querySelectorAll('#conversations li').length >= 50").await;
+    client
+        .goto(&format!("{base}/?token={TOKEN}"))
+        .await
+        .expect("open the inbox");
+    wait_for(
+        &client,
+        "the inbox's first page",
+        "document.querySelectorAll('#conversations li').length >= 50",
+    )
+    .await;
     assert_eq!(
         text_of(&client, "#count").await,
         format!("{} conversations", seeded.conversations),
         "the count of matches"
     );
-    assert_eq!(js(&client, "new URL(location.href).searchParams.has('token')").await, json!(false), "the token leaves the address bar");
-    assert_eq!(text_of(&client, "#conversations li:first-child .sender").await, "alice", "newest first");
+    assert_eq!(
+        js(&client, "new URL(location.href).searchParams.has('token')").await,
+        json!(false),
+        "the token leaves the address bar"
+    );
+    assert_eq!(
+        text_of(&client, "#conversations li:first-child .sender").await,
+        "alice",
+        "newest first"
+    );
     screenshot(&client, &format!("{label}-inbox")).await;
     scroll_until(
         &client,
         "the rest of the inbox to load as it scrolls",
-        &format!("document.querySelectorAll('#conversations li').length === {}", seeded.conversations),
+        &format!(
+            "document.querySelectorAll('#conversations li').length === {}",
+            seeded.conversations
+        ),
     )
     .await;
     assert_inert(&client, "the inbox").await;
 
     // Filter by channel: only bob wrote on telegram; the filter lands in the address.
-    client.find(Locator::Css("input[name=channel]")).await.expect("channel filter").send_keys("telegram").await.expect("type");
+    client
+        .find(Locator::Css("input[name=channel]"))
+        .await
+        .expect("channel filter")
+        .send_keys("telegram")
+        .await
+        .expect("type");
     click(&client, "form.filters button[type=submit]").await;
-    wait_for(&client, "the filtered inbox", "document.querySelector('#count').textContent === '1 conversation'").await;
+    wait_for(
+        &client,
+        "the filtered inbox",
+        "document.querySelector('#count').textContent === '1 conversation'",
+    )
+    .await;
     assert_eq!(text_of(&client, "#conversations li .sender").await, "bob");
-    assert!(client.current_url().await.expect("url").as_str().contains("channel=telegram"));
+    assert!(
+        client
+            .current_url()
+            .await
+            .expect("url")
+            .as_str()
+            .contains("channel=telegram")
+    );
     screenshot(&client, &format!("{label}-inbox-filtered")).await;
 
     // A conversation, from the inbox: bubbles with intent and confidence, actions with their policy, slots,
     // the form starting and ending, the session, the rewind, undo and restart marked; its dead letter linked.
     click(&client, "form.filters button[type=reset]").await;
-    wait_for(&client, "the unfiltered inbox", &format!("document.querySelector('#count').textContent === '{} conversations'", seeded.conversations)).await;
+    wait_for(
+        &client,
+        "the unfiltered inbox",
+        &format!(
+            "document.querySelector('#count').textContent === '{} conversations'",
+            seeded.conversations
+        ),
+    )
+    .await;
     click(&client, "#conversations li:first-child a").await;
-    wait_for(&client, "alice's transcript", "document.querySelector('#status').textContent === 'End of the conversation.'").await;
+    wait_for(
+        &client,
+        "alice's transcript",
+        "document.querySelector('#status').textContent === 'End of the conversation.'",
+    )
+    .await;
     let transcript = text_of(&client, "#transcript").await;
     for expected in [
-        "Hi! I'd like a table for two tonight", "request_restaurant", "0.97", "restaurant_form", "RulePolicy",
-        "Form started", "Form ended", "num_people", "Session started", "Rewound", "Undo", "Conversation restarted",
-        "All done! A table for 2, Indian food. 🍛", "TEDPolicy", "0.88",
+        "Hi! I'd like a table for two tonight",
+        "request_restaurant",
+        "0.97",
+        "restaurant_form",
+        "RulePolicy",
+        "Form started",
+        "Form ended",
+        "num_people",
+        "Session started",
+        "Rewound",
+        "Undo",
+        "Conversation restarted",
+        "All done! A table for 2, Indian food. 🍛",
+        "TEDPolicy",
+        "0.88",
     ] {
-        assert!(transcript.contains(expected), "the transcript shows {expected:?}:\n{transcript}");
+        assert!(
+            transcript.contains(expected),
+            "the transcript shows {expected:?}:\n{transcript}"
+        );
     }
-    assert_eq!(js(&client, "document.querySelectorAll('.ev.user.low-confidence').length").await, json!(1), "the 0.42 message is marked");
-    wait_for(&client, "the link to alice's dead letter", "document.querySelector('a.dead-letter-link') !== null").await;
+    assert_eq!(
+        js(
+            &client,
+            "document.querySelectorAll('.ev.user.low-confidence').length"
+        )
+        .await,
+        json!(1),
+        "the 0.42 message is marked"
+    );
+    wait_for(
+        &client,
+        "the link to alice's dead letter",
+        "document.querySelector('a.dead-letter-link') !== null",
+    )
+    .await;
     click(&client, ".ev.user .raw-toggle").await;
-    wait_for(&client, "the raw JSON of an event", "(document.querySelector('pre.raw') || {}).textContent?.includes('\"parse_data\"')").await;
+    wait_for(
+        &client,
+        "the raw JSON of an event",
+        "(document.querySelector('pre.raw') || {}).textContent?.includes('\"parse_data\"')",
+    )
+    .await;
     click(&client, ".ev.user .raw-toggle").await;
     screenshot(&client, &format!("{label}-conversation")).await;
 
     // Hostile content is text: nothing runs, no element is injected, the 1 MB message is clipped and expands.
-    client.goto(&format!("{base}/conversations/hostile")).await.expect("open the hostile conversation");
-    wait_for(&client, "the hostile transcript", "document.querySelector('#status').textContent === 'End of the conversation.'").await;
+    client
+        .goto(&format!("{base}/conversations/hostile"))
+        .await
+        .expect("open the hostile conversation");
+    wait_for(
+        &client,
+        "the hostile transcript",
+        "document.querySelector('#status').textContent === 'End of the conversation.'",
+    )
+    .await;
     let shown = text_of(&client, "#transcript").await;
-    assert!(shown.contains("<script>window.__pwned = 1; alert(1)</script>"), "markup shown as text: {shown}");
-    assert!(shown.contains("<b>in markup</b>"), "the bot's markup shown as text");
-    assert_eq!(js(&client, "document.querySelectorAll('#transcript .ctl').length >= 3").await, json!(true), "ESC and U+202E shown as markers");
+    assert!(
+        shown.contains("<script>window.__pwned = 1; alert(1)</script>"),
+        "markup shown as text: {shown}"
+    );
+    assert!(
+        shown.contains("<b>in markup</b>"),
+        "the bot's markup shown as text"
+    );
+    assert_eq!(
+        js(
+            &client,
+            "document.querySelectorAll('#transcript .ctl').length >= 3"
+        )
+        .await,
+        json!(true),
+        "ESC and U+202E shown as markers"
+    );
     assert_inert(&client, "the hostile conversation").await;
-    assert_eq!(js(&client, "document.querySelector('#transcript').textContent.length < 20000").await, json!(true), "the 1 MB message is clipped");
+    assert_eq!(
+        js(
+            &client,
+            "document.querySelector('#transcript').textContent.length < 20000"
+        )
+        .await,
+        json!(true),
+        "the 1 MB message is clipped"
+    );
     screenshot(&client, &format!("{label}-hostile")).await;
     click(&client, "#transcript .expander").await;
-    wait_for(&client, "the whole 1 MB message", "document.querySelector('#transcript').textContent.length > 1000000").await;
+    wait_for(
+        &client,
+        "the whole 1 MB message",
+        "document.querySelector('#transcript').textContent.length > 1000000",
+    )
+    .await;
     assert_eq!(js(&client, "document.querySelector('#transcript .ev:last-child') !== null && document.body.scrollHeight > 0").await, json!(true));
     assert_inert(&client, "the expanded hostile message").await;
 
     // 5,000 events: the first screen comes with the first page; the rest loads as a person scrolls.
-    client.goto(&format!("{base}/conversations/long")).await.expect("open the long conversation");
-    wait_for(&client, "the first page of the long conversation", "document.querySelectorAll('#transcript .ev[data-id]').length >= 500").await;
-    let first_screen = js(&client, "document.querySelectorAll('#transcript .ev[data-id]').length").await;
-    assert!(first_screen.as_u64().is_some_and(|n| n < LONG_EVENTS as u64), "lazy: {first_screen} events at first");
+    client
+        .goto(&format!("{base}/conversations/long"))
+        .await
+        .expect("open the long conversation");
+    wait_for(
+        &client,
+        "the first page of the long conversation",
+        "document.querySelectorAll('#transcript .ev[data-id]').length >= 500",
+    )
+    .await;
+    let first_screen = js(
+        &client,
+        "document.querySelectorAll('#transcript .ev[data-id]').length",
+    )
+    .await;
+    assert!(
+        first_screen
+            .as_u64()
+            .is_some_and(|n| n < LONG_EVENTS as u64),
+        "lazy: {first_screen} events at first"
+    );
     scroll_until(
         &client,
         "all 5,000 events as the transcript scrolls",
         &format!("document.querySelectorAll('#transcript .ev[data-id]').length === {LONG_EVENTS}"),
     )
     .await;
-    assert_eq!(text_of(&client, "#facts").await.split(" · ").next(), Some("5,000 of 5,000 events shown"));
+    assert_eq!(
+        text_of(&client, "#facts").await.split(" · ").next(),
+        Some("5,000 of 5,000 events shown")
+    );
     screenshot(&client, &format!("{label}-long-end")).await;
 
     // Dead letters: the reason, the body as text, and requeue after a confirmation; the body reaches the queue.
-    client.goto(&format!("{base}/dead-letters?id={}", seeded.requeue_id)).await.expect("open dead letters");
-    wait_for(&client, "the dead letters", "document.querySelectorAll('.letter').length === 2").await;
-    click(&client, &format!("#letter-{} .show-body", seeded.hostile_letter_id)).await;
+    client
+        .goto(&format!("{base}/dead-letters?id={}", seeded.requeue_id))
+        .await
+        .expect("open dead letters");
+    wait_for(
+        &client,
+        "the dead letters",
+        "document.querySelectorAll('.letter').length === 2",
+    )
+    .await;
+    click(
+        &client,
+        &format!("#letter-{} .show-body", seeded.hostile_letter_id),
+    )
+    .await;
     wait_for(&client, "the hostile body", &format!("(document.querySelector('#letter-{} pre.body') || {{}}).textContent?.includes('<script>')", seeded.hostile_letter_id)).await;
     assert_inert(&client, "the dead letters").await;
     screenshot(&client, &format!("{label}-dead-letters")).await;
     click(&client, &format!("#letter-{} .requeue", seeded.requeue_id)).await;
-    wait_for(&client, "the confirmation step", "document.querySelector('.confirm-requeue') !== null").await;
+    wait_for(
+        &client,
+        "the confirmation step",
+        "document.querySelector('.confirm-requeue') !== null",
+    )
+    .await;
     assert_eq!(
         colloquy_testkit::broker::queue_len(&channel, &topology.queue).await,
         0,
@@ -508,31 +762,82 @@ async fn a_person_reads_conversations(dialect: TestDialect) {
     );
     screenshot(&client, &format!("{label}-dead-letters-confirm")).await;
     click(&client, ".confirm-requeue").await;
-    wait_for(&client, "the requeue to be reported", &format!("document.querySelector('#letter-{} .ok-notice') !== null", seeded.requeue_id)).await;
+    wait_for(
+        &client,
+        "the requeue to be reported",
+        &format!(
+            "document.querySelector('#letter-{} .ok-notice') !== null",
+            seeded.requeue_id
+        ),
+    )
+    .await;
     let delivered = channel
-        .basic_get(topology.queue.as_str().into(), lapin::options::BasicGetOptions { no_ack: true })
+        .basic_get(
+            topology.queue.as_str().into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
         .await
         .expect("basic.get")
         .expect("the requeued message on the queue");
-    assert_eq!(delivered.delivery.data, seeded.requeue_body, "the raw body is published again");
+    assert_eq!(
+        delivered.delivery.data, seeded.requeue_body,
+        "the raw body is published again"
+    );
 
     // The dashboard draws its charts from the analytics tables.
-    client.goto(&format!("{base}/dashboard")).await.expect("open the dashboard");
-    wait_for(&client, "the dashboard's charts", "document.querySelectorAll('svg.chart rect.bar').length >= 10").await;
+    client
+        .goto(&format!("{base}/dashboard"))
+        .await
+        .expect("open the dashboard");
+    wait_for(
+        &client,
+        "the dashboard's charts",
+        "document.querySelectorAll('svg.chart rect.bar').length >= 10",
+    )
+    .await;
     let dashboard = text_of(&client, "#content").await;
-    for expected in ["Sessions over time", "Sessions by channel", "Top intents", "Turns per session", "Containment", "Escalation", "Abandonment", "Fallback"] {
-        assert!(dashboard.contains(expected), "the dashboard shows {expected}:\n{dashboard}");
+    for expected in [
+        "Sessions over time",
+        "Sessions by channel",
+        "Top intents",
+        "Turns per session",
+        "Containment",
+        "Escalation",
+        "Abandonment",
+        "Fallback",
+    ] {
+        assert!(
+            dashboard.contains(expected),
+            "the dashboard shows {expected}:\n{dashboard}"
+        );
     }
-    wait_for(&client, "the consumer panel", "document.querySelector('#live').textContent.includes('--consumer-metrics')").await;
+    wait_for(
+        &client,
+        "the consumer panel",
+        "document.querySelector('#live').textContent.includes('--consumer-metrics')",
+    )
+    .await;
     screenshot(&client, &format!("{label}-dashboard")).await;
 
     // The headers that make all of the above hold even if a page had a flaw.
-    for path in ["/", "/conversations/hostile", "/dashboard", "/dead-letters", "/assets/inbox.js"] {
+    for path in [
+        "/",
+        "/conversations/hostile",
+        "/dashboard",
+        "/dead-letters",
+        "/assets/inbox.js",
+    ] {
         let head = response_head(server.address, path).await;
         assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
-        assert!(head.contains("content-security-policy: default-src 'none'; script-src 'self'"), "{path}: {head}");
+        assert!(
+            head.contains("content-security-policy: default-src 'none'; script-src 'self'"),
+            "{path}: {head}"
+        );
         assert!(!head.contains("unsafe-inline"), "{path}: {head}");
-        assert!(head.contains("x-content-type-options: nosniff"), "{path}: {head}");
+        assert!(
+            head.contains("x-content-type-options: nosniff"),
+            "{path}: {head}"
+        );
     }
 
     client.close().await.expect("close the browser session");
@@ -548,14 +853,42 @@ async fn dashboard_without_analytics(dialect: TestDialect) {
         .await
         .expect("connect");
     database.migrate(Schema::Events).await.expect("migrate");
-    database.store_batch(&rows("carol", bob(now() - 60.0)), &[]).await.expect("store");
-    let topology = TopologyGuard { exchange: unique_name("browser-exchange"), queue: unique_name("browser-queue") };
+    database
+        .store_batch(&rows("carol", bob(now() - 60.0)), &[])
+        .await
+        .expect("store");
+    let topology = TopologyGuard {
+        exchange: unique_name("browser-exchange"),
+        queue: unique_name("browser-queue"),
+    };
     let server = start_server(&database_guard.url, &topology).await;
     let (_driver, client) = browser().await;
-    client.goto(&format!("http://{}/dashboard?token={TOKEN}", server.address)).await.expect("open the dashboard");
-    wait_for(&client, "the message about missing analytics", "document.querySelector('#no-analytics') !== null").await;
-    assert!(text_of(&client, "#no-analytics").await.contains("colloquy analytics rebuild"));
-    screenshot(&client, &format!("{}-dashboard-no-analytics", format!("{dialect:?}").to_lowercase())).await;
+    client
+        .goto(&format!(
+            "http://{}/dashboard?token={TOKEN}",
+            server.address
+        ))
+        .await
+        .expect("open the dashboard");
+    wait_for(
+        &client,
+        "the message about missing analytics",
+        "document.querySelector('#no-analytics') !== null",
+    )
+    .await;
+    assert!(
+        text_of(&client, "#no-analytics")
+            .await
+            .contains("colloquy analytics rebuild")
+    );
+    screenshot(
+        &client,
+        &format!(
+            "{}-dashboard-no-analytics",
+            format!("{dialect:?}").to_lowercase()
+        ),
+    )
+    .await;
     client.close().await.expect("close the browser session");
     server.stop().await;
     database.close().await;
@@ -601,7 +934,12 @@ async fn start_server(database_url: &str, topology: &TopologyGuard) -> Running {
     config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     config.auth_token = Some(TOKEN.to_owned());
     config.broker = Some(
-        colloquy_testkit::broker::config(&topology.exchange, &topology.queue, &unique_name("browser-serve")).await,
+        colloquy_testkit::broker::config(
+            &topology.exchange,
+            &topology.queue,
+            &unique_name("browser-serve"),
+        )
+        .await,
     );
     let server = Server::bind(config).await.expect("bind the server");
     let address = server.local_addr();
@@ -614,5 +952,9 @@ async fn start_server(database_url: &str, topology: &TopologyGuard) -> Running {
             .await
             .expect("the server runs until stopped");
     });
-    Running { address, stop, task }
+    Running {
+        address,
+        stop,
+        task,
+    }
 }
