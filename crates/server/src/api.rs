@@ -110,17 +110,21 @@ fn dialect_name(dialect: colloquy_storage::Dialect) -> &'static str {
     }
 }
 
+/// The paging parameters of `/api/conversations` (the filters are read from the same query into [`Filters`]:
+/// serde's `flatten` would hand numbers over as strings).
 #[derive(Debug, Default, serde::Deserialize)]
 struct ListQuery {
     limit: Option<usize>,
     cursor: Option<String>,
-    #[serde(flatten)]
-    filters: Filters,
 }
 
 async fn conversations(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
     let query: ListQuery = match query(raw.as_deref()) {
         Ok(query) => query,
+        Err(response) => return response,
+    };
+    let filters: Filters = match self::query(raw.as_deref()) {
+        Ok(filters) => filters,
         Err(response) => return response,
     };
     let limit = query
@@ -137,7 +141,7 @@ async fn conversations(State(state): State<AppState>, RawQuery(raw): RawQuery) -
             );
         }
     };
-    let listing = state.index.list(&query.filters, cursor.as_ref(), limit);
+    let listing = state.index.list(&filters, cursor.as_ref(), limit);
     json(
         StatusCode::OK,
         &json!({
