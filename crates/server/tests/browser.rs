@@ -196,7 +196,7 @@ fn guest(t: f64, n: usize) -> Vec<Value> {
         ),
         action(t + 2.3, "action_listen", Some("TEDPolicy"), 0.99),
     ]);
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         events.extend([
             user(t + 30.0, "and one more thing", "ask_price", 0.75, channel),
             bot(t + 30.5, "Sure, what is it?", "utter_ask_more"),
@@ -350,7 +350,7 @@ async fn browser() -> (Driver, Client) {
         json!({
             "binary": "/usr/bin/chromium",
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,900", "--hide-scrollbars", "--force-device-scale-factor=1",
+                     "--window-size=1280,1000", "--hide-scrollbars", "--force-device-scale-factor=1",
                      "--no-first-run", "--disable-extensions", "--lang=en-US",
                      format!("--user-data-dir={}", driver.profile.display())],
         }),
@@ -428,11 +428,24 @@ fn screenshot_dir() -> PathBuf {
     target.join("browser-screenshots")
 }
 
+/// Saves a screenshot of the window as `target/browser-screenshots/{name}.png`. With
+/// `COLLOQUY_UPDATE_SCREENSHOTS=1`, the PostgreSQL run also writes the README's pictures (`docs/screenshots/`).
 async fn screenshot(client: &Client, name: &str) {
     let png = client.screenshot().await.expect("a screenshot");
     let dir = screenshot_dir();
     std::fs::create_dir_all(&dir).expect("the screenshot folder");
-    std::fs::write(dir.join(format!("{name}.png")), png).expect("writing a screenshot");
+    std::fs::write(dir.join(format!("{name}.png")), &png).expect("writing a screenshot");
+    let for_readme = ["inbox", "conversation", "dashboard", "dead-letters"]
+        .iter()
+        .find(|page| name == format!("postgres-{page}"));
+    if let Some(page) = for_readme
+        && std::env::var_os("COLLOQUY_UPDATE_SCREENSHOTS").is_some_and(|value| value == "1")
+    {
+        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+        std::fs::create_dir_all(&docs).expect("docs/screenshots");
+        std::fs::write(docs.join(format!("{page}.png")), &png)
+            .expect("writing a README screenshot");
+    }
 }
 
 /// Checks that nothing a hostile message holds ran or became markup.
