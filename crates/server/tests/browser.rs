@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long any one thing a person would wait for may take before the test fails.
-const PATIENCE: Duration = Duration::from_secs(60);
+const PATIENCE: Duration = Duration::from_secs(90);
 /// The token the server is started with.
 const TOKEN: &str = "browser-test-token";
 /// The long conversation's length.
@@ -301,9 +301,24 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // The group holds chromedriver and the browser it started: end them all, then reap our child.
+        // The group holds chromedriver and the browser it started: end them all, wait (bounded) until the
+        // group is gone so that no browser still writes to its profile, then reap our child and remove the
+        // profile.
         let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let signal = |name: &str| {
+            Command::new("kill")
+                .args([name, "--", &group])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        signal("-TERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while signal("-0") && std::time::Instant::now() < deadline {
+            let _ = self.child.try_wait();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        signal("-KILL");
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
