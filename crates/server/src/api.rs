@@ -60,8 +60,8 @@ fn storage_failure(failure: &colloquy_storage::Error) -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, &failure.to_string())
 }
 
-/// Reads the query string into `T`; empty values count as absent. A bad value is a 400.
-fn query<T: DeserializeOwned + Default>(raw: Option<&str>) -> Result<T, Response> {
+/// Reads the query string into `T`; empty values count as absent. A bad value is an error message (a 400).
+fn query<T: DeserializeOwned + Default>(raw: Option<&str>) -> Result<T, String> {
     let Some(raw) = raw else {
         return Ok(T::default());
     };
@@ -72,12 +72,7 @@ fn query<T: DeserializeOwned + Default>(raw: Option<&str>) -> Result<T, Response
     let text = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish();
-    serde_urlencoded::from_str(&text).map_err(|failure| {
-        error(
-            StatusCode::BAD_REQUEST,
-            &format!("bad query parameter: {failure}"),
-        )
-    })
+    serde_urlencoded::from_str(&text).map_err(|failure| format!("bad query parameter: {failure}"))
 }
 
 async fn not_found() -> Response {
@@ -121,11 +116,11 @@ struct ListQuery {
 async fn conversations(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
     let query: ListQuery = match query(raw.as_deref()) {
         Ok(query) => query,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     let filters: Filters = match self::query(raw.as_deref()) {
         Ok(filters) => filters,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     let limit = query
         .limit
@@ -165,7 +160,7 @@ async fn events(
 ) -> Response {
     let query: EventsQuery = match query(raw.as_deref()) {
         Ok(query) => query,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     let limit = query
         .limit
@@ -231,7 +226,7 @@ struct PageQuery {
 async fn dead_letters(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
     let query: PageQuery = match query(raw.as_deref()) {
         Ok(query) => query,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     let limit = query
         .limit
