@@ -39,6 +39,21 @@ const GUESTS: usize = 70;
 const HOSTILE: &str = "<script>window.__pwned = 1; alert(1)</script><img src=x onerror=\"window.__pwned = 2\">\
 <b>bold?</b> \u{1b}[31mred\u{1b}[0m \u{202e}gnp.exe \u{200f}שלום";
 
+/// A conversation id that is markup, and holds characters a URL path must escape.
+const HOSTILE_SENDER: &str = "<img src=x onerror=\"window.__pwned = 5\">ü/x?y#z %";
+
+/// `text` percent-encoded as one URL path segment (as the pages' `encodeURIComponent` does).
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
 fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -230,7 +245,7 @@ async fn seed(database: &Database, queue: &str) -> Seeded {
         })
         .collect();
     conversations.push(("long".to_owned(), long(end - 5.0 * day)));
-    conversations.push(("hostile".to_owned(), hostile(end - 1800.0)));
+    conversations.push((HOSTILE_SENDER.to_owned(), hostile(end - 1800.0)));
     conversations.push(("bob".to_owned(), bob(end - 1200.0)));
     conversations.push(("alice".to_owned(), alice(end - 600.0)));
     for (sender, bodies) in &conversations {
@@ -675,7 +690,10 @@ async fn a_person_reads_conversations(dialect: TestDialect) {
 
     // Hostile content is text: nothing runs, no element is injected, the 1 MB message is clipped and expands.
     client
-        .goto(&format!("{base}/conversations/hostile"))
+        .goto(&format!(
+            "{base}/conversations/{}",
+            path_segment(HOSTILE_SENDER)
+        ))
         .await
         .expect("open the hostile conversation");
     wait_for(
@@ -684,6 +702,12 @@ async fn a_person_reads_conversations(dialect: TestDialect) {
         "document.querySelector('#status').textContent === 'End of the conversation.'",
     )
     .await;
+    assert!(
+        text_of(&client, "#title")
+            .await
+            .contains("<img src=x onerror="),
+        "the conversation id is shown as text"
+    );
     let shown = text_of(&client, "#transcript").await;
     assert!(
         shown.contains("<script>window.__pwned = 1; alert(1)</script>"),
@@ -848,9 +872,10 @@ async fn a_person_reads_conversations(dialect: TestDialect) {
     screenshot(&client, &format!("{label}-dashboard")).await;
 
     // The headers that make all of the above hold even if a page had a flaw.
+    let hostile_page = format!("/conversations/{}", path_segment(HOSTILE_SENDER));
     for path in [
         "/",
-        "/conversations/hostile",
+        hostile_page.as_str(),
         "/dashboard",
         "/dead-letters",
         "/assets/inbox.js",
