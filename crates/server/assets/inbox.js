@@ -143,3 +143,23 @@ filtersFromUrl();
 showServerInfo();
 restart();
 whenVisible(sentinel, loadPage);
+
+// Keys, as in a mail reader: "/" to the text filter, j / k to the next / previous conversation, Enter opens it.
+document.addEventListener("keydown", (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const typing = event.target instanceof HTMLInputElement || event.target instanceof HTMLSelectElement;
+  if (typing) return;
+  if (event.key === "/") {
+    event.preventDefault();
+    form.elements.namedItem("text").focus();
+    return;
+  }
+  if (event.key !== "j" && event.key !== "k") return;
+  const rows = [...list.querySelectorAll("a.row")];
+  if (!rows.length) return;
+  const at = rows.indexOf(document.activeElement);
+  const next = event.key === "j" ? Math.min(at + 1, rows.length - 1) : Math.max(at - 1, 0);
+  rows[next].focus();
+  rows[next].scrollIntoView({ block: "nearest" });
+  event.preventDefault();
+});
