@@ -361,7 +361,9 @@ fn browser_for_tests() -> Result<()> {
     if present("chromium") && present("chromedriver") {
         return Ok(());
     }
-    eprintln!("xtask: chromium or chromedriver is missing; installing Debian's chromium and chromium-driver");
+    eprintln!(
+        "xtask: chromium or chromedriver is missing; installing Debian's chromium and chromium-driver"
+    );
     run(Command::new("apt-get").arg("update"))
         .and_then(|()| {
             run(Command::new("apt-get")
