@@ -3,7 +3,8 @@
 //! - `cargo xtask ci` — format check, clippy (`-D warnings`, all targets), each library crate checked with its
 //!   default features, with none and PostgreSQL-only, then every test (the examples registered as tests too, and
 //!   the tidy tests of `tidy.rs`: ARCHITECTURE.md's invariants, checked on the source text), then
-//!   `rasa-compat`.
+//!   `rasa-compat`. Before the tests it installs Debian's `chromium` and `chromium-driver` when missing (the
+//!   server's browser tests drive them).
 //! - `cargo xtask services` — makes sure the local RabbitMQ, PostgreSQL and Redis answer, starting them if
 //!   needed.
 //! - `cargo xtask bench [events|broker|tracker-store|consumer|serve]... [--prefill N[,M...]]` — the benchmarks (all
@@ -63,6 +64,7 @@ fn ci() -> Result<()> {
     ])?;
     check_feature_sets()?;
     services()?;
+    browser_for_tests()?;
     let tests = cargo(&["test", "--workspace", "--all-features", "--no-fail-fast"]);
     // Then the suite against genuine Rasa 3.6.21 on every dialect (its venv is reused while
     // compat/rasa/requirements.txt is unchanged), whatever the Rust tests gave: CI reports both.
@@ -345,6 +347,30 @@ fn services() -> Result<()> {
             "(setsid mariadbd-safe --user=mysql >/dev/null 2>&1 &)",
         ],
     )
+}
+
+/// The server's browser tests (`crates/server/tests/browser.rs`) drive Debian's headless Chromium through
+/// chromedriver: installs both with apt-get when either is missing (CI runs as root on Debian).
+fn browser_for_tests() -> Result<()> {
+    let present = |program: &str| {
+        Command::new(program)
+            .arg("--version")
+            .output()
+            .is_ok_and(|output| output.status.success())
+    };
+    if present("chromium") && present("chromedriver") {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: chromium or chromedriver is missing; installing Debian's chromium and chromium-driver"
+    );
+    run(Command::new("apt-get").arg("update"))
+        .and_then(|()| {
+            run(Command::new("apt-get")
+                .args(["install", "-y", "chromium", "chromium-driver"])
+                .env("DEBIAN_FRONTEND", "noninteractive"))
+        })
+        .context("could not install chromium and chromium-driver, which the browser tests need: install them (`apt-get install chromium chromium-driver`)")
 }
 
 fn services_rabbitmq() -> Result<()> {

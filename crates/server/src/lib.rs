@@ -17,15 +17,36 @@
 //! - Every response of `/api/*` is JSON; errors are `{"error": "<one line>"}`.
 //!
 //! # Example
-//! ```no_run
+//! ```
 //! use colloquy_server::{Server, ServerConfig};
+//! use colloquy_storage::{ConnectOptions, Database, Schema};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = ServerConfig::new("sqlite://events.db");
+//! # let dir = std::env::temp_dir().join(format!("colloquy-serve-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! let url = format!("sqlite://{}", dir.join("events.db").display());
+//! // A database the consumer fills (here: only its schema).
+//! Database::connect_lazy(&url, &ConnectOptions::default())?.migrate(Schema::Events).await?;
+//!
+//! let mut config = ServerConfig::new(url);
+//! config.listen = "127.0.0.1:0".parse()?; // loopback: no token needed, writes refused
 //! let server = Server::bind(config).await?;
-//! println!("the inbox: http://{}/", server.local_addr());
-//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! let addr = server.local_addr();
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let running = tokio::spawn(server.run(async {
+//!     let _ = stopped.await;
+//! }));
+//!
+//! let mut stream = tokio::net::TcpStream::connect(addr).await?;
+//! stream.write_all(b"GET /api/conversations HTTP/1.0\r\n\r\n").await?;
+//! let mut answer = String::new();
+//! stream.read_to_string(&mut answer).await?;
+//! assert!(answer.ends_with(r#"{"conversations":[],"matches":0,"next_cursor":null}"#));
+//! let _ = stop.send(());
+//! running.await??;
+//! # std::fs::remove_dir_all(&dir)?;
 //! # Ok(()) }
 //! ```
 

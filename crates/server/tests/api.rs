@@ -658,8 +658,12 @@ async fn check_metrics(dialect: TestDialect) {
     let (bodies, letters) = sample();
     store(&database.url, &bodies, &letters).await;
     let server = start(config(&database.url)).await;
-    assert_eq!(get(&server.url("/api/metrics")).await.json, json!({"available": false}));
-    let storage = Database::connect_lazy(&database.url, &ConnectOptions::default()).expect("database");
+    assert_eq!(
+        get(&server.url("/api/metrics")).await.json,
+        json!({"available": false})
+    );
+    let storage =
+        Database::connect_lazy(&database.url, &ConnectOptions::default()).expect("database");
     storage.migrate_analytics().await.expect("analytics tables");
     let senders = vec!["alice".to_owned(), "bob".to_owned(), "carol".to_owned()];
     storage
@@ -670,9 +674,18 @@ async fn check_metrics(dialect: TestDialect) {
     let metrics = get(&server.url("/api/metrics")).await;
     assert_eq!(metrics.status, 200, "{dialect:?}: {:?}", metrics.json);
     assert_eq!(metrics.json["available"], json!(true), "{dialect:?}");
-    assert_eq!(metrics.json["senders"], json!(3), "{dialect:?}: {:?}", metrics.json);
+    assert_eq!(
+        metrics.json["senders"],
+        json!(3),
+        "{dialect:?}: {:?}",
+        metrics.json
+    );
     let intents = metrics.json["top_intents"].as_array().expect("top intents");
-    assert_eq!(intents[0], json!({"intent": "ask", "count": 15}), "{dialect:?}");
+    assert_eq!(
+        intents[0],
+        json!({"intent": "ask", "count": 15}),
+        "{dialect:?}"
+    );
     assert!(metrics.json["sessions_per_day"].as_array().is_some());
     assert!(metrics.json["turns_per_session"].as_array().is_some());
     for rate in ["escalation", "abandonment", "containment", "fallback"] {
@@ -682,7 +695,10 @@ async fn check_metrics(dialect: TestDialect) {
             "{dialect:?} {rate}: {value}"
         );
     }
-    assert_eq!(get(&server.url("/api/server")).await.json["analytics"], json!(true));
+    assert_eq!(
+        get(&server.url("/api/server")).await.json["analytics"],
+        json!(true)
+    );
     server.stop().await;
 }
 
@@ -697,14 +713,18 @@ async fn metrics_on_every_dialect() {
 async fn the_consumers_metrics_are_scraped() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // A stand-in for the consumer's /metrics: the counter grows by 10 on each scrape.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let metrics_addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let mut total = 100u64;
         while let Ok((mut stream, _)) = listener.accept().await {
             let mut buffer = [0u8; 1024];
             let _ = stream.read(&mut buffer).await;
-            let body = format!("# TYPE events_stored counter\nevents_stored_total {total}\nconsumer_active 1\n");
+            let body = format!(
+                "# TYPE events_stored counter\nevents_stored_total {total}\nconsumer_active 1\n"
+            );
             total += 10;
             let answer = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
@@ -725,12 +745,19 @@ async fn the_consumers_metrics_are_scraped() {
     assert_eq!(first.json["available"], json!(true), "{:?}", first.json);
     assert_eq!(first.json["role"], json!("active"));
     assert_eq!(first.json["events_total"], json!(100));
-    wait_until("a rate from two scrapes", Duration::from_secs(20), || async {
-        get(&server.url("/api/consumer")).await.json["events_per_second"]
-            .as_f64()
-            .is_some_and(|rate| rate > 0.0)
-    })
+    wait_until(
+        "a rate from two scrapes",
+        Duration::from_secs(20),
+        || async {
+            get(&server.url("/api/consumer")).await.json["events_per_second"]
+                .as_f64()
+                .is_some_and(|rate| rate > 0.0)
+        },
+    )
     .await;
-    assert_eq!(get(&server.url("/api/server")).await.json["consumer_metrics"], json!(true));
+    assert_eq!(
+        get(&server.url("/api/server")).await.json["consumer_metrics"],
+        json!(true)
+    );
     server.stop().await;
 }
