@@ -14,7 +14,7 @@
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 
@@ -169,25 +169,14 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
 }
 
 /// A refusal: Rasa's error body for Rasa's endpoints, `{"error"}` for the others.
-fn refusal(rasa: bool, status: StatusCode, message: &str, reason: &str) -> Response {
+fn refusal(rasa: bool, status: StatusCode, message: &str, reason: &'static str) -> Response {
     if rasa {
-        crate::api::json(status, &rasa_error(status, message, reason))
+        crate::rasa::RasaError::new(status, reason, message)
+            .help("/user-guide/configuring-http-api/#security-considerations")
+            .into_response()
     } else {
         crate::api::error(status, message)
     }
-}
-
-/// Rasa 3.6's error body (`rasa.server.ErrorResponse`).
-pub(crate) fn rasa_error(status: StatusCode, message: &str, reason: &str) -> serde_json::Value {
-    serde_json::json!({
-        "version": "3.6.21",
-        "status": "failure",
-        "message": message,
-        "reason": reason,
-        "details": {},
-        "help": null,
-        "code": status.as_u16(),
-    })
 }
 
 #[cfg(test)]

@@ -155,8 +155,9 @@ impl std::fmt::Debug for Server {
 const CONNECT_ATTEMPTS: usize = 5;
 
 impl Server {
-    /// Checks the settings (a non-loopback address needs a token), connects to the database read only,
-    /// builds the conversation index, opens the tracker store and broker if configured, and binds.
+    /// Checks the settings (a non-loopback address needs a token), reads the domain, opens the broker and the
+    /// tracker store if configured, connects to the database read only, builds the conversation index, and
+    /// binds.
     pub async fn bind(config: ServerConfig) -> Result<Self> {
         if config.auth_token.is_none() && !config.listen.ip().is_loopback() {
             return Err(Error::Unauthenticated {
@@ -166,6 +167,20 @@ impl Server {
         if config.auth_token.as_deref() == Some("") {
             return Err(Error::Config("the auth token must not be empty".into()));
         }
+        // The tracker store first: it may migrate its tables (in the same database), and the read-only handle
+        // must not prepare statements against a table whose columns then change.
+        let domain = match &config.domain {
+            Some(path) => Some(Arc::new(rasa::Domain::load(path)?)),
+            None => None,
+        };
+        let broker = match &config.broker {
+            Some(broker) => Some(Arc::new(AmqpBroker::connect(broker.clone()).await?)),
+            None => None,
+        };
+        let tracker_store = match &config.tracker_store {
+            Some(url) => Some(open_tracker_store(url, broker.clone()).await?),
+            None => None,
+        };
         let database = Database::connect(
             &config.database_url,
             &ConnectOptions {
@@ -196,18 +211,6 @@ impl Server {
             took_ms = started.elapsed().as_millis() as u64,
             "Indexed the conversations."
         );
-        let domain = match &config.domain {
-            Some(path) => Some(Arc::new(rasa::Domain::load(path)?)),
-            None => None,
-        };
-        let broker = match &config.broker {
-            Some(broker) => Some(Arc::new(AmqpBroker::connect(broker.clone()).await?)),
-            None => None,
-        };
-        let tracker_store = match &config.tracker_store {
-            Some(url) => Some(open_tracker_store(url, broker.clone()).await?),
-            None => None,
-        };
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Bind {

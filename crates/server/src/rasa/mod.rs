@@ -86,18 +86,6 @@ impl RasaError {
         self
     }
 
-    /// Rasa's answer to a request without the token.
-    pub(crate) fn not_authenticated() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "NotAuthenticated", "User is not authenticated.")
-            .help("/user-guide/configuring-http-api/#security-considerations")
-    }
-
-    /// Rasa's answer to a request whose credentials do not allow it.
-    pub(crate) fn not_authorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "NotAuthorized", message)
-            .help("/user-guide/configuring-http-api/#security-considerations")
-    }
-
     fn conversation_error(error: impl std::fmt::Display) -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
