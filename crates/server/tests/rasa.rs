@@ -16,8 +16,18 @@ const TOKEN: &str = "rasa-token";
 
 fn assert_rasa_error(answer: &common::Answer, status: u16, reason: &str) {
     assert_eq!(answer.status, status, "{:?}", answer.json);
-    let keys: Vec<&String> = answer.json.as_object().expect("an error body").keys().collect();
-    assert_eq!(keys, ["version", "status", "message", "reason", "details", "help", "code"]);
+    let keys: Vec<&String> = answer
+        .json
+        .as_object()
+        .expect("an error body")
+        .keys()
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "version", "status", "message", "reason", "details", "help", "code"
+        ]
+    );
     assert_eq!(answer.json["status"], json!("failure"));
     assert_eq!(answer.json["reason"], json!(reason));
     assert_eq!(answer.json["code"], json!(status));
@@ -68,7 +78,10 @@ async fn check_tracker_endpoints(dialect: TestDialect) {
     assert_eq!(tracker.status, 200, "{:?}", tracker.json);
     assert_eq!(event_types(&tracker.json), ["user", "action", "slot"]);
     assert_eq!(tracker.json["slots"], json!({"city": "Berlin"}));
-    assert_eq!(tracker.json["latest_message"]["intent"]["name"], json!("greet"));
+    assert_eq!(
+        tracker.json["latest_message"]["intent"]["name"],
+        json!("greet")
+    );
     let none = get(&url("/conversations/alice/tracker?include_events=none")).await;
     assert_eq!(none.json["events"], Value::Null);
     let past = get(&url("/conversations/alice/tracker?until=101")).await;
@@ -76,14 +89,23 @@ async fn check_tracker_endpoints(dialect: TestDialect) {
     assert_eq!(past.json["slots"], json!({}));
     let bad = get(&url("/conversations/alice/tracker?include_events=most")).await;
     assert_rasa_error(&bad, 400, "BadRequest");
-    assert_eq!(bad.json["details"], json!({"parameter": "include_events", "in": "query"}));
+    assert_eq!(
+        bad.json["details"],
+        json!({"parameter": "include_events", "in": "query"})
+    );
     let anonymous = get(&server.url("/conversations/alice/tracker")).await;
     assert_rasa_error(&anonymous, 401, "NotAuthenticated");
 
     // A conversation without events: Rasa's session start, not saved by a GET.
     let fresh = get(&url("/conversations/nobody/tracker")).await;
-    assert_eq!(event_types(&fresh.json), ["action", "session_started", "action"]);
-    assert_eq!(fresh.json["events"][0]["name"], json!("action_session_start"));
+    assert_eq!(
+        event_types(&fresh.json),
+        ["action", "session_started", "action"]
+    );
+    assert_eq!(
+        fresh.json["events"][0]["name"],
+        json!("action_session_start")
+    );
     assert_eq!(fresh.json["latest_action_name"], json!("action_listen"));
 
     // POST: one event, then a list; saved and streamed.
@@ -108,15 +130,27 @@ async fn check_tracker_endpoints(dialect: TestDialect) {
         event_types(&new_conversation.json),
         ["action", "session_started", "action", "user", "bot"]
     );
-    assert!(new_conversation.json["events"][3]["timestamp"].is_f64(), "stamped now");
+    assert!(
+        new_conversation.json["events"][3]["timestamp"].is_f64(),
+        "stamped now"
+    );
     let stored = get(&url("/conversations/bob/tracker?include_events=ALL")).await;
     assert_eq!(stored.json["events"], new_conversation.json["events"]);
-    let streamed = drain(broker, 6, Duration::from_millis(500), Duration::from_secs(30)).await;
+    let streamed = drain(
+        broker,
+        6,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+    )
+    .await;
     let bodies: Vec<Value> = streamed
         .iter()
         .map(|delivery| serde_json::from_slice(&delivery.body).expect("a JSON body"))
         .collect();
-    let senders: Vec<&str> = bodies.iter().map(|b| b["sender_id"].as_str().unwrap_or_default()).collect();
+    let senders: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["sender_id"].as_str().unwrap_or_default())
+        .collect();
     assert_eq!(senders, ["alice", "bob", "bob", "bob", "bob", "bob"]);
 
     // Refused appends: Rasa's checks, nothing saved.
@@ -128,7 +162,13 @@ async fn check_tracker_endpoints(dialect: TestDialect) {
         r#"[{"event": "bot"}, {"timestamp": 1.0}]"#,
         "[]",
     ] {
-        let refused = send("POST", &url("/conversations/bob/tracker/events"), &[], Some(body)).await;
+        let refused = send(
+            "POST",
+            &url("/conversations/bob/tracker/events"),
+            &[],
+            Some(body),
+        )
+        .await;
         assert_rasa_error(&refused, 400, "BadRequest");
     }
     let cookie_only = send(
@@ -191,7 +231,9 @@ async fn writes_without_a_tracker_store_answer_503_in_rasas_shape() {
     .await;
     let refused = send(
         "POST",
-        &server.url(&format!("/conversations/carol/tracker/events?token={TOKEN}")),
+        &server.url(&format!(
+            "/conversations/carol/tracker/events?token={TOKEN}"
+        )),
         &[],
         Some(r#"{"event": "pause"}"#),
     )

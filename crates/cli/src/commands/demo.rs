@@ -166,7 +166,10 @@ async fn serve_inbox(database_url: &str) -> Result<()> {
             colloquy_server::Server::bind(config).await?
         }
     };
-    println!("Inbox: http://{}/ (serving until Ctrl-C)", server.local_addr());
+    println!(
+        "Inbox: http://{}/ (serving until Ctrl-C)",
+        server.local_addr()
+    );
     server
         .run(async {
             let _ = tokio::signal::ctrl_c().await;

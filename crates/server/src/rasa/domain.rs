@@ -39,9 +39,13 @@ impl Domain {
         };
         let mut parts = Vec::with_capacity(files.len());
         for file in files {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| Error::Config(format!("cannot read the domain {}: {e}", file.display())))?;
-            parts.push(parse(&text).map_err(|e| Error::Config(format!("domain {}: {e}", file.display())))?);
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                Error::Config(format!("cannot read the domain {}: {e}", file.display()))
+            })?;
+            parts.push(
+                parse(&text)
+                    .map_err(|e| Error::Config(format!("domain {}: {e}", file.display())))?,
+            );
         }
         Ok(Self::merged(&parts))
     }
@@ -79,7 +83,9 @@ impl Domain {
         }
         // Rasa appends it unconditionally (a declared one would be a duplicate Rasa refuses to load).
         slots.insert(SESSION_STARTED_METADATA.to_owned(), Value::Null);
-        Self { initial_slots: slots }
+        Self {
+            initial_slots: slots,
+        }
     }
 }
 
@@ -120,15 +126,23 @@ fn parse(text: &str) -> std::result::Result<Part, String> {
             .collect(),
         _ => Vec::new(),
     };
-    Ok(Part { slots, has_forms, actions })
+    Ok(Part {
+        slots,
+        has_forms,
+        actions,
+    })
 }
 
 fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir)
-            .map_err(|e| Error::Config(format!("cannot read the domain directory {}: {e}", dir.display())))?;
+        let entries = std::fs::read_dir(&dir).map_err(|e| {
+            Error::Config(format!(
+                "cannot read the domain directory {}: {e}",
+                dir.display()
+            ))
+        })?;
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
@@ -168,7 +182,10 @@ mod tests {
     #[test]
     fn a_domain_without_slots_still_has_the_session_metadata_slot() {
         let domain = Domain::from_yaml("version: \"3.1\"\nintents: [greet]\n").unwrap();
-        assert_eq!(Value::Object(domain.initial_slots().clone()), json!({"session_started_metadata": null}));
+        assert_eq!(
+            Value::Object(domain.initial_slots().clone()),
+            json!({"session_started_metadata": null})
+        );
     }
 
     #[test]

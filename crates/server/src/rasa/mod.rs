@@ -48,7 +48,10 @@ const SAVE_ATTEMPTS: usize = 5;
 /// Rasa's tracker endpoints.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/conversations/{conversation_id}/tracker", get(retrieve_tracker))
+        .route(
+            "/conversations/{conversation_id}/tracker",
+            get(retrieve_tracker),
+        )
         .route(
             "/conversations/{conversation_id}/tracker/events",
             axum::routing::post(append_events).put(replace_events),
@@ -61,28 +64,35 @@ pub(crate) struct RasaError {
     status: StatusCode,
     reason: &'static str,
     message: String,
-    details: Value,
-    help: Option<String>,
+    /// The offending parameter and where it was (`details: {"parameter", "in"}`); `None` = `{}`.
+    details: Option<(&'static str, &'static str)>,
+    /// A path of Rasa's documentation.
+    help: Option<&'static str>,
 }
 
 impl RasaError {
-    pub(crate) fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        status: StatusCode,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             reason,
             message: message.into(),
-            details: json!({}),
+            details: None,
             help: None,
         }
     }
 
-    fn details(mut self, details: Value) -> Self {
-        self.details = details;
+    fn details(mut self, parameter: &'static str, location: &'static str) -> Self {
+        self.details = Some((parameter, location));
         self
     }
 
-    pub(crate) fn help(mut self, path: &str) -> Self {
-        self.help = Some(format!("{DOCS}{path}"));
+    /// Points the error's `help` at a page of Rasa's documentation (`path` below its base URL).
+    pub(crate) fn help(mut self, path: &'static str) -> Self {
+        self.help = Some(path);
         self
     }
 
@@ -102,8 +112,11 @@ impl IntoResponse for RasaError {
             "status": "failure",
             "message": self.message,
             "reason": self.reason,
-            "details": self.details,
-            "help": self.help,
+            "details": self.details.map_or_else(
+                || json!({}),
+                |(parameter, location)| json!({"parameter": parameter, "in": location}),
+            ),
+            "help": self.help.map(|path| format!("{DOCS}{path}")),
             "code": self.status.as_u16(),
         });
         crate::api::json(self.status, &body)
@@ -151,7 +164,7 @@ impl TrackerQuery {
                     EventVerbosity::ALL_NAMES.join(", ")
                 ),
             )
-            .details(json!({"parameter": "include_events", "in": "query"}))
+            .details("include_events", "query")
         })
     }
 
@@ -222,7 +235,11 @@ fn start_session(tracker: &mut Tracker) {
         action.confidence = serde_json::Number::from_f64(1.0);
     }
     let now = SystemTime::now();
-    for kind in [session_start, EventKind::SessionStarted, EventKind::action("action_listen")] {
+    for kind in [
+        session_start,
+        EventKind::SessionStarted,
+        EventKind::action("action_listen"),
+    ] {
         tracker.apply(Event::at(kind, now));
     }
 }
@@ -296,13 +313,17 @@ async fn replace_events(
         Err(error) if error.is_conflict() => Err(RasaError::new(
             StatusCode::CONFLICT,
             "Conflict",
-            format!("conversation '{conversation_id}' changed while it was being replaced; try again"),
+            format!(
+                "conversation '{conversation_id}' changed while it was being replaced; try again"
+            ),
         )),
         Err(error) => Err(RasaError::conversation_error(error)),
     }
 }
 
-fn tracker_store(state: &AppState) -> RasaResult<&std::sync::Arc<dyn colloquy_tracker_store::TrackerStore>> {
+fn tracker_store(
+    state: &AppState,
+) -> RasaResult<&std::sync::Arc<dyn colloquy_tracker_store::TrackerStore>> {
     state.tracker_store.as_ref().ok_or_else(|| {
         RasaError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -344,7 +365,8 @@ fn request_events(body: &[u8]) -> RasaResult<Vec<Event>> {
             validate(&value)
                 .and_then(|()| {
                     let read = Event::from_value(value).map_err(|error| error.to_string())?;
-                    Event::from_json(read.to_rasa_json().as_bytes()).map_err(|error| error.to_string())
+                    Event::from_json(read.to_rasa_json().as_bytes())
+                        .map_err(|error| error.to_string())
                 })
                 .map_err(|error| invalid(format!("event {index}: {error}")))
         })
@@ -355,7 +377,7 @@ fn request_events(body: &[u8]) -> RasaResult<Vec<Event>> {
             "BadRequest",
             "Couldn't extract a proper event from the request body.",
         )
-        .details(json!({"parameter": "", "in": "body"})));
+        .details("", "body"));
     }
     Ok(events)
 }
@@ -389,9 +411,29 @@ fn invalid(error: impl std::fmt::Display) -> RasaError {
 
 /// The event types Rasa 3.6's `EVENTS_SCHEMA` accepts.
 const RASA_EVENT_TYPES: [&str; 23] = [
-    "user", "action", "slot", "entities", "user_featurization", "cancel_reminder", "reminder",
-    "action_execution_rejected", "form_validation", "loop_interrupted", "form", "active_loop", "reset_slots",
-    "resume", "pause", "followup", "export", "restart", "undo", "rewind", "bot", "session_started", "agent",
+    "user",
+    "action",
+    "slot",
+    "entities",
+    "user_featurization",
+    "cancel_reminder",
+    "reminder",
+    "action_execution_rejected",
+    "form_validation",
+    "loop_interrupted",
+    "form",
+    "active_loop",
+    "reset_slots",
+    "resume",
+    "pause",
+    "followup",
+    "export",
+    "restart",
+    "undo",
+    "rewind",
+    "bot",
+    "session_started",
+    "agent",
 ];
 
 /// Rasa's `EVENT_SCHEMA`, on the keys it constrains.
@@ -405,8 +447,18 @@ fn validate(value: &Value) -> Result<(), String> {
     if !RASA_EVENT_TYPES.contains(&kind) {
         return Err(format!("'{kind}' is not an event type Rasa knows"));
     }
-    check(object, "timestamp", |v| v.is_number() || v.is_null(), "a number or null")?;
-    check(object, "metadata", |v| v.is_object() || v.is_null(), "an object or null")?;
+    check(
+        object,
+        "timestamp",
+        |v| v.is_number() || v.is_null(),
+        "a number or null",
+    )?;
+    check(
+        object,
+        "metadata",
+        |v| v.is_object() || v.is_null(),
+        "an object or null",
+    )?;
     let text_or_null = |v: &Value| v.is_string() || v.is_null();
     match kind {
         "user" => {
@@ -419,7 +471,12 @@ fn validate(value: &Value) -> Result<(), String> {
             for key in ["policy", "name", "action_text"] {
                 check(object, key, text_or_null, "a string or null")?;
             }
-            check(object, "confidence", |v| v.is_number() || v.is_null(), "a number or null")?;
+            check(
+                object,
+                "confidence",
+                |v| v.is_number() || v.is_null(),
+                "a number or null",
+            )?;
             check(object, "hide_rule_turn", Value::is_boolean, "a boolean")?;
         }
         "slot" => {
@@ -429,7 +486,9 @@ fn validate(value: &Value) -> Result<(), String> {
         }
         "entities" => {
             require(object, "entities")?;
-            let entities = object["entities"].as_array().ok_or("'entities' is not an array")?;
+            let entities = object["entities"]
+                .as_array()
+                .ok_or("'entities' is not an array")?;
             for entity in entities {
                 let entity = entity.as_object().ok_or("an entity is an object")?;
                 require(entity, "entity")?;
