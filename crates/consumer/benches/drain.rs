@@ -738,10 +738,14 @@ impl EventSink for CountingSink {
         events: &[EventRow],
         dead_letters: &[DeadLetterRow],
     ) -> colloquy_consumer::Result<u64> {
+        let prof_started = Instant::now();
         let inserted = match &self.analytics {
             Some(sink) => sink.store(events, dead_letters).await?,
             None => self.inner.store(events, dead_letters).await?,
         };
+        if std::env::var_os("COLLOQUY_ANALYTICS_PROFILE").is_some() {
+            eprintln!("STORE analytics={} {} events {:.1} ms", self.analytics.is_some(), events.len(), prof_started.elapsed().as_secs_f64() * 1000.0);
+        }
         if let Some(latencies) = &self.latencies {
             let now = unix_now();
             let mut latencies = latencies.lock().expect("latency lock");
