@@ -504,7 +504,9 @@ mod tests {
                 .with_timestamp(1.0)
                 .unwrap(),
             Event::new(user.clone()).with_timestamp(2.0).unwrap(),
-            Event::new(EventKind::bot("hey")).with_timestamp(3.0).unwrap(),
+            Event::new(EventKind::bot("hey"))
+                .with_timestamp(3.0)
+                .unwrap(),
             Event::new(EventKind::Restart),
             Event::new(user).with_timestamp(5.0).unwrap(),
         ]
@@ -546,7 +548,10 @@ mod tests {
         });
         let read = Conversation::from_json(&legacy.to_string()).unwrap();
         assert_eq!(read.boundary, Boundary::AfterRestart);
-        assert_eq!((read.session, read.turn), (conversation.session, conversation.turn));
+        assert_eq!(
+            (read.session, read.turn),
+            (conversation.session, conversation.turn)
+        );
         assert!(matches!(
             Conversation::from_json(r#"{"k": "a", "n": 1, "t": [0, 0]}"#),
             Err(Error::State(_))
@@ -561,13 +566,20 @@ mod tests {
         let first = conversation
             .apply(&settings, positioned(&events, 0..3))
             .unwrap();
-        assert_eq!((first.senders.len(), first.sessions.len(), first.turns.len()), (1, 1, 1));
+        assert_eq!(
+            (first.senders.len(), first.sessions.len(), first.turns.len()),
+            (1, 1, 1)
+        );
         // The restart changes nothing but the session's end and the turn's end.
         let second = conversation
             .apply(&settings, positioned(&events, 3..4))
             .unwrap();
         assert_eq!(
-            (second.senders.len(), second.sessions.len(), second.turns.len()),
+            (
+                second.senders.len(),
+                second.sessions.len(),
+                second.turns.len()
+            ),
             (0, 1, 1)
         );
         // A new session: the closed session and turn ended where the last batch left them.

@@ -543,7 +543,7 @@ impl RawPool {
                 sqlx::query(
                     r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, data, event_id)
                        SELECT * FROM UNNEST($1::varchar[], $2::varchar[], $3::float8[], $4::varchar[], $5::text[], $6::text[])
-                       ON CONFLICT (event_id) DO NOTHING"#,
+                       ON CONFLICT DO NOTHING"#,
                 )
                 .bind(batch.iter().map(|row| row.0.as_str()).collect::<Vec<_>>())
                 .bind(batch.iter().map(|row| row.1.as_str()).collect::<Vec<_>>())
@@ -738,14 +738,10 @@ impl EventSink for CountingSink {
         events: &[EventRow],
         dead_letters: &[DeadLetterRow],
     ) -> colloquy_consumer::Result<u64> {
-        let prof_started = Instant::now();
         let inserted = match &self.analytics {
             Some(sink) => sink.store(events, dead_letters).await?,
             None => self.inner.store(events, dead_letters).await?,
         };
-        if std::env::var_os("COLLOQUY_ANALYTICS_PROFILE").is_some() {
-            eprintln!("STORE analytics={} {} events {:.1} ms", self.analytics.is_some(), events.len(), prof_started.elapsed().as_secs_f64() * 1000.0);
-        }
         if let Some(latencies) = &self.latencies {
             let now = unix_now();
             let mut latencies = latencies.lock().expect("latency lock");

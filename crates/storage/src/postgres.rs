@@ -426,9 +426,7 @@ async fn insert_events(
     if rows.is_empty() {
         return Ok(0);
     }
-    let result = insert_events_query(rows, dedupe, "")
-        .execute(conn)
-        .await?;
+    let result = insert_events_query(rows, dedupe, "").execute(conn).await?;
     Ok(result.rows_affected())
 }
 

@@ -213,7 +213,7 @@ pub(crate) async fn catch_up(
             .or_default()
             .push((row.get::<i64, _>(0), row.get(2)));
     }
-    derive_and_write(conn, senders, states, new, settings, Prof::new()).await
+    derive_and_write(conn, senders, states, new, settings).await
 }
 
 /// [`catch_up`] of the conversations of a batch the caller has just inserted (`batch`, of which `inserted`
@@ -232,9 +232,7 @@ pub(crate) async fn catch_up_batch(
     if senders.is_empty() {
         return Ok(AnalyticsProgress::default());
     }
-    let mut prof = Prof::new();
     let states = read_states(conn, &senders).await?;
-    prof.mark("state read");
     let by_key: HashMap<[u8; crate::rows::DEDUPE_KEY_BYTES], &EventRow> = batch
         .iter()
         .filter_map(|row| row.dedupe_key().map(|key| (key, *row)))
@@ -290,8 +288,7 @@ pub(crate) async fn catch_up_batch(
     for events in new.values_mut() {
         events.sort_unstable_by_key(|(id, _)| *id);
     }
-    prof.mark("events read");
-    derive_and_write(conn, &senders, states, new, settings, prof).await
+    derive_and_write(conn, &senders, states, new, settings).await
 }
 
 /// Derives the rows of each conversation's `new` events from its state, and writes the rows and the new
@@ -302,7 +299,6 @@ async fn derive_and_write(
     mut states: Vec<State>,
     new: NewEvents,
     settings: &Settings,
-    mut prof: Prof,
 ) -> Result<AnalyticsProgress, sqlx::Error> {
     let patterns: Vec<(String, String)> = sqlx::query(statement!("select_active_patterns"))
         .fetch_all(&mut *conn)
@@ -311,7 +307,6 @@ async fn derive_and_write(
         .map(|row| (row.get(0), row.get(2)))
         .collect();
     let patterns = ActivePatterns::of(patterns)?;
-    prof.mark("patterns");
     let mut markers: Vec<MarkerRow> = Vec::new();
     let mut rows = Rows::default();
     let mut progress = AnalyticsProgress {
@@ -342,8 +337,7 @@ async fn derive_and_write(
         jsons.push(state.conversation.to_json());
         last_ids.push(state.last_row_id);
     }
-    prof.mark("derive");
-    write_rows_prof(conn, &rows, &mut prof).await?;
+    write_rows(conn, &rows).await?;
     for row in &markers {
         sqlx::query(statement!("insert_rasa_marker"))
             .bind(&row.id)
@@ -364,8 +358,6 @@ async fn derive_and_write(
             .execute(&mut *conn)
             .await?;
     }
-    prof.mark("state write");
-    prof.done();
     Ok(progress)
 }
 
@@ -396,24 +388,5 @@ pub(crate) async fn upload_patterns(
             .execute(&mut *conn)
             .await?;
     }
-    Ok(())
-}
-
-struct Prof { on: bool, last: std::time::Instant, parts: Vec<(&'static str, f64)> }
-impl Prof {
-    fn new() -> Self { Self { on: std::env::var_os("COLLOQUY_ANALYTICS_PROFILE").is_some(), last: std::time::Instant::now(), parts: Vec::new() } }
-    fn mark(&mut self, what: &'static str) { if self.on { let now = std::time::Instant::now(); self.parts.push((what, (now - self.last).as_secs_f64() * 1000.0)); self.last = now; } }
-    fn done(&self) { if self.on { let total: f64 = self.parts.iter().map(|p| p.1).sum(); eprintln!("PROF total {total:.1} ms: {}", self.parts.iter().map(|(w, t)| format!("{w} {t:.1}")).collect::<Vec<_>>().join(", ")); } }
-}
-
-async fn write_rows_prof(conn: &mut PgConnection, rows: &Rows, prof: &mut Prof) -> Result<(), sqlx::Error> {
-    let mut part = Rows::default();
-    part.senders = rows.senders.clone(); write_rows(conn, &part).await?; prof.mark("senders"); part.senders.clear();
-    part.sessions = rows.sessions.clone(); write_rows(conn, &part).await?; prof.mark("sessions"); part.sessions.clear();
-    part.turns = rows.turns.clone(); write_rows(conn, &part).await?; prof.mark("turns"); part.turns.clear();
-    part.events = rows.events.clone(); write_rows(conn, &part).await?; prof.mark("events"); part.events.clear();
-    part.user_messages = rows.user_messages.clone(); write_rows(conn, &part).await?; prof.mark("user_messages"); part.user_messages.clear();
-    let mut rest = rows.clone(); rest.senders.clear(); rest.sessions.clear(); rest.turns.clear(); rest.events.clear(); rest.user_messages.clear();
-    write_rows(conn, &rest).await?; prof.mark("rest");
     Ok(())
 }
