@@ -1,9 +1,11 @@
 //! From a conversation's events to the rows of the analytics tables, incrementally.
 //!
 //! [`Conversation`] is everything that must be remembered between two batches of one conversation; it is
-//! [`serde`]-serialisable so a store can keep it next to the tables. Feeding it the events in stored order —
-//! in one go, or split into batches in any way, with events it has already seen given again — yields rows
-//! that, applied as [`Rows`] says, leave exactly the same tables.
+//! [`serde`]-serialisable (compactly: ids are not stored, they follow from the sender key and positions) so a
+//! store can keep it next to the tables. Feeding it the events in stored order — in one go, or split into
+//! batches in any way, with events it has already seen given again — yields rows that, applied as [`Rows`]
+//! says, leave exactly the same tables. A call returns only rows that differ from what the previous calls
+//! returned (a turn closed by a new user message is not written again when its end did not move).
 
 use std::collections::HashMap;
 
@@ -36,12 +38,21 @@ pub struct Settings {
 enum Boundary {
     /// Nothing pending.
     #[default]
+    #[serde(rename = "n", alias = "None")]
     None,
     /// The previous event was a `restart`: the next event starts a session.
+    #[serde(rename = "r", alias = "AfterRestart")]
     AfterRestart,
     /// The previous event was the `session_started_metadata` slot, which started a session: an
     /// `action_session_start` right after it belongs to that session.
+    #[serde(rename = "m", alias = "AfterSessionMetadata")]
     AfterSessionMetadata,
+}
+
+impl Boundary {
+    fn is_none(&self) -> bool {
+        *self == Boundary::None
+    }
 }
 
 /// The resumable state of one conversation's derivation.
@@ -60,6 +71,7 @@ enum Boundary {
 /// # Ok::<(), colloquy_analytics::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "Stored", try_from = "Stored")]
 pub struct Conversation {
     sender: SenderRow,
     next_position: u64,
@@ -86,12 +98,19 @@ impl Conversation {
         }
     }
 
-    /// Reads a state written by [`Conversation::to_json`].
+    /// Reads a state written by [`Conversation::to_json`] (also the longer form of earlier versions, which
+    /// stored every id).
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| Error::State(e.to_string()))
+        match serde_json::from_str::<Self>(text) {
+            Ok(conversation) => Ok(conversation),
+            Err(error) => serde_json::from_str::<Legacy>(text)
+                .map(Self::from)
+                .map_err(|_| Error::State(error.to_string())),
+        }
     }
 
-    /// The state as JSON text, to be stored with the tables in the same transaction.
+    /// The state as compact JSON text (about 120 bytes: positions, timestamps, channel; no ids), to be stored
+    /// with the tables in the same transaction.
     pub fn to_json(&self) -> String {
         // tidy: allow(unwrap) a conversation state always serialises.
         serde_json::to_string(self).expect("a conversation state always serialises")
@@ -117,7 +136,11 @@ impl Conversation {
         events: impl IntoIterator<Item = (u64, &'a Event)>,
     ) -> Result<Rows> {
         let before = self.clone();
-        let mut batch = Batch::default();
+        let mut batch = Batch {
+            prior_session: before.session.clone(),
+            prior_turn: before.turn.clone(),
+            ..Batch::default()
+        };
         for (position, event) in events {
             if position < self.next_position {
                 continue;
@@ -134,16 +157,14 @@ impl Conversation {
             self.derive_one(settings, position, event, &mut batch);
             self.next_position += 1;
         }
-        Ok(self.finish(batch))
+        Ok(self.finish(batch, &before))
     }
 
     fn derive_one(&mut self, settings: &Settings, position: u64, event: &Event, batch: &mut Batch) {
         let timestamp = event.timestamp();
         if self.starts_session(event) {
             batch.close_turn(self.turn.take());
-            if let Some(session) = self.session.take() {
-                batch.rows.sessions.push(session);
-            }
+            batch.close_session(self.session.take());
             self.session = Some(SessionRow {
                 id: ids::at_position("rasa_session", &self.sender.sender_key, position),
                 sender_id: self.sender.id.clone(),
@@ -289,14 +310,128 @@ impl Conversation {
             && self.boundary != Boundary::AfterSessionMetadata
     }
 
-    fn finish(&self, mut batch: Batch) -> Rows {
+    /// The rows of the batch: besides the event rows, the open session's, turn's and sender's latest
+    /// version where it differs from the one `before` (the state the previous call left, whose rows were
+    /// written then).
+    fn finish(&self, mut batch: Batch, before: &Conversation) -> Rows {
         if batch.touched {
-            batch.rows.senders.push(self.sender.clone());
-            batch.rows.sessions.extend(self.session.clone());
-            batch.rows.turns.extend(self.turn.clone());
+            if self.sender != before.sender {
+                batch.rows.senders.push(self.sender.clone());
+            }
+            if self.session != before.session {
+                batch.rows.sessions.extend(self.session.clone());
+            }
+            if self.turn != before.turn {
+                batch.rows.turns.extend(self.turn.clone());
+            }
         }
         batch.rows.session_slot_states = batch.slot_states;
         batch.rows
+    }
+}
+
+/// The stored form of a [`Conversation`]: what cannot be recomputed. Ids follow from the sender key and
+/// positions; the open turn always belongs to the open session.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    /// Rasa's `sender_id`.
+    k: String,
+    /// The next position expected.
+    n: u64,
+    /// The sender's channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    c: Option<String>,
+    /// The sender's first_seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    f: Option<f64>,
+    /// The sender's last_seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    l: Option<f64>,
+    /// The open session: start and end position, timestamp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    s: Option<(u64, u64, Option<f64>)>,
+    /// The open turn: start and end position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<(u64, u64)>,
+    /// The pending session boundary.
+    #[serde(default, skip_serializing_if = "Boundary::is_none")]
+    b: Boundary,
+}
+
+impl From<Conversation> for Stored {
+    fn from(conversation: Conversation) -> Self {
+        let Conversation {
+            sender,
+            next_position,
+            session,
+            turn,
+            boundary,
+        } = conversation;
+        Stored {
+            k: sender.sender_key,
+            n: next_position,
+            c: sender.channel,
+            f: sender.first_seen,
+            l: sender.last_seen,
+            s: session.map(|s| (s.start_sequence_number, s.end_sequence_number, s.timestamp)),
+            t: turn.map(|t| (t.start_sequence_number, t.end_sequence_number)),
+            b: boundary,
+        }
+    }
+}
+
+impl TryFrom<Stored> for Conversation {
+    type Error = String;
+
+    fn try_from(stored: Stored) -> std::result::Result<Self, String> {
+        let mut conversation = Conversation::new(&stored.k);
+        conversation.next_position = stored.n;
+        conversation.sender.channel = stored.c;
+        conversation.sender.first_seen = stored.f;
+        conversation.sender.last_seen = stored.l;
+        conversation.boundary = stored.b;
+        let sender_id = conversation.sender.id.clone();
+        conversation.session = stored.s.map(|(start, end, timestamp)| SessionRow {
+            id: ids::at_position("rasa_session", &stored.k, start),
+            sender_id: sender_id.clone(),
+            timestamp,
+            start_sequence_number: start,
+            end_sequence_number: end,
+        });
+        conversation.turn = match (stored.t, &conversation.session) {
+            (None, _) => None,
+            (Some((start, end)), Some(session)) => Some(TurnRow {
+                id: ids::at_position("rasa_turn", &stored.k, start),
+                sender_id,
+                session_id: session.id.clone(),
+                start_sequence_number: start,
+                end_sequence_number: end,
+            }),
+            (Some(_), None) => return Err("an open turn without an open session".to_owned()),
+        };
+        Ok(conversation)
+    }
+}
+
+/// The form earlier versions stored (every row whole, ids included).
+#[derive(Deserialize)]
+struct Legacy {
+    sender: SenderRow,
+    next_position: u64,
+    session: Option<SessionRow>,
+    turn: Option<TurnRow>,
+    boundary: Boundary,
+}
+
+impl From<Legacy> for Conversation {
+    fn from(legacy: Legacy) -> Self {
+        Conversation {
+            sender: legacy.sender,
+            next_position: legacy.next_position,
+            session: legacy.session,
+            turn: legacy.turn,
+            boundary: legacy.boundary,
+        }
     }
 }
 
@@ -308,6 +443,9 @@ fn is_session_metadata(event: &Event) -> bool {
 #[derive(Default)]
 struct Batch {
     rows: Rows,
+    /// The session and turn open before this batch, as written then: closing them unchanged writes nothing.
+    prior_session: Option<SessionRow>,
+    prior_turn: Option<TurnRow>,
     /// Latest value per slot path, in the order the paths were first set in this batch.
     slot_states: Vec<SessionSlotStateRow>,
     slot_state_index: HashMap<String, usize>,
@@ -316,7 +454,15 @@ struct Batch {
 
 impl Batch {
     fn close_turn(&mut self, turn: Option<TurnRow>) {
-        self.rows.turns.extend(turn);
+        if turn != self.prior_turn {
+            self.rows.turns.extend(turn);
+        }
+    }
+
+    fn close_session(&mut self, session: Option<SessionRow>) {
+        if session != self.prior_session {
+            self.rows.sessions.extend(session);
+        }
     }
 
     fn slot_state(&mut self, row: SessionSlotStateRow) {
@@ -342,4 +488,108 @@ pub fn derive_conversation<'a>(
         .apply(settings, positioned)
         // tidy: allow(unwrap) consecutive positions from 0 never leave a gap.
         .expect("consecutive positions from 0 never leave a gap")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events() -> Vec<Event> {
+        let mut user = EventKind::user("hi");
+        if let EventKind::User(u) = &mut user {
+            u.input_channel = Some("rest".into());
+        }
+        vec![
+            Event::new(EventKind::action(ACTION_SESSION_START))
+                .with_timestamp(1.0)
+                .unwrap(),
+            Event::new(user.clone()).with_timestamp(2.0).unwrap(),
+            Event::new(EventKind::bot("hey"))
+                .with_timestamp(3.0)
+                .unwrap(),
+            Event::new(EventKind::Restart),
+            Event::new(user).with_timestamp(5.0).unwrap(),
+        ]
+    }
+
+    fn positioned(events: &[Event], range: std::ops::Range<usize>) -> Vec<(u64, &Event)> {
+        range.map(|i| (i as u64, &events[i])).collect()
+    }
+
+    #[test]
+    fn the_stored_state_is_compact_and_reads_back_equal() {
+        let events = events();
+        let settings = Settings::default();
+        for end in 0..=events.len() {
+            let mut conversation = Conversation::new("alice");
+            conversation
+                .apply(&settings, positioned(&events, 0..end))
+                .unwrap();
+            let json = conversation.to_json();
+            assert!(json.len() < 120, "{json}");
+            assert!(!json.contains(&conversation.sender.id), "{json}");
+            assert_eq!(Conversation::from_json(&json).unwrap(), conversation);
+        }
+    }
+
+    #[test]
+    fn the_long_form_of_earlier_versions_still_reads() {
+        let events = events();
+        let mut conversation = Conversation::new("alice");
+        conversation
+            .apply(&Settings::default(), positioned(&events, 0..3))
+            .unwrap();
+        let legacy = serde_json::json!({
+            "sender": conversation.sender,
+            "next_position": conversation.next_position,
+            "session": conversation.session,
+            "turn": conversation.turn,
+            "boundary": "AfterRestart",
+        });
+        let read = Conversation::from_json(&legacy.to_string()).unwrap();
+        assert_eq!(read.boundary, Boundary::AfterRestart);
+        assert_eq!(
+            (read.session, read.turn),
+            (conversation.session, conversation.turn)
+        );
+        assert!(matches!(
+            Conversation::from_json(r#"{"k": "a", "n": 1, "t": [0, 0]}"#),
+            Err(Error::State(_))
+        ));
+    }
+
+    #[test]
+    fn rows_that_did_not_change_are_not_written_again() {
+        let events = events();
+        let settings = Settings::default();
+        let mut conversation = Conversation::new("alice");
+        let first = conversation
+            .apply(&settings, positioned(&events, 0..3))
+            .unwrap();
+        assert_eq!(
+            (first.senders.len(), first.sessions.len(), first.turns.len()),
+            (1, 1, 1)
+        );
+        // The restart changes nothing but the session's end and the turn's end.
+        let second = conversation
+            .apply(&settings, positioned(&events, 3..4))
+            .unwrap();
+        assert_eq!(
+            (
+                second.senders.len(),
+                second.sessions.len(),
+                second.turns.len()
+            ),
+            (0, 1, 1)
+        );
+        // A new session: the closed session and turn ended where the last batch left them.
+        let third = conversation
+            .apply(&settings, positioned(&events, 4..5))
+            .unwrap();
+        assert_eq!(third.sessions.len(), 1);
+        assert_eq!(third.sessions[0].start_sequence_number, 4);
+        assert_eq!(third.turns.len(), 1);
+        assert_eq!(third.turns[0].start_sequence_number, 4);
+        assert_eq!(third.senders.len(), 1);
+    }
 }

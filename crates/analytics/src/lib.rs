@@ -29,6 +29,12 @@
 //!   value: timestamps never order anything here).
 //! - **Event columns.** `model_id` is `metadata.model_id` of the event (Rasa 3.x stamps it); `environment`
 //!   is configured ([`Settings`]); `event_type` is the type name as stored (legacy `form` stays `form`).
+//!   Why configured, not derived: Rasa takes the environment from its server's `RASA_ENVIRONMENT` variable
+//!   and puts it on the broker message, not in the event — the AMQP `app_id` (`PikaEventBroker._message`)
+//!   or a `RASA_ENVIRONMENT` Kafka header (`KafkaEventBroker._publish`, which Rasa Pro's pipeline reads).
+//!   Rasa's `events` table does not keep it, so a rebuild, an imported `rasa export` or an event a tracker
+//!   store wrote could not give it back: taking it from each message would break "incremental = rebuild".
+//!   One deployment has one environment, which a setting gives both paths alike.
 //!   A bot message's `template_name` is its `metadata.utter_action` (set by Rasa for responses, absent for
 //!   custom actions' messages); a slot's `value` is compact JSON text.
 //! - **Ids.** UUID v5 ([`ids`]) over the table name, the sender and the position of what the row

@@ -543,7 +543,7 @@ impl RawPool {
                 sqlx::query(
                     r#"INSERT INTO events (sender_id, type_name, "timestamp", intent_name, data, event_id)
                        SELECT * FROM UNNEST($1::varchar[], $2::varchar[], $3::float8[], $4::varchar[], $5::text[], $6::text[])
-                       ON CONFLICT (event_id) DO NOTHING"#,
+                       ON CONFLICT DO NOTHING"#,
                 )
                 .bind(batch.iter().map(|row| row.0.as_str()).collect::<Vec<_>>())
                 .bind(batch.iter().map(|row| row.1.as_str()).collect::<Vec<_>>())

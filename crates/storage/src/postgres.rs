@@ -426,6 +426,40 @@ async fn insert_events(
     if rows.is_empty() {
         return Ok(0);
     }
+    let result = insert_events_query(rows, dedupe, "").execute(conn).await?;
+    Ok(result.rows_affected())
+}
+
+/// [`insert_events`], returning `(id, sender_id, event_key)` of each row inserted (the analytics derivation
+/// takes these rows from the batch instead of reading them back).
+#[cfg(feature = "analytics")]
+async fn insert_events_returning(
+    conn: &mut PgConnection,
+    rows: &[&EventRow],
+    dedupe: DedupeIndex,
+) -> Result<Vec<crate::analytics::postgres::Inserted>, sqlx::Error> {
+    use sqlx::Row;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let returned = insert_events_query(rows, dedupe, "RETURNING id::int8, sender_id, event_key")
+        .fetch_all(conn)
+        .await?;
+    Ok(returned
+        .into_iter()
+        .map(|row| crate::analytics::postgres::Inserted {
+            id: row.get(0),
+            sender_id: row.get(1),
+            event_key: row.get(2),
+        })
+        .collect())
+}
+
+fn insert_events_query<'q>(
+    rows: &[&'q EventRow],
+    dedupe: DedupeIndex,
+    returning: &str,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     let columns = Columns::of(rows);
     // The conflict target is named (not a bare ON CONFLICT): if its unique index is gone, the insert fails
     // as a schema fault instead of storing duplicates.
@@ -438,10 +472,10 @@ async fn insert_events(
                 WITH ORDINALITY AS batch(sender_id, type_name, ts, intent_name, action_name, data, event_id,
                                          event_key, position)
            ORDER BY position
-           {}"#,
+           {} {returning}"#,
         dedupe.conflict_clause()
     );
-    let result = sqlx::query(sqlx::AssertSqlSafe(statement))
+    sqlx::query(sqlx::AssertSqlSafe(statement))
         .bind(columns.sender_ids)
         .bind(columns.type_names)
         .bind(columns.timestamps)
@@ -450,9 +484,6 @@ async fn insert_events(
         .bind(columns.datas)
         .bind(columns.event_ids)
         .bind(columns.event_keys)
-        .execute(conn)
-        .await?;
-    Ok(result.rows_affected())
 }
 
 async fn insert_dead_letters(
@@ -527,19 +558,26 @@ async fn store_batch_with(
     }
     transaction::write(pool, "BEGIN", async |conn| {
         let mut inserted = 0;
-        for chunk in segment_sized_chunks(events) {
-            inserted += insert_events(conn, chunk, dedupe).await?;
-        }
-        insert_dead_letters(conn, dead_letters).await?;
         if let Some(settings) = analytics {
             #[cfg(feature = "analytics")]
             {
-                let senders =
-                    crate::analytics::senders_of(events.iter().map(|row| row.sender_id.as_str()));
-                crate::analytics::postgres::catch_up(conn, &senders, settings).await?;
+                // The analytics derivation takes the inserted rows from the batch (their ids returned).
+                let mut returned = Vec::new();
+                for chunk in segment_sized_chunks(events) {
+                    returned.extend(insert_events_returning(conn, chunk, dedupe).await?);
+                }
+                inserted = returned.len() as u64;
+                insert_dead_letters(conn, dead_letters).await?;
+                crate::analytics::postgres::catch_up_batch(conn, events, &returned, settings)
+                    .await?;
             }
             #[cfg(not(feature = "analytics"))]
             match *settings {}
+        } else {
+            for chunk in segment_sized_chunks(events) {
+                inserted += insert_events(conn, chunk, dedupe).await?;
+            }
+            insert_dead_letters(conn, dead_letters).await?;
         }
         Ok(inserted)
     })

@@ -267,7 +267,14 @@ impl Database {
         let migrator = migrator(self.dialect());
         let outcome: Result<(), sqlx::migrate::MigrateError> = match &self.pool {
             #[cfg(feature = "postgres")]
-            Pool::Postgres(crate::postgres::PgHandle { pool, .. }) => migrator.run(pool).await,
+            Pool::Postgres(crate::postgres::PgHandle { pool, .. }) => {
+                match migrator.run(pool).await {
+                    Ok(()) => postgres::ensure_events_index(pool)
+                        .await
+                        .map_err(sqlx::migrate::MigrateError::Execute),
+                    Err(error) => Err(error),
+                }
+            }
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(pool) => migrator.run(pool).await,
             #[cfg(feature = "mysql")]

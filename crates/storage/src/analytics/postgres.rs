@@ -1,6 +1,6 @@
 //! PostgreSQL: a whole batch per statement (one array per column, `UNNEST`), several conversations at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use colloquy_analytics::rows::EventColumns;
 use colloquy_analytics::{Rows, Settings};
@@ -8,7 +8,8 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgConnection, Postgres, Row};
 
-use super::{ActivePatterns, AnalyticsProgress, MarkerRow, State, marker_rows};
+use super::{ActivePatterns, AnalyticsProgress, MarkerRow, State, marker_rows, senders_of};
+use crate::rows::EventRow;
 
 macro_rules! statement {
     ($name:literal) => {
@@ -158,16 +159,18 @@ pub(crate) async fn write_rows(conn: &mut PgConnection, rows: &Rows) -> Result<(
     Ok(())
 }
 
-/// Brings the analytics tables of `senders` up to date with their events, in the caller's transaction:
-/// three reads and writes for the whole batch, whatever the number of conversations.
-pub(crate) async fn catch_up(
-    conn: &mut PgConnection,
-    senders: &[&str],
-    settings: &Settings,
-) -> Result<AnalyticsProgress, sqlx::Error> {
-    if senders.is_empty() {
-        return Ok(AnalyticsProgress::default());
-    }
+/// A row the batch's insert added to `events`: its id, conversation and dedupe key (`RETURNING`).
+pub(crate) struct Inserted {
+    pub(crate) id: i64,
+    pub(crate) sender_id: String,
+    pub(crate) event_key: Option<Vec<u8>>,
+}
+
+/// A conversation's events not derived yet: `(events.id, data)` in id order, per conversation.
+type NewEvents = HashMap<String, Vec<(i64, Option<String>)>>;
+
+/// The stored states of `senders` (in their order; none stored: a new conversation).
+async fn read_states(conn: &mut PgConnection, senders: &[&str]) -> Result<Vec<State>, sqlx::Error> {
     let stored: HashMap<String, (String, i64)> = sqlx::query(statement!("select_state"))
         .bind(senders)
         .fetch_all(&mut *conn)
@@ -184,8 +187,22 @@ pub(crate) async fn catch_up(
     for sender in senders {
         states.push(State::read(sender, stored.get(*sender).cloned())?);
     }
+    Ok(states)
+}
+
+/// Brings the analytics tables of `senders` up to date with their events, in the caller's transaction:
+/// three reads and writes for the whole batch, whatever the number of conversations (what a rebuild runs).
+pub(crate) async fn catch_up(
+    conn: &mut PgConnection,
+    senders: &[&str],
+    settings: &Settings,
+) -> Result<AnalyticsProgress, sqlx::Error> {
+    if senders.is_empty() {
+        return Ok(AnalyticsProgress::default());
+    }
+    let states = read_states(conn, senders).await?;
     let after: Vec<i64> = states.iter().map(|state| state.last_row_id).collect();
-    let mut new: HashMap<String, Vec<(i64, Option<String>)>> = HashMap::new();
+    let mut new: NewEvents = HashMap::new();
     for row in sqlx::query(statement!("select_new_events"))
         .bind(senders)
         .bind(after)
@@ -196,6 +213,93 @@ pub(crate) async fn catch_up(
             .or_default()
             .push((row.get::<i64, _>(0), row.get(2)));
     }
+    derive_and_write(conn, senders, states, new, settings).await
+}
+
+/// [`catch_up`] of the conversations of a batch the caller has just inserted (`batch`, of which `inserted`
+/// are the rows the insert added), without reading those rows back: their data is the batch's. Only the
+/// events of a conversation that are not in the batch and not derived yet are read — those before the
+/// batch's first inserted row and after its last (normally none: an index probe each on `(sender_id, id)`).
+/// A conversation with an inserted row whose dedupe key matches no row of the batch is read whole, as
+/// [`catch_up`] does.
+pub(crate) async fn catch_up_batch(
+    conn: &mut PgConnection,
+    batch: &[&EventRow],
+    inserted: &[Inserted],
+    settings: &Settings,
+) -> Result<AnalyticsProgress, sqlx::Error> {
+    let senders = senders_of(batch.iter().map(|row| row.sender_id.as_str()));
+    if senders.is_empty() {
+        return Ok(AnalyticsProgress::default());
+    }
+    let states = read_states(conn, &senders).await?;
+    let by_key: HashMap<[u8; crate::rows::DEDUPE_KEY_BYTES], &EventRow> = batch
+        .iter()
+        .filter_map(|row| row.dedupe_key().map(|key| (key, *row)))
+        .collect();
+    let mut from_batch: NewEvents = HashMap::new();
+    let mut read_whole: HashSet<&str> = HashSet::new();
+    for row in inserted {
+        let found = row
+            .event_key
+            .as_deref()
+            .and_then(|key| <[u8; crate::rows::DEDUPE_KEY_BYTES]>::try_from(key).ok())
+            .and_then(|key| by_key.get(&key))
+            .filter(|found| found.sender_id == row.sender_id);
+        match found {
+            Some(found) => from_batch
+                .entry(row.sender_id.clone())
+                .or_default()
+                .push((row.id, Some(found.data.clone()))),
+            None => {
+                read_whole.insert(row.sender_id.as_str());
+            }
+        }
+    }
+    let (mut after, mut before, mut last) = (Vec::new(), Vec::new(), Vec::new());
+    for (sender, state) in senders.iter().zip(&states) {
+        after.push(state.last_row_id);
+        match from_batch.get_mut(*sender) {
+            Some(rows) if !read_whole.contains(sender) => {
+                rows.sort_unstable_by_key(|(id, _)| *id);
+                before.push(rows.first().map_or(i64::MAX, |(id, _)| *id));
+                last.push(rows.last().map_or(i64::MAX, |(id, _)| *id));
+            }
+            _ => {
+                from_batch.remove(*sender);
+                before.push(i64::MAX);
+                last.push(i64::MAX);
+            }
+        }
+    }
+    let mut new = from_batch;
+    for row in sqlx::query(statement!("select_events_not_in_batch"))
+        .bind(&senders[..])
+        .bind(after)
+        .bind(before)
+        .bind(last)
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        new.entry(row.get::<String, _>(1))
+            .or_default()
+            .push((row.get::<i64, _>(0), row.get(2)));
+    }
+    for events in new.values_mut() {
+        events.sort_unstable_by_key(|(id, _)| *id);
+    }
+    derive_and_write(conn, &senders, states, new, settings).await
+}
+
+/// Derives the rows of each conversation's `new` events from its state, and writes the rows and the new
+/// states (one statement per table).
+async fn derive_and_write(
+    conn: &mut PgConnection,
+    senders: &[&str],
+    mut states: Vec<State>,
+    new: NewEvents,
+    settings: &Settings,
+) -> Result<AnalyticsProgress, sqlx::Error> {
     let patterns: Vec<(String, String)> = sqlx::query(statement!("select_active_patterns"))
         .fetch_all(&mut *conn)
         .await?
@@ -255,6 +359,15 @@ pub(crate) async fn catch_up(
             .await?;
     }
     Ok(progress)
+}
+
+/// Creates the index on events (sender_id, id) the reads of new events need, unless it exists (see
+/// `ensure_events_sender_id_id.sql`).
+pub(crate) async fn ensure_events_index(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(statement!("ensure_events_sender_id_id"))
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Writes the patterns of an upload in the caller's transaction: every pattern inactive, then each of
