@@ -920,16 +920,21 @@ pub(crate) async fn conversation_page(
     after_row_id: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>> {
-    let rows =
-        sqlx::query("SELECT * FROM events WHERE sender_id = $1 AND id > $2 ORDER BY id LIMIT $3")
-            // Not a cached prepared statement: its columns change when a migration adopts the table.
-            .persistent(false)
-            .bind(sender_id)
-            .bind(after_row_id)
-            .bind(limit)
-            .fetch_all(pool)
-            .await
-            .map_err(db("read a page of a conversation", target))?;
+    // The conversation's rows first (by the `sender_id` index), then the page: with `ORDER BY id LIMIT` alone the
+    // planner may walk the primary key in id order, filtering on sender_id, through most of the table when a long
+    // conversation's rows are far from its start (measured: 0.6-0.9 s on 1M rows instead of milliseconds).
+    let rows = sqlx::query(
+        "WITH conversation AS MATERIALIZED (SELECT * FROM events WHERE sender_id = $1 AND id > $2) \
+         SELECT * FROM conversation ORDER BY id LIMIT $3",
+    )
+    // Not a cached prepared statement: its columns change when a migration adopts the table.
+    .persistent(false)
+    .bind(sender_id)
+    .bind(after_row_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(db("read a page of a conversation", target))?;
     Ok(rows.iter().map(stored_event).collect())
 }
 
