@@ -420,6 +420,13 @@ async fn health_and_metrics_over_http() {
     let bodies = rasa_conversation("metrics", 2);
     publish_like_rasa(&setup.amqp_url, &setup.exchange, &bodies).await;
     setup.wait_for_count(bodies.len() as i64).await;
+    // The rows are visible at COMMIT; the counters move just after it: wait for them too (bounded).
+    let stored = format!("colloquy_events_stored_total {}", bodies.len());
+    wait_until("/metrics counts every stored event", TIMEOUT, || {
+        let stored = stored.clone();
+        async move { http_get(port, "/metrics").1.contains(&stored) }
+    })
+    .await;
     let (status, metrics) = http_get(port, "/metrics");
     assert_eq!(status, 200);
     for name in [
