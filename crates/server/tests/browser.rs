@@ -26,6 +26,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// How often the cleanup asks whether chromedriver's process group has exited (bounded by a deadline).
+const EXIT_POLL: Duration = Duration::from_millis(50);
+
 /// How long any one thing a person would wait for may take before the test fails.
 const PATIENCE: Duration = Duration::from_secs(90);
 /// The token the server is started with.
@@ -331,7 +334,7 @@ impl Drop for Driver {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while signal("-0") && std::time::Instant::now() < deadline {
             let _ = self.child.try_wait();
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(EXIT_POLL);
         }
         signal("-KILL");
         let _ = self.child.kill();
