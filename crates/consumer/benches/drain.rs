@@ -16,7 +16,7 @@
 //! generated inside PostgreSQL (`INSERT ... SELECT FROM generate_series`: Rasa-shaped events, user, action, bot
 //! and slot in rotation, 40 per conversation, 64-hex `event_id`s, `event_key`s by the storage layer's formula),
 //! not published; secondary indexes are dropped for the fill and built again, then the table is vacuumed,
-//! analysed and checkpointed. `BENCH_SCHEMA=legacy` gives the table the indexes of a database that held rows
+//! analysed and checkpointed (the empty points too, so that every point starts alike). `BENCH_SCHEMA=legacy` gives the table the indexes of a database that held rows
 //! before the compact key (a unique `event_id`, two indexes on `sender_id`).
 
 use std::sync::{Arc, Mutex};
@@ -94,7 +94,7 @@ fn main() -> Result<()> {
             let name = dialect_name(dialect);
             let raw = raw_drain(&amqp_url, &bodies, dialect).await?;
             println!("{name}: raw lapin + multi-row insert baseline: {raw:>8.0} events/s");
-            let (ours, _) = our_drain(&amqp_url, &bodies, dialect, false, 0).await?;
+            let (ours, _) = our_drain(&amqp_url, &bodies, dialect, false, None).await?;
             println!("{name}: colloquy consume:                     {ours:>8.0} events/s");
             let raw_again = raw_drain(&amqp_url, &bodies, dialect).await?;
             println!("{name}: baseline again (drift check):         {raw_again:>8.0} events/s");
@@ -105,7 +105,7 @@ fn main() -> Result<()> {
             ));
             if dialect == TestDialect::Postgres {
                 postgres_rate = Some(ours);
-                let (analytics, rebuild) = our_drain(&amqp_url, &bodies, dialect, true, 0).await?;
+                let (analytics, rebuild) = our_drain(&amqp_url, &bodies, dialect, true, None).await?;
                 let ratio = analytics / ours;
                 println!("{name}: colloquy consume --analytics:         {analytics:>8.0} events/s");
                 println!("{name}: ratio analytics / ours:               {ratio:>8.2}  (one user message per conversation per batch: the worst case)");
@@ -115,8 +115,8 @@ fn main() -> Result<()> {
                 }
                 // The same comparison on Rasa-shaped turns (a save's events together), with the rebuild.
                 let turns = turn_workload(bodies.len());
-                let (plain, _) = our_drain(&amqp_url, &turns, dialect, false, 0).await?;
-                let (analytics, rebuild) = our_drain(&amqp_url, &turns, dialect, true, 0).await?;
+                let (plain, _) = our_drain(&amqp_url, &turns, dialect, false, None).await?;
+                let (analytics, rebuild) = our_drain(&amqp_url, &turns, dialect, true, None).await?;
                 let ratio = analytics / plain;
                 println!("{name}: turns: colloquy consume:              {plain:>8.0} events/s");
                 println!("{name}: turns: colloquy consume --analytics:  {analytics:>8.0} events/s");
@@ -139,7 +139,7 @@ fn main() -> Result<()> {
                 Some(rate) => rate,
                 None => match postgres_rate {
                     Some(ours) => ours / 2.0,
-                    None => our_drain(&amqp_url, &bodies, TestDialect::Postgres, false, 0).await?.0 / 2.0,
+                    None => our_drain(&amqp_url, &bodies, TestDialect::Postgres, false, None).await?.0 / 2.0,
                 },
             };
             let (p50, p99, max) = raw_latency(&amqp_url, rate, Duration::from_secs(latency_secs)).await?;
@@ -331,7 +331,7 @@ async fn growth_curve(amqp_url: &str, events: usize, sizes: &[u64]) -> Result<()
     points.push(0);
     let mut empty = None;
     for stored in points {
-        let (rate, _) = our_drain(amqp_url, &bodies, TestDialect::Postgres, false, stored).await?;
+        let (rate, _) = our_drain(amqp_url, &bodies, TestDialect::Postgres, false, Some(stored)).await?;
         let base = *empty.get_or_insert(rate);
         println!(
             "stored {stored:>11}: {rate:>8.0} events/s  ratio to the first empty table {:>5.2}",
@@ -452,16 +452,15 @@ async fn tracker_store_reads(database: &Database, stored: u64) -> Result<()> {
 
 /// Our consumer draining a full queue into `dialect`: events per second; with `analytics` (`colloquy consume
 /// --analytics`), also the seconds `analytics rebuild` takes per million events, timed from scratch on the
-/// drained database.
+/// drained database. `prefilled`: the growth curve's point — the table gets that many generated rows, then is
+/// vacuumed, analysed and checkpointed (0 included, so that every point starts from the same state).
 async fn our_drain(
     amqp_url: &str,
     bodies: &[Vec<u8>],
     dialect: TestDialect,
     analytics: bool,
-    stored: u64,
+    prefilled: Option<u64>,
 ) -> Result<(f64, Option<f64>)> {
-    let topology = topology(amqp_url).await?;
-    fill(&topology, bodies).await?;
     let database = dialect.fresh_database().await;
     let sink = Database::connect_lazy(&database.url, &ConnectOptions::default())?;
     sink.migrate(Schema::Events).await?;
@@ -469,13 +468,19 @@ async fn our_drain(
         sink.migrate_analytics().await?;
     }
     let legacy = std::env::var("BENCH_SCHEMA").is_ok_and(|schema| schema == "legacy");
-    if stored > 0 || legacy {
+    let stored = prefilled.unwrap_or(0);
+    if prefilled.is_some() || legacy {
         anyhow::ensure!(
             dialect == TestDialect::Postgres,
             "the prefill is PostgreSQL's"
         );
         prefill(&database, stored, legacy).await?;
     }
+    // The queue is filled last, just before the drain, so that every run starts with the broker in the same
+    // state (a drain started seconds after the fill, as one after a long prefill, ran 1.7x faster than one
+    // started at once: RabbitMQ was still busy with the messages it had just taken).
+    let topology = topology(amqp_url).await?;
+    fill(&topology, bodies).await?;
     let config = AmqpConfig::from_url(amqp_url)?
         .with_exchange(&topology.exchange)?
         .with_queues([topology.queue.as_str()])?

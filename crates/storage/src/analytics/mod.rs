@@ -388,7 +388,7 @@ impl Database {
             #[cfg(feature = "postgres")]
             Pool::Postgres(crate::postgres::PgHandle { pool, .. }) => {
                 transaction::write(pool, "BEGIN", async |conn| {
-                    postgres::write_rows(conn, rows).await
+                    postgres::write_rows(conn, rows, &postgres::States::default()).await
                 })
                 .await
             }

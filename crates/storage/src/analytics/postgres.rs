@@ -32,7 +32,8 @@ fn ints<T>(rows: &[T], f: impl Fn(&T) -> u64) -> Vec<i64> {
     rows.iter().map(|r| f(r) as i64).collect()
 }
 
-/// Binds the columns shared by event-derived rows ($1..$7).
+/// Binds the seven columns every event-derived row begins with (id, sender_id, session_id, event_id,
+/// timestamp, model_id, sequence_number).
 fn event_columns<'q, T>(
     query: Q<'q>,
     rows: &[T],
@@ -48,114 +49,90 @@ fn event_columns<'q, T>(
         .bind(ints(rows, |r| columns(r).1.sequence_number))
 }
 
-/// Writes `rows` (of different conversations only: one version of each row), one statement per table.
-pub(crate) async fn write_rows(conn: &mut PgConnection, rows: &Rows) -> Result<(), sqlx::Error> {
-    if !rows.senders.is_empty() {
-        let r = &rows.senders;
-        sqlx::query(statement!("upsert_rasa_sender"))
-            .bind(texts(r, |r| &r.id))
-            .bind(texts(r, |r| &r.sender_key))
-            .bind(opt_texts(r, |r| r.channel.as_deref()))
-            .bind(floats(r, |r| r.first_seen))
-            .bind(floats(r, |r| r.last_seen))
-            .execute(&mut *conn)
-            .await?;
+/// New derivation states of some conversations: `colloquy_analytics_state`'s columns, one entry each.
+#[derive(Default)]
+pub(crate) struct States<'a> {
+    pub(crate) sender_keys: Vec<&'a str>,
+    pub(crate) states: Vec<String>,
+    pub(crate) last_row_ids: Vec<i64>,
+}
+
+/// Writes `rows` (of different conversations only: one version of each row) and `states`: every table in one
+/// statement (`write_rows.sql`), one round trip whatever the batch holds.
+pub(crate) async fn write_rows(
+    conn: &mut PgConnection,
+    rows: &Rows,
+    states: &States<'_>,
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() && states.sender_keys.is_empty() {
+        return Ok(());
     }
-    if !rows.sessions.is_empty() {
-        let r = &rows.sessions;
-        sqlx::query(statement!("upsert_rasa_session"))
-            .bind(texts(r, |r| &r.id))
-            .bind(texts(r, |r| &r.sender_id))
-            .bind(floats(r, |r| r.timestamp))
-            .bind(ints(r, |r| r.start_sequence_number))
-            .bind(ints(r, |r| r.end_sequence_number))
-            .execute(&mut *conn)
-            .await?;
-    }
-    if !rows.turns.is_empty() {
-        let r = &rows.turns;
-        sqlx::query(statement!("upsert_rasa_turn"))
-            .bind(texts(r, |r| &r.id))
-            .bind(texts(r, |r| &r.sender_id))
-            .bind(texts(r, |r| &r.session_id))
-            .bind(ints(r, |r| r.start_sequence_number))
-            .bind(ints(r, |r| r.end_sequence_number))
-            .execute(&mut *conn)
-            .await?;
-    }
-    if !rows.events.is_empty() {
-        let r = &rows.events;
-        sqlx::query(statement!("insert_rasa_event"))
-            .bind(texts(r, |r| &r.id))
-            .bind(texts(r, |r| &r.sender_id))
-            .bind(texts(r, |r| &r.session_id))
-            .bind(floats(r, |r| r.timestamp))
-            .bind(opt_texts(r, |r| r.model_id.as_deref()))
-            .bind(opt_texts(r, |r| r.environment.as_deref()))
-            .bind(ints(r, |r| r.sequence_number))
-            .bind(texts(r, |r| &r.event_type))
-            .execute(&mut *conn)
-            .await?;
-    }
-    if !rows.user_messages.is_empty() {
-        let r = &rows.user_messages;
-        event_columns(
-            sqlx::query(statement!("insert_rasa_user_message")),
-            r,
-            |r| (&r.id, &r.event),
-        )
+    let query = sqlx::query(statement!("write_rows"));
+    let r = &rows.senders;
+    let query = query
+        .bind(texts(r, |r| &r.id))
+        .bind(texts(r, |r| &r.sender_key))
+        .bind(opt_texts(r, |r| r.channel.as_deref()))
+        .bind(floats(r, |r| r.first_seen))
+        .bind(floats(r, |r| r.last_seen));
+    let r = &rows.sessions;
+    let query = query
+        .bind(texts(r, |r| &r.id))
+        .bind(texts(r, |r| &r.sender_id))
+        .bind(floats(r, |r| r.timestamp))
+        .bind(ints(r, |r| r.start_sequence_number))
+        .bind(ints(r, |r| r.end_sequence_number));
+    let r = &rows.turns;
+    let query = query
+        .bind(texts(r, |r| &r.id))
+        .bind(texts(r, |r| &r.sender_id))
+        .bind(texts(r, |r| &r.session_id))
+        .bind(ints(r, |r| r.start_sequence_number))
+        .bind(ints(r, |r| r.end_sequence_number));
+    let r = &rows.events;
+    let query = query
+        .bind(texts(r, |r| &r.id))
+        .bind(texts(r, |r| &r.sender_id))
+        .bind(texts(r, |r| &r.session_id))
+        .bind(floats(r, |r| r.timestamp))
+        .bind(opt_texts(r, |r| r.model_id.as_deref()))
+        .bind(opt_texts(r, |r| r.environment.as_deref()))
+        .bind(ints(r, |r| r.sequence_number))
+        .bind(texts(r, |r| &r.event_type));
+    let r = &rows.user_messages;
+    let query = event_columns(query, r, |r| (&r.id, &r.event))
         .bind(opt_texts(r, |r| r.intent.as_deref()))
         .bind(opt_texts(r, |r| r.retrieval_intent.as_deref()))
         .bind(floats(r, |r| r.confidence))
         .bind(opt_texts(r, |r| r.text.as_deref()))
-        .bind(opt_texts(r, |r| r.message_id.as_deref()))
-        .execute(&mut *conn)
-        .await?;
-    }
-    if !rows.bot_messages.is_empty() {
-        let r = &rows.bot_messages;
-        event_columns(sqlx::query(statement!("insert_rasa_bot_message")), r, |r| {
-            (&r.id, &r.event)
-        })
+        .bind(opt_texts(r, |r| r.message_id.as_deref()));
+    let r = &rows.bot_messages;
+    let query = event_columns(query, r, |r| (&r.id, &r.event))
         .bind(opt_texts(r, |r| r.template_name.as_deref()))
-        .bind(opt_texts(r, |r| r.text.as_deref()))
-        .execute(&mut *conn)
-        .await?;
-    }
-    if !rows.actions.is_empty() {
-        let r = &rows.actions;
-        event_columns(sqlx::query(statement!("insert_rasa_action")), r, |r| {
-            (&r.id, &r.event)
-        })
+        .bind(opt_texts(r, |r| r.text.as_deref()));
+    let r = &rows.actions;
+    let query = event_columns(query, r, |r| (&r.id, &r.event))
         .bind(opt_texts(r, |r| r.name.as_deref()))
         .bind(floats(r, |r| r.confidence))
-        .bind(opt_texts(r, |r| r.policy.as_deref()))
-        .execute(&mut *conn)
-        .await?;
-    }
-    if !rows.slots.is_empty() {
-        let r = &rows.slots;
-        event_columns(sqlx::query(statement!("insert_rasa_slot")), r, |r| {
-            (&r.id, &r.event)
-        })
+        .bind(opt_texts(r, |r| r.policy.as_deref()));
+    let r = &rows.slots;
+    let query = event_columns(query, r, |r| (&r.id, &r.event))
         .bind(texts(r, |r| &r.slot_path))
         .bind(texts(r, |r| &r.name))
+        .bind(texts(r, |r| &r.value));
+    let r = &rows.session_slot_states;
+    query
+        .bind(texts(r, |r| &r.id))
+        .bind(texts(r, |r| &r.sender_id))
+        .bind(texts(r, |r| &r.session_id))
+        .bind(texts(r, |r| &r.name))
         .bind(texts(r, |r| &r.value))
+        .bind(floats(r, |r| r.timestamp))
+        .bind(&states.sender_keys)
+        .bind(&states.states)
+        .bind(&states.last_row_ids)
         .execute(&mut *conn)
         .await?;
-    }
-    if !rows.session_slot_states.is_empty() {
-        let r = &rows.session_slot_states;
-        sqlx::query(statement!("upsert_rasa_session_slot_state"))
-            .bind(texts(r, |r| &r.id))
-            .bind(texts(r, |r| &r.sender_id))
-            .bind(texts(r, |r| &r.session_id))
-            .bind(texts(r, |r| &r.name))
-            .bind(texts(r, |r| &r.value))
-            .bind(floats(r, |r| r.timestamp))
-            .execute(&mut *conn)
-            .await?;
-    }
     Ok(())
 }
 
@@ -313,7 +290,7 @@ async fn derive_and_write(
         conversations: senders.len() as u64,
         events: 0,
     };
-    let (mut keys, mut jsons, mut last_ids) = (Vec::new(), Vec::new(), Vec::new());
+    let mut new_states = States::default();
     for (sender, state) in senders.iter().zip(&mut states) {
         let Some(events) = new.get(*sender) else {
             continue;
@@ -333,11 +310,11 @@ async fn derive_and_write(
         }
         progress.events += derived.events.len() as u64;
         rows.extend(derived);
-        keys.push(*sender);
-        jsons.push(state.conversation.to_json());
-        last_ids.push(state.last_row_id);
+        new_states.sender_keys.push(*sender);
+        new_states.states.push(state.conversation.to_json());
+        new_states.last_row_ids.push(state.last_row_id);
     }
-    write_rows(conn, &rows).await?;
+    write_rows(conn, &rows, &new_states).await?;
     for row in &markers {
         sqlx::query(statement!("insert_rasa_marker"))
             .bind(&row.id)
@@ -347,14 +324,6 @@ async fn derive_and_write(
             .bind(&row.event_id)
             .bind(row.num_preceding_user_turns)
             .bind(row.created_at)
-            .execute(&mut *conn)
-            .await?;
-    }
-    if !keys.is_empty() {
-        sqlx::query(statement!("upsert_state"))
-            .bind(keys)
-            .bind(jsons)
-            .bind(last_ids)
             .execute(&mut *conn)
             .await?;
     }
