@@ -813,6 +813,60 @@ async fn a_second_consumer_is_a_standby_that_takes_over_after_sigkill() {
 }
 
 #[tokio::test]
+async fn killing_the_active_consumers_database_sessions_keeps_one_consumer_and_the_order() {
+    let setup = Setup::new().await;
+    let first = consume_instance(&setup, "first");
+    setup.wait_for_queue().await;
+    let second = consume_instance(&setup, "second");
+    let ((mut active, active_port), (mut standby, standby_port)) =
+        one_active_one_standby(first, second).await;
+    let bodies = workload();
+    publish_like_rasa(&setup.amqp_url, &setup.exchange, &bodies).await;
+    wait_until("some rows", TIMEOUT, || async {
+        setup.count().await >= 200
+    })
+    .await;
+    // What a DBA's pg_terminate_backend or a PostgreSQL failover does to the consumers: every session on the
+    // test's database is killed mid-stream (the batch in flight rolls back; its deliveries stay unacked).
+    let mut admin = PgConnection::connect(&colloquy_testkit::database_url().await)
+        .await
+        .expect("connecting as admin");
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&setup.database.name)
+    .fetch_all(&mut admin)
+    .await
+    .expect("terminating the sessions");
+    assert!(
+        !killed.is_empty(),
+        "the active consumer had sessions to kill"
+    );
+    wait_until(
+        "one active consumer again",
+        Duration::from_secs(10),
+        || async move {
+            let roles = [role(active_port), role(standby_port)];
+            roles.iter().filter(|role| *role == "active").count() == 1
+                && roles.iter().filter(|role| *role == "standby").count() == 1
+        },
+    )
+    .await;
+    setup.wait_for_count(bodies.len() as i64).await;
+    for child in [&mut active, &mut standby] {
+        signal(child, "TERM");
+        assert_eq!(wait_for_exit(child).await.code(), Some(0));
+    }
+    assert_exactly_once_in_order(&setup, &bodies).await;
+    for name in ["first", "second"] {
+        let _ =
+            std::fs::remove_file(std::env::temp_dir().join(format!("{}.{name}.log", setup.queue)));
+    }
+    setup.cleanup().await;
+}
+
+#[tokio::test]
 async fn cutting_the_active_consumers_connection_keeps_one_consumer_and_the_order() {
     let setup = Setup::new().await;
     let first = consume_instance(&setup, "first");

@@ -16,8 +16,9 @@
 //! generated inside PostgreSQL (`INSERT ... SELECT FROM generate_series`: Rasa-shaped events, user, action, bot
 //! and slot in rotation, 40 per conversation, 64-hex `event_id`s, `event_key`s by the storage layer's formula),
 //! not published; secondary indexes are dropped for the fill and built again, then the table is vacuumed,
-//! analysed and checkpointed (the empty points too, so that every point starts alike). `BENCH_SCHEMA=legacy` gives the table the indexes of a database that held rows
-//! before the compact key (a unique `event_id`, two indexes on `sender_id`).
+//! analysed and checkpointed (the empty points too, so that every point starts alike); the queue is filled
+//! last, just before each drain. `BENCH_SCHEMA=legacy` gives the table the indexes of a database that held
+//! rows before the compact key (a unique `event_id`, two indexes on `sender_id`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -331,7 +332,14 @@ async fn growth_curve(amqp_url: &str, events: usize, sizes: &[u64]) -> Result<()
     points.push(0);
     let mut empty = None;
     for stored in points {
-        let (rate, _) = our_drain(amqp_url, &bodies, TestDialect::Postgres, false, Some(stored)).await?;
+        let (rate, _) = our_drain(
+            amqp_url,
+            &bodies,
+            TestDialect::Postgres,
+            false,
+            Some(stored),
+        )
+        .await?;
         let base = *empty.get_or_insert(rate);
         println!(
             "stored {stored:>11}: {rate:>8.0} events/s  ratio to the first empty table {:>5.2}",
