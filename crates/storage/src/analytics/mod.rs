@@ -10,7 +10,7 @@
 //! was inserted before (a redelivery, a replay) has a smaller id and was seen already, whatever was not
 //! inserted (deduplicated) is not in the table: so a redelivery, a replay or any split into batches gives
 //! the tables a one-go derivation gives. Rows of one conversation are written once per call, rows of
-//! different conversations together (one statement per table on PostgreSQL).
+//! different conversations together (one statement for all tables on PostgreSQL).
 //!
 //! Assumption (the events table's, too): the events of a conversation get ascending ids in the order they
 //! are committed, which holds for one writer per conversation (the consumer of a queue, the tracker store's

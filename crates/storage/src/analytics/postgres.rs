@@ -269,7 +269,7 @@ pub(crate) async fn catch_up_batch(
 }
 
 /// Derives the rows of each conversation's `new` events from its state, and writes the rows and the new
-/// states (one statement per table).
+/// states (one statement, `write_rows.sql`).
 async fn derive_and_write(
     conn: &mut PgConnection,
     senders: &[&str],
