@@ -812,13 +812,44 @@ async fn a_second_consumer_is_a_standby_that_takes_over_after_sigkill() {
     setup.cleanup().await;
 }
 
+/// After a fault: within 10 s exactly one of `consumers` is active and the other a standby; then every event of
+/// `bodies` is stored once, in order, both exit 0 on SIGTERM, and the test's queue, exchange and logs go.
+async fn one_active_again_and_every_event_once(
+    setup: Setup,
+    consumers: [(Child, u16); 2],
+    bodies: &[Vec<u8>],
+) {
+    let ports = [consumers[0].1, consumers[1].1];
+    wait_until(
+        "one active consumer again",
+        Duration::from_secs(10),
+        || async move {
+            let roles = ports.map(role);
+            roles.iter().filter(|role| *role == "active").count() == 1
+                && roles.iter().filter(|role| *role == "standby").count() == 1
+        },
+    )
+    .await;
+    setup.wait_for_count(bodies.len() as i64).await;
+    for (mut child, _) in consumers {
+        signal(&child, "TERM");
+        assert_eq!(wait_for_exit(&mut child).await.code(), Some(0));
+    }
+    assert_exactly_once_in_order(&setup, bodies).await;
+    for name in ["first", "second"] {
+        let _ =
+            std::fs::remove_file(std::env::temp_dir().join(format!("{}.{name}.log", setup.queue)));
+    }
+    setup.cleanup().await;
+}
+
 #[tokio::test]
 async fn killing_the_active_consumers_database_sessions_keeps_one_consumer_and_the_order() {
     let setup = Setup::new().await;
     let first = consume_instance(&setup, "first");
     setup.wait_for_queue().await;
     let second = consume_instance(&setup, "second");
-    let ((mut active, active_port), (mut standby, standby_port)) =
+    let ((active, active_port), (standby, standby_port)) =
         one_active_one_standby(first, second).await;
     let bodies = workload();
     publish_like_rasa(&setup.amqp_url, &setup.exchange, &bodies).await;
@@ -843,27 +874,12 @@ async fn killing_the_active_consumers_database_sessions_keeps_one_consumer_and_t
         !killed.is_empty(),
         "the active consumer had sessions to kill"
     );
-    wait_until(
-        "one active consumer again",
-        Duration::from_secs(10),
-        || async move {
-            let roles = [role(active_port), role(standby_port)];
-            roles.iter().filter(|role| *role == "active").count() == 1
-                && roles.iter().filter(|role| *role == "standby").count() == 1
-        },
+    one_active_again_and_every_event_once(
+        setup,
+        [(active, active_port), (standby, standby_port)],
+        &bodies,
     )
     .await;
-    setup.wait_for_count(bodies.len() as i64).await;
-    for child in [&mut active, &mut standby] {
-        signal(child, "TERM");
-        assert_eq!(wait_for_exit(child).await.code(), Some(0));
-    }
-    assert_exactly_once_in_order(&setup, &bodies).await;
-    for name in ["first", "second"] {
-        let _ =
-            std::fs::remove_file(std::env::temp_dir().join(format!("{}.{name}.log", setup.queue)));
-    }
-    setup.cleanup().await;
 }
 
 #[tokio::test]
@@ -872,7 +888,7 @@ async fn cutting_the_active_consumers_connection_keeps_one_consumer_and_the_orde
     let first = consume_instance(&setup, "first");
     setup.wait_for_queue().await;
     let second = consume_instance(&setup, "second");
-    let ((mut active, active_port), (mut standby, standby_port)) =
+    let ((active, active_port), (standby, standby_port)) =
         one_active_one_standby(first, second).await;
     let bodies = workload();
     publish_like_rasa(&setup.amqp_url, &setup.exchange, &bodies).await;
@@ -898,25 +914,10 @@ async fn cutting_the_active_consumers_connection_keeps_one_consumer_and_the_orde
     );
     colloquy_testkit::rabbitmqctl(&["close_connection", pids[0], "colloquy test: cut"]);
     // One of them consumes again within 10 s (the cut one reconnecting, or the standby taking over).
-    wait_until(
-        "one active consumer again",
-        Duration::from_secs(10),
-        || async move {
-            let roles = [role(active_port), role(standby_port)];
-            roles.iter().filter(|role| *role == "active").count() == 1
-                && roles.iter().filter(|role| *role == "standby").count() == 1
-        },
+    one_active_again_and_every_event_once(
+        setup,
+        [(active, active_port), (standby, standby_port)],
+        &bodies,
     )
     .await;
-    setup.wait_for_count(bodies.len() as i64).await;
-    for child in [&mut active, &mut standby] {
-        signal(child, "TERM");
-        assert_eq!(wait_for_exit(child).await.code(), Some(0));
-    }
-    assert_exactly_once_in_order(&setup, &bodies).await;
-    for name in ["first", "second"] {
-        let _ =
-            std::fs::remove_file(std::env::temp_dir().join(format!("{}.{name}.log", setup.queue)));
-    }
-    setup.cleanup().await;
 }
