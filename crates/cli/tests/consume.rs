@@ -812,6 +812,24 @@ async fn a_second_consumer_is_a_standby_that_takes_over_after_sigkill() {
     setup.cleanup().await;
 }
 
+/// Two `colloquy consume` on a new queue, one active and one standby, with the workload published and the first
+/// rows stored: a stream for a fault to hit. Returns the setup, `(child, port)` of the active one and of the
+/// standby, and the bodies published.
+async fn mid_stream_with_a_standby() -> (Setup, (Child, u16), (Child, u16), Vec<Vec<u8>>) {
+    let setup = Setup::new().await;
+    let first = consume_instance(&setup, "first");
+    setup.wait_for_queue().await;
+    let second = consume_instance(&setup, "second");
+    let (active, standby) = one_active_one_standby(first, second).await;
+    let bodies = workload();
+    publish_like_rasa(&setup.amqp_url, &setup.exchange, &bodies).await;
+    wait_until("some rows", TIMEOUT, || async {
+        setup.count().await >= 200
+    })
+    .await;
+    (setup, active, standby, bodies)
+}
+
 /// After a fault: within 10 s exactly one of `consumers` is active and the other a standby; then every event of
 /// `bodies` is stored once, in order, both exit 0 on SIGTERM, and the test's queue, exchange and logs go.
 async fn one_active_again_and_every_event_once(
@@ -845,18 +863,8 @@ async fn one_active_again_and_every_event_once(
 
 #[tokio::test]
 async fn killing_the_active_consumers_database_sessions_keeps_one_consumer_and_the_order() {
-    let setup = Setup::new().await;
-    let first = consume_instance(&setup, "first");
-    setup.wait_for_queue().await;
-    let second = consume_instance(&setup, "second");
-    let ((active, active_port), (standby, standby_port)) =
-        one_active_one_standby(first, second).await;
-    let bodies = workload();
-    publish_like_rasa(&setup.amqp_url, &setup.exchange, &bodies).await;
-    wait_until("some rows", TIMEOUT, || async {
-        setup.count().await >= 200
-    })
-    .await;
+    let (setup, (active, active_port), (standby, standby_port), bodies) =
+        mid_stream_with_a_standby().await;
     // What a DBA's pg_terminate_backend or a PostgreSQL failover does to the consumers: every session on the
     // test's database is killed mid-stream (the batch in flight rolls back; its deliveries stay unacked).
     let mut admin = PgConnection::connect(&colloquy_testkit::database_url().await)
@@ -884,18 +892,8 @@ async fn killing_the_active_consumers_database_sessions_keeps_one_consumer_and_t
 
 #[tokio::test]
 async fn cutting_the_active_consumers_connection_keeps_one_consumer_and_the_order() {
-    let setup = Setup::new().await;
-    let first = consume_instance(&setup, "first");
-    setup.wait_for_queue().await;
-    let second = consume_instance(&setup, "second");
-    let ((active, active_port), (standby, standby_port)) =
-        one_active_one_standby(first, second).await;
-    let bodies = workload();
-    publish_like_rasa(&setup.amqp_url, &setup.exchange, &bodies).await;
-    wait_until("some rows", TIMEOUT, || async {
-        setup.count().await >= 200
-    })
-    .await;
+    let (setup, (active, active_port), (standby, standby_port), bodies) =
+        mid_stream_with_a_standby().await;
     let output = Command::new("rabbitmqctl")
         .args(["list_connections", "-q", "pid", "client_properties"])
         .output()
