@@ -1106,6 +1106,11 @@ fn shell_words(line: &str) -> Vec<String> {
 #[tokio::test]
 async fn demo_runs_end_to_end() {
     let amqp_url = colloquy_testkit::amqp_url().await;
+    // The demo declares its own exchange and queue: deleted at the end, also when the test fails.
+    let _topology = colloquy_testkit::broker::TopologyGuard {
+        exchange: "colloquy-demo".to_owned(),
+        queue: "colloquy-demo-events".to_owned(),
+    };
     let dir = std::env::temp_dir().join(unique_name("colloquy-demo-test"));
     std::fs::create_dir_all(&dir).unwrap();
     let database = dir.join("demo.db");

@@ -15,8 +15,7 @@ use colloquy_events::{Event, Tracker};
 use colloquy_testkit::{TestDatabase, fresh_database, wait_until};
 use colloquy_tracker_store::{SqlConfig, SqlStore, TrackerStore};
 use common::{
-    NeverConfirmingBroker, Recorder, amqp_broker, delete_queue, event, in_process_broker,
-    session_start, turn,
+    NeverConfirmingBroker, Recorder, amqp_broker, event, in_process_broker, session_start, turn,
 };
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, Row};
@@ -283,7 +282,7 @@ async fn crash_parent(db: &TestDatabase) -> Result<()> {
     }
     store.close().await?;
     amqp.close().await?;
-    delete_queue(&queue);
+    drop(queue);
     Ok(())
 }
 

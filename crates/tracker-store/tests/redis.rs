@@ -15,8 +15,8 @@ use colloquy_events::{Event, Tracker};
 use colloquy_testkit::wait_until;
 use colloquy_tracker_store::{RedisConfig, RedisStore, TrackerStore};
 use common::{
-    NeverConfirmingBroker, Recorder, amqp_broker, conformance, delete_queue, event,
-    in_process_broker, session_start, turn,
+    NeverConfirmingBroker, Recorder, amqp_broker, conformance, event, in_process_broker,
+    session_start, turn,
 };
 use redis::Commands;
 use redis_support::Prefix;
@@ -397,7 +397,7 @@ async fn crash_parent(prefix: &Prefix) -> Result<()> {
     }
     store.close().await?;
     amqp.close().await?;
-    delete_queue(&queue);
+    drop(queue);
     Ok(())
 }
 

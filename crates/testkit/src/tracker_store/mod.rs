@@ -78,10 +78,17 @@ impl Recorder {
 
     /// Records every delivery of `subscription` (acking it) until the subscription ends.
     pub fn record(subscription: impl Subscription + 'static) -> Arc<Self> {
+        Self::record_with_handle(subscription).0
+    }
+
+    /// [`Recorder::record`], with the handle that stops the recording (and drops the subscription).
+    fn record_with_handle(
+        subscription: impl Subscription + 'static,
+    ) -> (Arc<Self>, tokio::task::AbortHandle) {
         let recorder = Arc::new(Self::default());
         let sink = recorder.clone();
         let mut subscription = subscription;
-        tokio::spawn(async move {
+        let recording = tokio::spawn(async move {
             while let Ok(Some(delivery)) = subscription.next().await {
                 let envelope = Envelope::from_json(&delivery.body).expect("a valid body");
                 let stamped = StampedEnvelope {
@@ -99,7 +106,7 @@ impl Recorder {
                 delivery.acker.ack().await.expect("ack");
             }
         });
-        recorder
+        (recorder, recording.abort_handle())
     }
 }
 
@@ -109,16 +116,32 @@ pub fn in_process_broker() -> (Arc<dyn EventBroker>, Arc<Recorder>) {
     (Arc::new(broker), Recorder::record(subscription))
 }
 
-/// The real RabbitMQ broker on a queue and exchange of its own, with a recorder on the queue. Call
-/// [`delete_queue`] at the end.
-pub async fn amqp_broker() -> (Arc<AmqpBroker>, Arc<Recorder>, String) {
+/// The queue and exchange of [`amqp_broker`]. Dropped (at the test's end, also when it fails), it stops the
+/// recorder first — a live subscription would declare its queue again after the deletion — then deletes both.
+pub struct TestQueue {
+    recording: tokio::task::AbortHandle,
+    _topology: crate::broker::TopologyGuard,
+}
+
+impl Drop for TestQueue {
+    fn drop(&mut self) {
+        self.recording.abort();
+    }
+}
+
+/// The real RabbitMQ broker on a queue and exchange of their own, with a recorder on the queue; both go when
+/// the returned [`TestQueue`] is dropped.
+pub async fn amqp_broker() -> (Arc<AmqpBroker>, Arc<Recorder>, TestQueue) {
     let url = crate::amqp_url().await;
-    let queue = crate::unique_name("tracker-store-queue");
+    let topology = crate::broker::TopologyGuard {
+        exchange: crate::unique_name("tracker-store-exchange"),
+        queue: crate::unique_name("tracker-store-queue"),
+    };
     let config = AmqpConfig::from_url(&url)
         .unwrap()
-        .with_exchange(&crate::unique_name("tracker-store-exchange"))
+        .with_exchange(&topology.exchange)
         .unwrap()
-        .with_queues([queue.as_str()])
+        .with_queues([topology.queue.as_str()])
         .unwrap();
     let subscription = AmqpSubscription::connect(config.clone())
         .await
@@ -126,12 +149,12 @@ pub async fn amqp_broker() -> (Arc<AmqpBroker>, Arc<Recorder>, String) {
     let broker = AmqpBroker::connect(config)
         .await
         .expect("connecting the broker");
-    (Arc::new(broker), Recorder::record(subscription), queue)
-}
-
-/// Deletes a test queue (drained already by its recorder).
-pub fn delete_queue(queue: &str) {
-    crate::rabbitmqctl(&["delete_queue", queue]);
+    let (recorder, recording) = Recorder::record_with_handle(subscription);
+    let queue = TestQueue {
+        recording,
+        _topology: topology,
+    };
+    (Arc::new(broker), recorder, queue)
 }
 
 /// A broker that takes events but never confirms them (`flush` never returns): a process stuck between
