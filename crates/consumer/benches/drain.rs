@@ -42,6 +42,8 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{MySql, QueryBuilder, Sqlite};
 
 const BATCH: usize = 1000;
+/// The conversations both workloads interleave.
+const CONVERSATIONS: usize = 1000;
 const BATCH_WAIT: Duration = Duration::from_millis(50);
 
 fn main() -> Result<()> {
@@ -167,7 +169,7 @@ fn turn_workload(events: usize) -> Vec<Vec<u8>> {
     let mut bodies = Vec::with_capacity(events);
     let mut turn = 0usize;
     while bodies.len() < events {
-        let sender = format!("bench-turns-{}", turn % 1000);
+        let sender = format!("bench-turns-{}", turn % CONVERSATIONS);
         let t = 1_700_000_000.0 + turn as f64 / 100.0;
         let meta = r#""metadata": {"model_id": "m1", "assistant_id": "a1"}"#;
         let action = |name: &str, offset: f64| {
@@ -177,7 +179,7 @@ fn turn_workload(events: usize) -> Vec<Vec<u8>> {
             )
         };
         let mut save = Vec::new();
-        if turn < 1000 {
+        if turn < CONVERSATIONS {
             save.push(action("action_session_start", 0.0));
             save.push(format!(
                 r#"{{"sender_id": "{sender}", "event": "session_started", "timestamp": {:?}, {meta}}}"#,
@@ -207,7 +209,7 @@ fn turn_workload(events: usize) -> Vec<Vec<u8>> {
 fn workload(events: usize) -> Vec<Vec<u8>> {
     (0..events)
         .map(|n| {
-            let sender = format!("bench-{}", n % 1000);
+            let sender = format!("bench-{}", n % CONVERSATIONS);
             let t = 1_700_000_000.0 + n as f64 / 1000.0;
             format!(
                 r#"{{"sender_id": "{sender}", "event": "user", "timestamp": {t:?}, "metadata": {{"model_id": "m1", "assistant_id": "a1"}}, "text": "I would like to book a table for two at an indian restaurant {n}", "parse_data": {{"intent": {{"name": "request_restaurant", "confidence": 0.94}}, "entities": [{{"entity": "cuisine", "value": "indian", "start": 7, "end": 13}}], "text": "I would like to book a table", "message_id": "m{n}", "metadata": {{}}}}, "input_channel": "rest", "message_id": "m{n}"}}"#

@@ -53,7 +53,8 @@ fn event_columns<'q, T>(
 #[derive(Default)]
 pub(crate) struct States<'a> {
     pub(crate) sender_keys: Vec<&'a str>,
-    pub(crate) states: Vec<String>,
+    /// `Conversation::to_json` of each.
+    pub(crate) state_jsons: Vec<String>,
     pub(crate) last_row_ids: Vec<i64>,
 }
 
@@ -129,7 +130,7 @@ pub(crate) async fn write_rows(
         .bind(texts(r, |r| &r.value))
         .bind(floats(r, |r| r.timestamp))
         .bind(&states.sender_keys)
-        .bind(&states.states)
+        .bind(&states.state_jsons)
         .bind(&states.last_row_ids)
         .execute(&mut *conn)
         .await?;
@@ -311,7 +312,7 @@ async fn derive_and_write(
         progress.events += derived.events.len() as u64;
         rows.extend(derived);
         new_states.sender_keys.push(*sender);
-        new_states.states.push(state.conversation.to_json());
+        new_states.state_jsons.push(state.conversation.to_json());
         new_states.last_row_ids.push(state.last_row_id);
     }
     write_rows(conn, &rows, &new_states).await?;
