@@ -6,11 +6,14 @@ use colloquy_storage::{AnalyticsSettings, Database, DeadLetterRow, EventRow};
 
 use crate::error::Result;
 
-/// Where stored events go. One call to [`EventSink::store`] is one transaction.
+/// Where stored events go. One call to [`EventSink::store`] is one transaction (with analytics on PostgreSQL,
+/// one per group of whole conversations, all committed before it returns `Ok`; see
+/// [`Database::store_batch_with_analytics`]).
 #[async_trait]
 pub trait EventSink: Send + Sync {
-    /// Stores events (skipping those whose `event_id` is stored already) and dead letters in one transaction;
-    /// returns how many events were inserted. `Ok` only once the transaction committed.
+    /// Stores events (skipping those whose `event_id` is stored already) and dead letters in one transaction
+    /// (or one per group of conversations, as above); returns how many events were inserted. `Ok` only once
+    /// everything committed; after an error, storing the same events again stores each of them once.
     async fn store(&self, events: &[EventRow], dead_letters: &[DeadLetterRow]) -> Result<u64>;
     /// Checks that the database answers.
     async fn ping(&self) -> Result<()>;

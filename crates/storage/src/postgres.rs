@@ -549,39 +549,97 @@ async fn store_batch_with(
     dedupe: DedupeIndex,
     analytics: crate::AnalyticsHook<'_>,
 ) -> Result<u64, sqlx::Error> {
+    if let Some(settings) = analytics {
+        #[cfg(feature = "analytics")]
+        return store_with_analytics(pool, events, dead_letters, dedupe, settings).await;
+        #[cfg(not(feature = "analytics"))]
+        match *settings {}
+    }
     let fits_one_segment =
         events.iter().map(|row| row.data.len()).sum::<usize>() <= STATEMENT_DATA_BYTES;
-    if dead_letters.is_empty() && fits_one_segment && analytics.is_none() {
+    if dead_letters.is_empty() && fits_one_segment {
         // One statement is atomic on its own: a small batch needs one round trip, not BEGIN + INSERT + COMMIT.
         return transaction::single(pool, async |conn| insert_events(conn, events, dedupe).await)
             .await;
     }
     transaction::write(pool, "BEGIN", async |conn| {
         let mut inserted = 0;
-        if let Some(settings) = analytics {
-            #[cfg(feature = "analytics")]
-            {
-                // The analytics derivation takes the inserted rows from the batch (their ids returned).
-                let mut returned = Vec::new();
-                for chunk in segment_sized_chunks(events) {
-                    returned.extend(insert_events_returning(conn, chunk, dedupe).await?);
-                }
-                inserted = returned.len() as u64;
-                insert_dead_letters(conn, dead_letters).await?;
-                crate::analytics::postgres::catch_up_batch(conn, events, &returned, settings)
-                    .await?;
-            }
-            #[cfg(not(feature = "analytics"))]
-            match *settings {}
-        } else {
-            for chunk in segment_sized_chunks(events) {
-                inserted += insert_events(conn, chunk, dedupe).await?;
-            }
-            insert_dead_letters(conn, dead_letters).await?;
+        for chunk in segment_sized_chunks(events) {
+            inserted += insert_events(conn, chunk, dedupe).await?;
         }
+        insert_dead_letters(conn, dead_letters).await?;
         Ok(inserted)
     })
     .await
+}
+
+/// How many transactions a batch stored with analytics is split into, run at once, each on a connection of
+/// its own and holding whole conversations. Deriving a batch's analytics rows costs the database several
+/// times what inserting its events does, and one transaction is a chain of statements that keeps the
+/// database to one core and idle between statements: two chains side by side drained 1.26x (worst case) to
+/// 1.35x (Rasa-shaped turns) faster on 2 cores, three no faster than two (docs/BENCHMARKS.md, "Third look").
+#[cfg(feature = "analytics")]
+const ANALYTICS_WRITERS: usize = 2;
+
+/// Stores a batch with its analytics rows: the batch's conversations in [`ANALYTICS_WRITERS`] groups, each
+/// group's events, dead letters (the first group's), derived rows and derivation states in one transaction,
+/// the groups concurrently, each to its end. `Ok` once every group committed. What that keeps:
+/// - a conversation's events and the rows derived from them commit together, in the conversation's order;
+/// - a group that fails leaves the others committed and the batch unacknowledged: stored again (the
+///   consumer's retry, or the redelivery), the committed events are skipped by their dedupe key (every row
+///   the consumer writes has one) and their conversations' states are already past them, so nothing is
+///   stored or derived twice.
+///
+/// Across conversations the ids no longer follow the batch's order (each group's rows ascend), which no
+/// reader relies on: Rasa reads a conversation by `sender_id` in id order.
+#[cfg(feature = "analytics")]
+async fn store_with_analytics(
+    pool: &PgPool,
+    events: &[&EventRow],
+    dead_letters: &[DeadLetterRow],
+    dedupe: DedupeIndex,
+    settings: &colloquy_analytics::Settings,
+) -> Result<u64, sqlx::Error> {
+    let groups = conversation_groups(events, ANALYTICS_WRITERS);
+    let writes = groups.iter().enumerate().map(|(n, group)| {
+        let dead_letters = if n == 0 { dead_letters } else { &[] };
+        transaction::write(pool, "BEGIN", async move |conn| {
+            // The analytics derivation takes the inserted rows from the batch (their ids returned).
+            let mut returned = Vec::new();
+            for chunk in segment_sized_chunks(group) {
+                returned.extend(insert_events_returning(conn, chunk, dedupe).await?);
+            }
+            insert_dead_letters(conn, dead_letters).await?;
+            crate::analytics::postgres::catch_up_batch(conn, group, &returned, settings).await?;
+            Ok(returned.len() as u64)
+        })
+    });
+    // Every group runs to its end (commit or failure), whatever the others do.
+    let mut inserted = 0;
+    for outcome in futures_util::future::join_all(writes).await {
+        inserted += outcome?;
+    }
+    Ok(inserted)
+}
+
+/// `events` in at most `groups` lists, all the events of a conversation in the same one, in their order: a
+/// conversation's list follows from a hash of its sender id. Empty lists are left out, but there is always one
+/// list (perhaps empty), for the dead letters.
+#[cfg(feature = "analytics")]
+fn conversation_groups<'r>(events: &[&'r EventRow], groups: usize) -> Vec<Vec<&'r EventRow>> {
+    use std::hash::{Hash, Hasher};
+    let groups = groups.max(1);
+    let mut lists = vec![Vec::new(); groups];
+    for row in events {
+        let mut hasher = std::hash::DefaultHasher::new();
+        row.sender_id.hash(&mut hasher);
+        lists[(hasher.finish() % groups as u64) as usize].push(*row);
+    }
+    lists.retain(|list| !list.is_empty());
+    if lists.is_empty() {
+        lists.push(Vec::new());
+    }
+    lists
 }
 
 /// Consecutive chunks of `events` of at most [`STATEMENT_DATA_BYTES`] of data each (at least one row each).

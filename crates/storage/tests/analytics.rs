@@ -395,6 +395,73 @@ async fn paths_agree_and_views_answer_on_mysql() {
     paths_agree_and_views_answer(TestDialect::MySql).await;
 }
 
+/// PostgreSQL stores a batch with analytics as concurrent transactions, each holding whole conversations.
+/// One of them failing (here: a row the database refuses) leaves the others committed; storing the batch
+/// again, as the consumer's retry and the redelivery do, stores and derives every event once: the tables are
+/// those a rebuild computes.
+#[tokio::test]
+async fn a_batch_that_fails_in_part_is_stored_once_when_stored_again() {
+    let guard = TestDialect::Postgres.fresh_database().await.guard();
+    let url = guard.url.clone();
+    let db = Database::connect_lazy(&url, &ConnectOptions::default()).unwrap();
+    db.migrate(Schema::Events).await.unwrap();
+    db.migrate_analytics().await.unwrap();
+    let settings = Settings::default();
+    let rows: Vec<EventRow> = (0..40)
+        .flat_map(|turn| {
+            (0..20).map(move |c| {
+                let t = 1_700_000_000.0 + f64::from(turn * 20 + c);
+                let event = if turn % 2 == 0 {
+                    user("greet", "rest", t)
+                } else {
+                    bot("utter_greet", t)
+                };
+                row(&format!("sender-{c}"), turn as usize, &event)
+            })
+        })
+        .collect();
+    let mut refused = rows.clone();
+    // PostgreSQL's text cannot hold NUL: this row fails its conversation's transaction.
+    refused[5].data = "{\"event\": \"bot\", \"text\": \"\u{0}\"}".to_owned();
+    let failed = db
+        .store_batch_with_analytics(&refused, &[], &settings)
+        .await;
+    assert!(failed.is_err(), "the refused row fails the batch");
+    let events_stored = async || -> u64 {
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        count as u64
+    };
+    let committed = events_stored().await;
+    assert!(
+        committed > 0 && committed < rows.len() as u64,
+        "the other conversations' transaction committed: {committed} of {} events",
+        rows.len()
+    );
+
+    let inserted = db
+        .store_batch_with_analytics(&rows, &[], &settings)
+        .await
+        .unwrap();
+    assert_eq!(
+        inserted + committed,
+        rows.len() as u64,
+        "each event stored once"
+    );
+    assert_eq!(events_stored().await, rows.len() as u64);
+    let incremental = dump(TestDialect::Postgres, &url).await;
+    db.reset_analytics().await.unwrap();
+    db.derive_analytics(&db.sender_ids().await.unwrap(), &settings)
+        .await
+        .unwrap();
+    assert_eq!(incremental, dump(TestDialect::Postgres, &url).await);
+    db.close().await;
+    drop(guard);
+}
+
 /// A database Rasa wrote (no `event_id` column, events without ids): a rebuild derives its tables.
 #[tokio::test]
 async fn rebuild_reads_a_database_rasa_wrote() {

@@ -290,6 +290,10 @@ impl Database {
     /// and any event of the conversation not derived yet, at their positions in the conversation. A
     /// redelivery, a replay or any split of a conversation into batches leaves the tables a one-go
     /// derivation gives. Needs [`Database::migrate_analytics`].
+    ///
+    /// On PostgreSQL the batch is split by conversation into two transactions run at once, each holding whole
+    /// conversations with their derived rows: an error may leave one committed, and storing the same batch
+    /// again (as the consumer's retry and the broker's redelivery do) stores and derives each event once.
     pub async fn store_batch_with_analytics(
         &self,
         events: &[EventRow],
