@@ -600,7 +600,7 @@ async fn store_with_analytics(
     dedupe: DedupeIndex,
     settings: &colloquy_analytics::Settings,
 ) -> Result<u64, sqlx::Error> {
-    let groups = conversation_groups(events, ANALYTICS_WRITERS);
+    let groups = conversation_groups(events);
     let writes = groups.iter().enumerate().map(|(n, group)| {
         let dead_letters = if n == 0 { dead_letters } else { &[] };
         transaction::write(pool, "BEGIN", async move |conn| {
@@ -622,18 +622,17 @@ async fn store_with_analytics(
     Ok(inserted)
 }
 
-/// `events` in at most `groups` lists, all the events of a conversation in the same one, in their order: a
-/// conversation's list follows from a hash of its sender id. Empty lists are left out, but there is always one
-/// list (perhaps empty), for the dead letters.
+/// `events` in at most [`ANALYTICS_WRITERS`] lists, all the events of a conversation in the same one, in their
+/// order: a conversation's list follows from a hash of its sender id. Empty lists are left out, but there is
+/// always one list (perhaps empty), for the dead letters.
 #[cfg(feature = "analytics")]
-fn conversation_groups<'r>(events: &[&'r EventRow], groups: usize) -> Vec<Vec<&'r EventRow>> {
+fn conversation_groups<'r>(events: &[&'r EventRow]) -> Vec<Vec<&'r EventRow>> {
     use std::hash::{Hash, Hasher};
-    let groups = groups.max(1);
-    let mut lists = vec![Vec::new(); groups];
+    let mut lists = vec![Vec::new(); ANALYTICS_WRITERS];
     for row in events {
         let mut hasher = std::hash::DefaultHasher::new();
         row.sender_id.hash(&mut hasher);
-        lists[(hasher.finish() % groups as u64) as usize].push(*row);
+        lists[(hasher.finish() % ANALYTICS_WRITERS as u64) as usize].push(*row);
     }
     lists.retain(|list| !list.is_empty());
     if lists.is_empty() {
