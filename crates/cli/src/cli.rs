@@ -346,10 +346,11 @@ pub struct ConsumeArgs {
     #[allow(missing_docs)]
     pub database: DatabaseArgs,
 
-    /// Most events stored in one transaction.
-    #[arg(long, env = "COLLOQUY_BATCH_SIZE", value_name = "N", default_value_t = 1000,
+    /// Most events stored in one transaction. Default: 1000; 5000 with --analytics, whose per-conversation
+    /// work is done once per batch. A batch only grows this large while the queue holds a backlog.
+    #[arg(long, env = "COLLOQUY_BATCH_SIZE", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub batch_size: u32,
+    pub batch_size: Option<u32>,
 
     /// Longest a batch keeps filling while events keep arriving, in milliseconds. A batch is committed as soon
     /// as the queue runs dry, so at low rates events do not wait this long.

@@ -95,8 +95,18 @@ pub fn amqp_config(args: &BrokerArgs, endpoints: Option<&Endpoints>) -> Result<A
     Ok(config)
 }
 
+/// The batch size: `--batch-size`, else the consumer's default for the mode (larger with `--analytics`, whose
+/// per-conversation work is done once per batch).
+pub fn batch_size_for(flag: Option<u32>, analytics: bool) -> usize {
+    match (flag, analytics) {
+        (Some(size), _) => size as usize,
+        (None, true) => colloquy_consumer::ConsumerOptions::ANALYTICS_BATCH_SIZE,
+        (None, false) => colloquy_consumer::ConsumerOptions::DEFAULT_BATCH_SIZE,
+    }
+}
+
 /// The prefetch for a batch size: twice the batch, so one batch fills while the previous one commits.
-pub fn prefetch_for(batch_size: u32, flag: Option<u16>) -> NonZeroU16 {
+pub fn prefetch_for(batch_size: usize, flag: Option<u16>) -> NonZeroU16 {
     let prefetch =
         flag.unwrap_or_else(|| u16::try_from(batch_size.saturating_mul(2)).unwrap_or(u16::MAX));
     NonZeroU16::new(prefetch).unwrap_or(NonZeroU16::MIN)
@@ -164,7 +174,15 @@ pub fn redact_command_line(args: impl IntoIterator<Item = String>) -> (Vec<Strin
 
 #[cfg(test)]
 mod tests {
-    use super::redact_command_line;
+    use super::{batch_size_for, prefetch_for, redact_command_line};
+
+    #[test]
+    fn analytics_takes_larger_batches_unless_told_otherwise() {
+        assert_eq!(batch_size_for(None, false), 1000);
+        assert_eq!(batch_size_for(None, true), 5000);
+        assert_eq!(batch_size_for(Some(50), true), 50);
+        assert_eq!(prefetch_for(batch_size_for(None, true), None).get(), 10_000);
+    }
 
     fn redacted(args: &[&str]) -> (Vec<String>, bool) {
         redact_command_line(args.iter().map(|arg| (*arg).to_owned()))

@@ -5,6 +5,7 @@
 //! `--analytics` (ratio to the plain drain of the same run), then `analytics rebuild` is timed on that
 //! database — first on the main workload (one user message per conversation per batch, the worst case for
 //! analytics), then plain and with analytics on Rasa-shaped turns (each save's events together); then the end-to-end latency (publish to commit, PostgreSQL) at half the measured maximum rate.
+//! Each drain runs at `colloquy consume`'s default batch size: 1000, or 5000 with `--analytics`.
 //!
 //! Environment: `BENCH_EVENTS` (default 200000), `BENCH_DIALECTS` (default `postgres,mysql,sqlite`),
 //! `BENCH_LATENCY_SECS` (default 10; 0 skips), `BENCH_LATENCY_RATE` (default: half of the measured PostgreSQL
@@ -41,8 +42,16 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{MySql, QueryBuilder, Sqlite};
 
-const BATCH: usize = 1000;
-/// The conversations both workloads interleave.
+/// The consumer's default batch size, as `colloquy consume` takes it: with `--analytics` or without (the raw
+/// baseline takes the plain one).
+fn batch_size(analytics: bool) -> usize {
+    if analytics {
+        ConsumerOptions::ANALYTICS_BATCH_SIZE
+    } else {
+        ConsumerOptions::DEFAULT_BATCH_SIZE
+    }
+}
+/// The conversations the turns workload interleaves.
 const CONVERSATIONS: usize = 1000;
 const BATCH_WAIT: Duration = Duration::from_millis(50);
 
@@ -204,12 +213,14 @@ fn turn_workload(events: usize) -> Vec<Vec<u8>> {
     bodies
 }
 
-/// Rasa-shaped user messages (~500 bytes), one per conversation in turn: 1000 conversations interleaved, so a
-/// batch of 1000 holds one event of each (the worst case for per-conversation work such as analytics).
+/// Rasa-shaped user messages (~500 bytes), one per conversation in turn: as many conversations interleaved as an
+/// analytics batch holds events, so a full batch holds one event of each (the worst case for per-conversation
+/// work such as analytics).
 fn workload(events: usize) -> Vec<Vec<u8>> {
+    let conversations = batch_size(true);
     (0..events)
         .map(|n| {
-            let sender = format!("bench-{}", n % CONVERSATIONS);
+            let sender = format!("bench-{}", n % conversations);
             let t = 1_700_000_000.0 + n as f64 / 1000.0;
             format!(
                 r#"{{"sender_id": "{sender}", "event": "user", "timestamp": {t:?}, "metadata": {{"model_id": "m1", "assistant_id": "a1"}}, "text": "I would like to book a table for two at an indian restaurant {n}", "parse_data": {{"intent": {{"name": "request_restaurant", "confidence": 0.94}}, "entities": [{{"entity": "cuisine", "value": "indian", "start": 7, "end": 13}}], "text": "I would like to book a table", "message_id": "m{n}", "metadata": {{}}}}, "input_channel": "rest", "message_id": "m{n}"}}"#
@@ -494,7 +505,9 @@ async fn our_drain(
     let config = AmqpConfig::from_url(amqp_url)?
         .with_exchange(&topology.exchange)?
         .with_queues([topology.queue.as_str()])?
-        .with_prefetch(std::num::NonZeroU16::new((2 * BATCH) as u16).expect("non-zero"));
+        .with_prefetch(
+            std::num::NonZeroU16::new((2 * batch_size(analytics)) as u16).expect("non-zero"),
+        );
     let counting = Arc::new(CountingSink {
         inner: sink.clone(),
         stored: Default::default(),
@@ -505,7 +518,7 @@ async fn our_drain(
     let consumer = Consumer::new(
         counting.clone(),
         ConsumerOptions {
-            batch_size: BATCH,
+            batch_size: batch_size(analytics),
             batch_timeout: BATCH_WAIT,
             ..Default::default()
         },
@@ -558,7 +571,7 @@ async fn our_drain(
     Ok((bodies.len() as f64 / elapsed.as_secs_f64(), rebuild))
 }
 
-/// The baseline: a minimal raw lapin consumer that inserts batches of up to 1000 (or 50 ms) with one
+/// The baseline: a minimal raw lapin consumer that inserts batches of up to our batch size (or 50 ms) with one
 /// multi-row statement (PostgreSQL: UNNEST + ON CONFLICT DO NOTHING; MariaDB: INSERT ... VALUES; SQLite:
 /// INSERT ... VALUES + ON CONFLICT DO NOTHING), commits, then sends one multiple-ack.
 async fn raw_drain(amqp_url: &str, bodies: &[Vec<u8>], dialect: TestDialect) -> Result<f64> {
@@ -715,7 +728,7 @@ async fn raw_consumer(amqp_url: &str, queue: &str, dialect: TestDialect) -> Resu
     let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
     channel
-        .basic_qos((2 * BATCH) as u16, BasicQosOptions::default())
+        .basic_qos((2 * batch_size(false)) as u16, BasicQosOptions::default())
         .await?;
     let consumer = channel
         .basic_consume(
@@ -734,7 +747,7 @@ async fn raw_consumer(amqp_url: &str, queue: &str, dialect: TestDialect) -> Resu
     })
 }
 
-/// The baseline consumer: batches of up to 1000 or `batch_wait`, one multi-row insert in a transaction,
+/// The baseline consumer: batches of up to our batch size or `batch_wait`, one multi-row insert in a transaction,
 /// commit, one multiple-ack; until `total` events are stored. With `latencies`, records publish-to-commit
 /// times (the event timestamps are the publish times).
 async fn raw_consume(
@@ -747,10 +760,10 @@ async fn raw_consume(
 ) -> Result<()> {
     let mut stored = 0usize;
     while stored < total {
-        let mut batch: Vec<RawRow> = Vec::with_capacity(BATCH);
+        let mut batch: Vec<RawRow> = Vec::with_capacity(batch_size(false));
         let mut last_tag = None;
         let batch_deadline = tokio::time::Instant::now() + batch_wait;
-        while batch.len() < BATCH {
+        while batch.len() < batch_size(false) {
             let delivery = match tokio::time::timeout_at(batch_deadline, consumer.next()).await {
                 Ok(Some(delivery)) => delivery?,
                 Ok(None) => anyhow::bail!("consumer closed"),
@@ -939,7 +952,9 @@ async fn latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f64, 
     let config = AmqpConfig::from_url(amqp_url)?
         .with_exchange(&topology.exchange)?
         .with_queues([topology.queue.as_str()])?
-        .with_prefetch(std::num::NonZeroU16::new((2 * BATCH) as u16).expect("non-zero"));
+        .with_prefetch(
+            std::num::NonZeroU16::new((2 * batch_size(false)) as u16).expect("non-zero"),
+        );
     let counting = Arc::new(CountingSink {
         inner: sink.clone(),
         stored: Default::default(),
@@ -949,7 +964,7 @@ async fn latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f64, 
     let consumer = Consumer::new(
         counting.clone(),
         ConsumerOptions {
-            batch_size: BATCH,
+            batch_size: batch_size(false),
             batch_timeout: BATCH_WAIT,
             ..Default::default()
         },

@@ -42,7 +42,8 @@ impl EventSink for Database {
 /// A [`Database`] whose batches also keep Rasa Pro's analytics tables (`colloquy consume --analytics`): each
 /// batch's conversations are brought up to date in the same transaction as its events
 /// ([`Database::store_batch_with_analytics`]), and [`EventSink::prepare`] applies the analytics migrations
-/// besides the events schema.
+/// besides the events schema. Give its consumer [`ConsumerOptions::ANALYTICS_BATCH_SIZE`](crate::ConsumerOptions::ANALYTICS_BATCH_SIZE)
+/// as the batch size unless you have a reason for another.
 #[derive(Debug, Clone)]
 pub struct AnalyticsSink {
     database: Database,

@@ -28,7 +28,8 @@ use crate::metrics::Metrics;
 /// How the consumer batches, bounds and stops.
 #[derive(Debug, Clone)]
 pub struct ConsumerOptions {
-    /// Most events in one transaction.
+    /// Most events in one transaction: [`Self::DEFAULT_BATCH_SIZE`] by default; `colloquy consume --analytics`
+    /// takes [`Self::ANALYTICS_BATCH_SIZE`].
     pub batch_size: usize,
     /// Longest a batch keeps filling while deliveries keep arriving; a batch is handed to the writer as soon as
     /// no further delivery is waiting (the queue ran dry), so at low rates events do not wait this long.
@@ -48,7 +49,7 @@ impl Default for ConsumerOptions {
     fn default() -> Self {
         let max_body_bytes = 1024 * 1024;
         Self {
-            batch_size: 1000,
+            batch_size: Self::DEFAULT_BATCH_SIZE,
             batch_timeout: Duration::from_millis(50),
             max_body_bytes,
             max_inflight_bytes: Self::default_max_inflight_bytes(max_body_bytes),
@@ -59,6 +60,16 @@ impl Default for ConsumerOptions {
 }
 
 impl ConsumerOptions {
+    /// The default [`batch_size`](Self::batch_size). Batches of 5000 measured no faster (the plain drain runs at
+    /// the broker's pace) and a longer commit under a backlog lengthens the latency tail.
+    pub const DEFAULT_BATCH_SIZE: usize = 1000;
+
+    /// The default batch size for an [`AnalyticsSink`](crate::AnalyticsSink). Its per-conversation work (the
+    /// derivation state, the sender and session rows, the reads of them) is done once per batch, so the more
+    /// events of a conversation a batch holds, the less it costs per event: Rasa-shaped turns of 1000
+    /// conversations drain ~1.2x faster with 5000 than with 1000 (docs/BENCHMARKS.md, "Fourth look").
+    pub const ANALYTICS_BATCH_SIZE: usize = 5000;
+
     /// The default bound on bytes held for a body limit: 64 MiB (full batches of ordinary events, one filling
     /// while one commits), or four of the largest bodies accepted, whichever is larger.
     pub fn default_max_inflight_bytes(max_body_bytes: usize) -> usize {

@@ -8,7 +8,7 @@ use colloquy_consumer::{AnalyticsSink, Consumer, ConsumerOptions, EventSink};
 use colloquy_storage::{AnalyticsSettings, ConnectOptions, redact};
 
 use crate::cli::ConsumeArgs;
-use crate::settings::{Endpoints, amqp_config, prefetch_for};
+use crate::settings::{Endpoints, amqp_config, batch_size_for, prefetch_for};
 
 /// Runs the consumer until SIGTERM / SIGINT. The database is prepared by the consumer itself, which waits out
 /// a database that is down or failing (with `/health` saying why) and stops with exit code 2 on one that only
@@ -16,9 +16,10 @@ use crate::settings::{Endpoints, amqp_config, prefetch_for};
 pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()> {
     let (database, url) =
         super::open_database(&args.database, endpoints, &ConnectOptions::default())?;
+    let batch_size = batch_size_for(args.batch_size, args.analytics);
     let amqp = amqp_config(&args.broker, endpoints)
         .map_err(|error| super::ConfigError(format!("{error:#}")))?
-        .with_prefetch(prefetch_for(args.batch_size, args.prefetch))
+        .with_prefetch(prefetch_for(batch_size, args.prefetch))
         .with_connection_name(format!("colloquy-consume-{}", std::process::id()));
     let max_body_bytes = usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX);
     let max_inflight_bytes = match args.max_inflight_bytes {
@@ -32,7 +33,7 @@ pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()>
         exchange = amqp.exchange().as_str(),
         queues = ?queues,
         database = %redact(&url),
-        batch_size = args.batch_size,
+        batch_size,
         prefetch = amqp.prefetch().get(),
         max_inflight_bytes,
         analytics = args.analytics,
@@ -43,7 +44,7 @@ pub async fn run(args: ConsumeArgs, endpoints: Option<&Endpoints>) -> Result<()>
         std::num::NonZeroUsize::new(max_inflight_bytes).unwrap_or(std::num::NonZeroUsize::MIN);
     let subscription = super::subscribe(amqp, max_unacked_bytes).await?;
     let options = ConsumerOptions {
-        batch_size: args.batch_size as usize,
+        batch_size,
         batch_timeout: Duration::from_millis(args.batch_timeout_ms),
         max_body_bytes,
         max_inflight_bytes,

@@ -19,11 +19,11 @@ macro_rules! statement {
 
 type Q<'q> = Query<'q, Postgres, PgArguments>;
 
-fn texts<T>(rows: &[T], f: impl Fn(&T) -> &str) -> Vec<String> {
-    rows.iter().map(|r| f(r).to_owned()).collect()
+fn texts<'r, T>(rows: &'r [T], f: impl Fn(&'r T) -> &'r str) -> Vec<&'r str> {
+    rows.iter().map(f).collect()
 }
-fn opt_texts<T>(rows: &[T], f: impl Fn(&T) -> Option<&str>) -> Vec<Option<String>> {
-    rows.iter().map(|r| f(r).map(str::to_owned)).collect()
+fn opt_texts<'r, T>(rows: &'r [T], f: impl Fn(&'r T) -> Option<&'r str>) -> Vec<Option<&'r str>> {
+    rows.iter().map(f).collect()
 }
 fn floats<T>(rows: &[T], f: impl Fn(&T) -> Option<f64>) -> Vec<Option<f64>> {
     rows.iter().map(f).collect()
