@@ -571,9 +571,9 @@ async fn our_drain(
     Ok((bodies.len() as f64 / elapsed.as_secs_f64(), rebuild))
 }
 
-/// The baseline: a minimal raw lapin consumer that inserts batches of up to our batch size (or 50 ms) with one
-/// multi-row statement (PostgreSQL: UNNEST + ON CONFLICT DO NOTHING; MariaDB: INSERT ... VALUES; SQLite:
-/// INSERT ... VALUES + ON CONFLICT DO NOTHING), commits, then sends one multiple-ack.
+/// The baseline: a minimal raw lapin consumer that inserts batches of up to our plain batch size (or 50 ms)
+/// with one multi-row statement (PostgreSQL: UNNEST + ON CONFLICT DO NOTHING; MariaDB: INSERT ... VALUES;
+/// SQLite: INSERT ... VALUES + ON CONFLICT DO NOTHING), commits, then sends one multiple-ack.
 async fn raw_drain(amqp_url: &str, bodies: &[Vec<u8>], dialect: TestDialect) -> Result<f64> {
     let topology = topology(amqp_url).await?;
     fill(&topology, bodies).await?;
@@ -747,9 +747,9 @@ async fn raw_consumer(amqp_url: &str, queue: &str, dialect: TestDialect) -> Resu
     })
 }
 
-/// The baseline consumer: batches of up to our batch size or `batch_wait`, one multi-row insert in a transaction,
-/// commit, one multiple-ack; until `total` events are stored. With `latencies`, records publish-to-commit
-/// times (the event timestamps are the publish times).
+/// The baseline consumer: batches of up to our plain batch size or `batch_wait`, one multi-row insert in a
+/// transaction, commit, one multiple-ack; until `total` events are stored. With `latencies`, records
+/// publish-to-commit times (the event timestamps are the publish times).
 async fn raw_consume(
     pool: &RawPool,
     channel: &Channel,
