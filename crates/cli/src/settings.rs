@@ -98,11 +98,10 @@ pub fn amqp_config(args: &BrokerArgs, endpoints: Option<&Endpoints>) -> Result<A
 /// The batch size: `--batch-size`, else the consumer's default for the mode (larger with `--analytics`, whose
 /// per-conversation work is done once per batch).
 pub fn batch_size_for(flag: Option<u32>, analytics: bool) -> usize {
-    match (flag, analytics) {
-        (Some(size), _) => size as usize,
-        (None, true) => colloquy_consumer::ConsumerOptions::ANALYTICS_BATCH_SIZE,
-        (None, false) => colloquy_consumer::ConsumerOptions::DEFAULT_BATCH_SIZE,
-    }
+    flag.map_or_else(
+        || colloquy_consumer::ConsumerOptions::default_batch_size(analytics),
+        |size| size as usize,
+    )
 }
 
 /// The prefetch for a batch size: twice the batch, so one batch fills while the previous one commits.

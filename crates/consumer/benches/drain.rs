@@ -42,15 +42,6 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{MySql, QueryBuilder, Sqlite};
 
-/// The consumer's default batch size, as `colloquy consume` takes it: with `--analytics` or without (the raw
-/// baseline takes the plain one).
-fn batch_size(analytics: bool) -> usize {
-    if analytics {
-        ConsumerOptions::ANALYTICS_BATCH_SIZE
-    } else {
-        ConsumerOptions::DEFAULT_BATCH_SIZE
-    }
-}
 /// The conversations the turns workload interleaves.
 const CONVERSATIONS: usize = 1000;
 const BATCH_WAIT: Duration = Duration::from_millis(50);
@@ -217,7 +208,7 @@ fn turn_workload(events: usize) -> Vec<Vec<u8>> {
 /// analytics batch holds events, so a full batch holds one event of each (the worst case for per-conversation
 /// work such as analytics).
 fn workload(events: usize) -> Vec<Vec<u8>> {
-    let conversations = batch_size(true);
+    let conversations = ConsumerOptions::ANALYTICS_BATCH_SIZE;
     (0..events)
         .map(|n| {
             let sender = format!("bench-{}", n % conversations);
@@ -506,7 +497,8 @@ async fn our_drain(
         .with_exchange(&topology.exchange)?
         .with_queues([topology.queue.as_str()])?
         .with_prefetch(
-            std::num::NonZeroU16::new((2 * batch_size(analytics)) as u16).expect("non-zero"),
+            std::num::NonZeroU16::new((2 * ConsumerOptions::default_batch_size(analytics)) as u16)
+                .expect("non-zero"),
         );
     let counting = Arc::new(CountingSink {
         inner: sink.clone(),
@@ -518,7 +510,7 @@ async fn our_drain(
     let consumer = Consumer::new(
         counting.clone(),
         ConsumerOptions {
-            batch_size: batch_size(analytics),
+            batch_size: ConsumerOptions::default_batch_size(analytics),
             batch_timeout: BATCH_WAIT,
             ..Default::default()
         },
@@ -728,7 +720,10 @@ async fn raw_consumer(amqp_url: &str, queue: &str, dialect: TestDialect) -> Resu
     let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
     channel
-        .basic_qos((2 * batch_size(false)) as u16, BasicQosOptions::default())
+        .basic_qos(
+            (2 * ConsumerOptions::DEFAULT_BATCH_SIZE) as u16,
+            BasicQosOptions::default(),
+        )
         .await?;
     let consumer = channel
         .basic_consume(
@@ -760,10 +755,10 @@ async fn raw_consume(
 ) -> Result<()> {
     let mut stored = 0usize;
     while stored < total {
-        let mut batch: Vec<RawRow> = Vec::with_capacity(batch_size(false));
+        let mut batch: Vec<RawRow> = Vec::with_capacity(ConsumerOptions::DEFAULT_BATCH_SIZE);
         let mut last_tag = None;
         let batch_deadline = tokio::time::Instant::now() + batch_wait;
-        while batch.len() < batch_size(false) {
+        while batch.len() < ConsumerOptions::DEFAULT_BATCH_SIZE {
             let delivery = match tokio::time::timeout_at(batch_deadline, consumer.next()).await {
                 Ok(Some(delivery)) => delivery?,
                 Ok(None) => anyhow::bail!("consumer closed"),
@@ -953,7 +948,8 @@ async fn latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f64, 
         .with_exchange(&topology.exchange)?
         .with_queues([topology.queue.as_str()])?
         .with_prefetch(
-            std::num::NonZeroU16::new((2 * batch_size(false)) as u16).expect("non-zero"),
+            std::num::NonZeroU16::new((2 * ConsumerOptions::DEFAULT_BATCH_SIZE) as u16)
+                .expect("non-zero"),
         );
     let counting = Arc::new(CountingSink {
         inner: sink.clone(),
@@ -964,7 +960,7 @@ async fn latency(amqp_url: &str, rate: f64, duration: Duration) -> Result<(f64, 
     let consumer = Consumer::new(
         counting.clone(),
         ConsumerOptions {
-            batch_size: batch_size(false),
+            batch_size: ConsumerOptions::DEFAULT_BATCH_SIZE,
             batch_timeout: BATCH_WAIT,
             ..Default::default()
         },

@@ -70,6 +70,16 @@ impl ConsumerOptions {
     /// conversations drain ~1.2x faster with 5000 than with 1000 (docs/BENCHMARKS.md, "Fourth look").
     pub const ANALYTICS_BATCH_SIZE: usize = 5000;
 
+    /// The default batch size of a consumer whose sink keeps the analytics tables (`analytics`) or not: one of
+    /// the two constants above.
+    pub fn default_batch_size(analytics: bool) -> usize {
+        if analytics {
+            Self::ANALYTICS_BATCH_SIZE
+        } else {
+            Self::DEFAULT_BATCH_SIZE
+        }
+    }
+
     /// The default bound on bytes held for a body limit: 64 MiB (full batches of ordinary events, one filling
     /// while one commits), or four of the largest bodies accepted, whichever is larger.
     pub fn default_max_inflight_bytes(max_body_bytes: usize) -> usize {
