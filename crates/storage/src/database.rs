@@ -352,6 +352,10 @@ impl Database {
 
     /// Creates the database named in `url` when it does not exist, connecting to `login_db` first (Rasa's
     /// `login_db`). PostgreSQL and MySQL; an SQLite file is created when a writer opens it.
+    #[cfg_attr(
+        not(any(feature = "postgres", feature = "mysql")),
+        allow(unused_variables)
+    )]
     pub async fn create_if_absent(
         url: &str,
         login_db: &str,

@@ -91,6 +91,7 @@ where
 
 /// Runs one statement (atomic on its own) on a connection of `pool`; on an error, or if the returned future
 /// is dropped before it finishes, the connection is closed instead of being reused.
+#[cfg(feature = "postgres")]
 pub(crate) async fn single<DB, T>(
     pool: &Pool<DB>,
     body: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, sqlx::Error>,

@@ -290,6 +290,17 @@ async fn paths_agree_and_views_answer(dialect: TestDialect) {
         "{dialect:?}: rebuild"
     );
 
+    // A derivation that finds its rows already written (the states deleted by hand, or another derivation
+    // of the same conversations that got there first) writes every row again and changes nothing.
+    exec(dialect, &url, "DELETE FROM colloquy_analytics_state").await;
+    let progress = db.derive_analytics(&senders, &settings).await.unwrap();
+    assert_eq!((progress.conversations, progress.events), (2, 18));
+    assert_eq!(
+        dump(dialect, &url).await,
+        incremental,
+        "{dialect:?}: derived again over its own rows"
+    );
+
     // A one-go derivation written over it changes nothing (same ids, same values).
     let mut rows = Rows::default();
     for (sender, events) in &conversations {
