@@ -15,6 +15,8 @@
 //!   conversation ids byte for byte as well ([`same_sender!`]), and Colloquy's `event_id` column is
 //!   `utf8mb4_bin`, so that two ids differing in case are two events.
 //! - The outbox relay locks one row of `outbox_relay_lock` with `FOR UPDATE SKIP LOCKED` for its transaction.
+//!   Nothing else reads with locks: InnoDB's shared next-key locks (what `INSERT ... SELECT` takes on the rows
+//!   it reads) made concurrent tracker saves deadlock, see [`insert_tracked`].
 //! - Ids on MariaDB come from Rasa's sequence. SQLAlchemy gives Rasa's `id` column a `Sequence("events_seq")`,
 //!   which it creates on MariaDB (10.3+ has sequences, MySQL has not) and draws every id from, explicitly —
 //!   it does not use the column's AUTO_INCREMENT. A writer that relied on AUTO_INCREMENT would take ids the
@@ -631,9 +633,8 @@ pub(crate) async fn insert_tracked(
         .await
         {
             Ok(inserted) => return Ok(inserted),
-            // Two saves of one conversation can deadlock (each holds the row the other's outbox insert or
-            // unique check waits for) and InnoDB rolls one back: run it again, its count guard then sees the
-            // other's rows.
+            // InnoDB may still choose a save as a deadlock's victim (none is known since the outbox insert
+            // stopped locking, see `save_tracked`): run it again, its count guard then sees the other's rows.
             Err(sqlx::Error::Database(error))
                 if error.code().as_deref() == Some("40001") && attempt <= RACE_RETRIES =>
             {
@@ -680,16 +681,29 @@ async fn save_tracked(
         }
         let inserted = insert_rows(conn, rows, Some(first_seq), sequence).await?;
         if with_outbox {
-            sqlx::query(concat!(
-                "INSERT INTO outbox (event_row_id) SELECT id FROM events WHERE ",
+            // A plain SELECT, then the ids as values: `INSERT ... SELECT` would read the conversation's index
+            // range with shared next-key locks, which wait on another save's uncommitted row and lock the gap
+            // after the conversation, where other conversations insert; both deadlocked under concurrent
+            // saves. This read takes no locks and sees exactly the rows inserted above: a row of another
+            // writer at these positions would have failed the insert on the unique `seq` index.
+            let ids: Vec<i64> = sqlx::query_scalar(concat!(
+                "SELECT id FROM events WHERE ",
                 same_sender!("sender_id"),
                 " AND seq >= ? ORDER BY id"
             ))
             .bind(sender_id)
             .bind(sender_id)
             .bind(first_seq)
-            .execute(&mut *conn)
+            .fetch_all(&mut *conn)
             .await?;
+            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                let mut insert: QueryBuilder<MySql> =
+                    QueryBuilder::new("INSERT INTO outbox (event_row_id) ");
+                insert.push_values(chunk, |mut row, id| {
+                    row.push_bind(*id);
+                });
+                insert.build().execute(&mut *conn).await?;
+            }
         }
         Ok(inserted)
     })

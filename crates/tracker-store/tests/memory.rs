@@ -38,6 +38,12 @@ async fn concurrent_saves_of_one_conversation() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contended_and_new_conversations_at_once() -> anyhow::Result<()> {
+    let (store, broker) = store();
+    conformance::contended_and_new_conversations_at_once(store, broker).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thousands_of_conversations_in_parallel() -> anyhow::Result<()> {
     let (store, broker) = store();
     conformance::many_conversations_in_parallel(store.clone(), broker, 5000).await?;

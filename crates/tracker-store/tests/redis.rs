@@ -78,6 +78,14 @@ async fn concurrent_saves_of_one_conversation() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contended_and_new_conversations_at_once() -> Result<()> {
+    with_store(|store, broker, _| async move {
+        conformance::contended_and_new_conversations_at_once(store, broker).await
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_conversations_in_parallel() -> Result<()> {
     with_store(|store, broker, _| async move {
         conformance::many_conversations_in_parallel(store.clone(), broker, 300).await?;

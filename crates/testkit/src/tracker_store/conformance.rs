@@ -301,6 +301,63 @@ pub async fn concurrent_saves_of_one_conversation(
     Ok(())
 }
 
+/// Writers on one conversation (retrying their conflicts) and writers starting new conversations, all at
+/// once: no save fails for any reason but a conflict, and every event is stored and streamed once. Saves of
+/// different conversations must not block or fail each other (MySQL's shared next-key locks once made them
+/// deadlock).
+pub async fn contended_and_new_conversations_at_once(
+    store: Arc<dyn TrackerStore>,
+    received: Arc<Recorder>,
+) -> Result<()> {
+    const WRITERS: usize = 16;
+    const SAVES: usize = 10;
+    let shared = "shared";
+    let mut base = Tracker::new(shared);
+    base.apply_all(session_start(1.0));
+    store.save(&mut base).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..WRITERS {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let own = format!("own-{writer:02}");
+            let mut tracker = Tracker::new(&own);
+            for n in 0..SAVES {
+                tracker.apply_all(turn(2.0 + n as f64, n));
+                store.save(&mut tracker).await.context(own.clone())?;
+                for attempt in 1.. {
+                    ensure!(attempt <= 1000, "too many conflicts");
+                    let mut tracker = store.get_or_create(shared).await?;
+                    tracker.apply(event(json!({"event": "slot", "timestamp": 3.0, "name": format!("w{writer}"), "value": n})));
+                    match store.save(&mut tracker).await {
+                        Ok(_) => break,
+                        Err(error) if error.is_conflict() => tokio::task::yield_now().await,
+                        Err(error) => return Err(anyhow::Error::new(error).context(shared)),
+                    }
+                }
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+    let shared_events = base.events().len() + WRITERS * SAVES;
+    let stored = store.retrieve_full(shared).await?.context("stored")?;
+    ensure!(stored.events().len() == shared_events);
+    for writer in 0..WRITERS {
+        let own = format!("own-{writer:02}");
+        let stored = store.retrieve_full(&own).await?.context("stored")?;
+        ensure!(
+            stored.events().len() == SAVES * 4,
+            "{own}: {}",
+            stored.events().len()
+        );
+    }
+    wait_for_published(&received, shared_events + WRITERS * SAVES * 4).await;
+    ensure!(received.positions_of(shared) == (0..shared_events as u64).collect::<Vec<_>>());
+    Ok(())
+}
+
 /// Many conversations saved turn by turn in parallel.
 pub async fn many_conversations_in_parallel(
     store: Arc<dyn TrackerStore>,
