@@ -32,16 +32,17 @@ impl PrivateMariaDb {
     /// The server is not started yet. Panics, saying what is missing, when MariaDB is not installed.
     pub fn init() -> Self {
         let dir = std::env::temp_dir().join(crate::unique_name("colloquy-private-mariadb"));
-        std::fs::create_dir_all(&dir).expect("creating the private MariaDB's directory");
         let server = Self {
             dir,
             port: crate::free_port(),
             server_args: Vec::new(),
             server: None,
         };
+        std::fs::create_dir_all(server.tmp()).expect("creating the private MariaDB's directory");
         let output = Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", server.data().display()))
+            .arg(format!("--tmpdir={}", server.tmp().display()))
             .args(server.user_option())
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
             .output()
@@ -84,6 +85,7 @@ impl PrivateMariaDb {
         let child = Command::new("mariadbd")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", self.data().display()))
+            .arg(format!("--tmpdir={}", self.tmp().display()))
             .arg(format!("--port={}", self.port))
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--socket={}", self.dir.join("mariadbd.sock").display()))
@@ -160,6 +162,13 @@ impl PrivateMariaDb {
 
     fn data(&self) -> PathBuf {
         self.dir.join("data")
+    }
+
+    /// The server's own directory for temporary files. In the shared `/tmp`, a bootstrap once failed on a
+    /// temporary table file gone before it deleted it (`Error on delete of '/tmp/#sql-temptable-...'`) while
+    /// other tests' servers ran.
+    fn tmp(&self) -> PathBuf {
+        self.dir.join("tmp")
     }
 
     fn log(&self) -> PathBuf {
