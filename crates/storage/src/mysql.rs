@@ -638,6 +638,7 @@ pub(crate) async fn insert_tracked(
             Err(sqlx::Error::Database(error))
                 if error.code().as_deref() == Some("40001") && attempt <= RACE_RETRIES =>
             {
+                tracing::warn!(target = %target, %error, "A save was rolled back by the server; running it again.");
                 continue;
             }
             Err(error) => {

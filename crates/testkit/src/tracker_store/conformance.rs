@@ -253,25 +253,11 @@ pub async fn concurrent_saves_of_one_conversation(
     for task in 0..TASKS {
         let store = store.clone();
         tasks.spawn(async move {
-            let mut conflicts = 0usize;
             for n in 0..APPENDS {
-                let mut attempts = 0;
-                loop {
-                    attempts += 1;
-                    anyhow::ensure!(attempts <= 1000, "too many conflicts");
-                    let mut tracker = store.get_or_create(id).await?;
-                    tracker.apply(event(json!({"event": "slot", "timestamp": 3.0, "name": format!("t{task}"), "value": n})));
-                    match store.save(&mut tracker).await {
-                        Ok(_) => break,
-                        Err(error) if error.is_conflict() => {
-                            conflicts += 1;
-                            tokio::task::yield_now().await;
-                        }
-                        Err(error) => return Err(error.into()),
-                    }
-                }
+                let slot = event(json!({"event": "slot", "timestamp": 3.0, "name": format!("t{task}"), "value": n}));
+                append_retrying_conflicts(store.as_ref(), id, slot).await?;
             }
-            anyhow::Ok(conflicts)
+            anyhow::Ok(())
         });
     }
     while let Some(result) = tasks.join_next().await {
@@ -301,10 +287,24 @@ pub async fn concurrent_saves_of_one_conversation(
     Ok(())
 }
 
+/// Appends `event` to the stored conversation `id` as a writer racing others does: retrieve, apply, save, and
+/// again from the start on a conflict (bounded); any other error fails.
+async fn append_retrying_conflicts(store: &dyn TrackerStore, id: &str, event: Event) -> Result<()> {
+    for _ in 0..1000 {
+        let mut tracker = store.get_or_create(id).await?;
+        tracker.apply(event.clone());
+        match store.save(&mut tracker).await {
+            Ok(_) => return Ok(()),
+            Err(error) if error.is_conflict() => tokio::task::yield_now().await,
+            Err(error) => return Err(anyhow::Error::new(error).context(format!("saving {id}"))),
+        }
+    }
+    anyhow::bail!("1000 conflicts in a row saving {id}")
+}
+
 /// Writers on one conversation (retrying their conflicts) and writers starting new conversations, all at
 /// once: no save fails for any reason but a conflict, and every event is stored and streamed once. Saves of
-/// different conversations must not block or fail each other (MySQL's shared next-key locks once made them
-/// deadlock).
+/// different conversations must not fail each other (MySQL's shared next-key locks once made them deadlock).
 pub async fn contended_and_new_conversations_at_once(
     store: Arc<dyn TrackerStore>,
     received: Arc<Recorder>,
@@ -324,16 +324,8 @@ pub async fn contended_and_new_conversations_at_once(
             for n in 0..SAVES {
                 tracker.apply_all(turn(2.0 + n as f64, n));
                 store.save(&mut tracker).await.context(own.clone())?;
-                for attempt in 1.. {
-                    ensure!(attempt <= 1000, "too many conflicts");
-                    let mut tracker = store.get_or_create(shared).await?;
-                    tracker.apply(event(json!({"event": "slot", "timestamp": 3.0, "name": format!("w{writer}"), "value": n})));
-                    match store.save(&mut tracker).await {
-                        Ok(_) => break,
-                        Err(error) if error.is_conflict() => tokio::task::yield_now().await,
-                        Err(error) => return Err(anyhow::Error::new(error).context(shared)),
-                    }
-                }
+                let slot = event(json!({"event": "slot", "timestamp": 3.0, "name": format!("w{writer}"), "value": n}));
+                append_retrying_conflicts(store.as_ref(), shared, slot).await?;
             }
             anyhow::Ok(())
         });
